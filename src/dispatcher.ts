@@ -1,0 +1,836 @@
+import { randomBytes } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import { BoundedEventQueue } from './bounded_event_queue.js';
+import { BackpressureError, HandlerLoadError } from './errors.js';
+import { Fifo } from './fifo.js';
+import {
+  assertModuleExists, defaultWorkerHandlerName, isTypeScriptModule, isWorkerHandlerRef, type WorkerHandlerRef,
+} from './handler_ref.js';
+import { InlineRunner } from './inline_runner.js';
+import { defaultLogger, type Logger } from './logger.js';
+import type { ResolvedOptions } from './options.js';
+import { LaneRingWriter } from './ring/lane_ring_writer.js';
+import { PendingRecord, recordFlags, recordHandlerIds, recordSeq, rewriteRecord, viewOf } from './ring/record.js';
+import { Router, type Registration, type Route } from './router.js';
+import {
+  LANE_COUNT, MAIN_WAITING, OUT_DONE, OUT_FAILED, PROGRESS, RF_BINARY, RF_COMMAND, RF_LANE_SHIFT,
+  RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_END, SLOT_HANDLER_INDEX, SLOT_LANE,
+  SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, align8, controlWords, slotWord, type SharedBusMemory,
+} from './shared/layout.js';
+import { drainOutcomes, resetOutcomes, type Outcome } from './shared/outcome_ring.js';
+import { ENTRY_HANDLER, SharedRegistryWriter } from './shared/registry.js';
+import { PRIORITY_NAMES, type DrainTask, type Priority, type ProbeResult, type RuntimeTask } from './shared/task.js';
+import type {
+  BusEvent, BusStats, CommandResult, EventHandlerOptions, Handler, HandlerErrorEvent, PublishAsyncOptions,
+  PublishOptions, StopOptions,
+} from './types.js';
+
+const REGISTRY_BYTES = 1 << 20;
+/** Error text kept per outcome; outcome rings are sized to hold one largest record plus this. */
+const OUTCOME_TEXT_BYTES = 4096;
+/** How long main waits on PROGRESS before looking anyway (a safety net, not the normal path). */
+const PROGRESS_POLL_MS = 1000;
+/** Pause before submitting again after a task failed outside any batch (e.g. the runtime did not load). */
+const TASK_FAILURE_BACKOFF_MS = 100;
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** An event main follows through its stages: commands, and events whose topic mixes inline and worker handlers. */
+interface Tracked {
+  readonly seq: number;
+  readonly topic: string;
+  readonly payload: unknown;
+  readonly payloadFlags: number;
+  readonly text: string | undefined;
+  readonly payloadBytes: number;
+  readonly lane: number;
+  readonly sessionId: string | undefined;
+  readonly publishedAt: number;
+  readonly route: Route;
+  stage: number;
+  stageFailures: number;
+  lastError: string | undefined;
+  readonly resolveCommand: ((result: CommandResult) => void) | undefined;
+}
+
+const LANE_OF: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
+
+export function laneOf(priority: unknown, what = 'priority'): number {
+  if (priority === undefined) return 2;
+  const lane = typeof priority === 'string' ? LANE_OF[priority] : undefined;
+  if (lane === undefined) {
+    throw new TypeError(`${what} must be one of 'critical', 'high', 'normal', 'low', got ${JSON.stringify(priority) ?? String(priority)}`);
+  }
+  return lane;
+}
+
+function checkTopic(topic: unknown): asserts topic is string {
+  if (typeof topic !== 'string' || topic.length === 0) {
+    throw new TypeError(`topic must be a non-empty string, got ${typeof topic === 'string' ? "''" : String(topic)}`);
+  }
+}
+
+function nextPowerOfTwo(n: number): number {
+  return 2 ** Math.ceil(Math.log2(n));
+}
+
+/** Finds tsx the way the application would (from the working directory), else beside ringbus. */
+function resolveTsx(): { loader: string; esmApi: string } | undefined {
+  for (const base of [`${process.cwd()}/`, import.meta.url]) {
+    try {
+      const pkg = createRequire(base).resolve('tsx/package.json');
+      return { loader: pathToFileURL(join(dirname(pkg), 'dist/loader.mjs')).href, esmApi: pathToFileURL(join(dirname(pkg), 'dist/esm/api/index.mjs')).href };
+    } catch {
+      // try the next base
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where the worker runtime is, and what a worker needs to load it and the
+ * handlers. From source (tsx, vitest) the runtime is TypeScript: workers get
+ * tsx's loader. TypeScript handler modules need tsx's ESM hooks registered
+ * inside each worker, because on Node 20 a worker does not inherit them.
+ */
+function runtimeLocation(typeScriptHandlers: boolean): { filename: string; execArgv: string[] | undefined; tsxEsmApi: string | undefined } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const filename = new URL(`../workers/runtime.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
+  if (!fromSource && !typeScriptHandlers) return { filename, execArgv: undefined, tsxEsmApi: undefined };
+  const tsx = resolveTsx();
+  if (tsx === undefined) {
+    throw new HandlerLoadError('TypeScript worker handler modules need tsx: install it (npm i -D tsx) or build the handlers to .js');
+  }
+  const hasTsx = process.execArgv.some((a) => a.includes('tsx'));
+  const execArgv = hasTsx ? undefined : [...process.execArgv, '--import', tsx.loader];
+  return { filename, execArgv, tsxEsmApi: tsx.esmApi };
+}
+
+/**
+ * The engine behind MessageBus: owns the shared memory, the lanes, the pool,
+ * the accounting. Public classes hold one of these in a private field.
+ */
+export class Dispatcher {
+  readonly #options: ResolvedOptions;
+  readonly #emitter: EventEmitter;
+  readonly #log: Logger;
+  readonly #memory: SharedBusMemory;
+  readonly #control: Int32Array;
+  readonly #writers: LaneRingWriter[];
+  readonly #overflow = Array.from({ length: LANE_COUNT }, () => new Fifo<Uint8Array>());
+  readonly #registry: SharedRegistryWriter;
+  readonly #router: Router;
+  readonly #inline: InlineRunner;
+  readonly #queue: BoundedEventQueue;
+  readonly #pending = new PendingRecord();
+  readonly #tracked = new Map<number, Tracked>();
+  readonly #slots: number;
+  readonly #freeSlots: number[];
+  readonly #activeSlots = new Set<number>();
+  readonly #drainWaiters: (() => void)[] = [];
+  #pool: Piscina<RuntimeTask, ProbeResult | null> | undefined;
+  #state: State = 'new';
+  #stopping: Promise<void> | undefined;
+  #seq = 0;
+  #progressArmed = false;
+  #terminating = false;
+  #taskBackoff: NodeJS.Timeout | undefined;
+  // Counters kept on main; workers' shares are summed from slot words.
+  #published = 0;
+  #processedMain = 0;
+  #failed = 0;
+  #dropped = 0;
+  #rejected = 0;
+  #abandoned = 0;
+  #retiredSettled = 0;
+  #retiredProcessed = 0;
+
+  constructor(options: ResolvedOptions, emitter: EventEmitter) {
+    this.#options = options;
+    this.#emitter = emitter;
+    this.#log = options.logger ?? defaultLogger();
+    const { pool, queue } = options;
+    this.#slots = pool.maxThreads;
+    this.#freeSlots = Array.from({ length: this.#slots }, (_, i) => this.#slots - 1 - i);
+    const largestRecord = align8(64 + queue.maxPayloadBytes + 4096);
+    const ringBytes = nextPowerOfTwo(Math.max(queue.ringBytes, 2 * largestRecord));
+    const outcomeBytes = nextPowerOfTwo(Math.max(64 * 1024, 2 * (largestRecord + OUTCOME_TEXT_BYTES + 64)));
+    this.#registry = new SharedRegistryWriter(REGISTRY_BYTES);
+    this.#memory = {
+      control: new SharedArrayBuffer(4 * controlWords(this.#slots)),
+      lanes: Array.from({ length: LANE_COUNT }, () => new SharedArrayBuffer(ringBytes)),
+      outcomes: Array.from({ length: this.#slots }, () => new SharedArrayBuffer(outcomeBytes)),
+      registry: this.#registry.sab,
+      idPrefix: `${randomBytes(6).toString('base64url')}-`,
+    };
+    this.#control = new Int32Array(this.#memory.control);
+    this.#writers = this.#memory.lanes.map((sab, lane) => new LaneRingWriter(this.#control, sab, lane, this.#slots));
+    this.#router = new Router(this.#registry);
+    this.#inline = new InlineRunner({
+      failed: (job, handler, error) => this.#deliveryFailed(job.seq, job.event.topic, handler.name, 0, errorMessage(error)),
+      done: (job, failures, succeeded, result) => {
+        this.#processedMain += succeeded;
+        this.#stageDone(job.seq, failures, result, false);
+      },
+    });
+    this.#queue = new BoundedEventQueue(queue, () => this.#workerSettled(), (active) => {
+      this.#log.info({ active, queueSize: this.#queue.size, capacity: queue.capacity }, active ? 'backpressure on' : 'backpressure off');
+      this.#emitter.emit('backpressure', { active });
+    });
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  #closed(): boolean {
+    return this.#state === 'stopping' || this.#state === 'stopped';
+  }
+
+  // ---------------------------------------------------------------- registration
+
+  register(topic: string, handler: Handler | WorkerHandlerRef, options: EventHandlerOptions | undefined, command: boolean): () => void {
+    checkTopic(topic);
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new TypeError(`handler options for topic '${topic}' must be an object, got ${String(options)}`);
+    }
+    const priority = command ? 2 : laneOf(options?.priority, `priority of the handler for topic '${topic}'`);
+    if (options?.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
+      throw new TypeError(`name of the handler for topic '${topic}' must be a non-empty string, got ${String(options.name)}`);
+    }
+    let reg: Registration;
+    if (typeof handler === 'function') {
+      const name = options?.name ?? (handler.name || 'anonymous');
+      reg = { topic, name, priority, command, fn: handler, ref: undefined, handlerId: -1 };
+    } else if (isWorkerHandlerRef(handler)) {
+      if (this.#state === 'running' || this.#state === 'starting') assertModuleExists(handler);
+      const name = options?.name ?? defaultWorkerHandlerName(handler);
+      const handlerId = this.#registry.handlerId(handler.module, handler.exportName, name);
+      reg = { topic, name, priority, command, fn: undefined, ref: handler, handlerId };
+    } else {
+      throw new TypeError(`handler for topic '${topic}' must be a function or workerHandler(module, export), got ${String(handler)}`);
+    }
+    const remove = this.#router.add(reg);
+    if (reg.ref && this.#state === 'running') this.#probeLate(reg, remove);
+    return remove;
+  }
+
+  #probeLate(reg: Registration, remove: () => void): void {
+    const ref = reg.ref!;
+    this.#pool!.run({ kind: 'probe', handlers: [{ module: ref.module, exportName: ref.exportName }] }).then(
+      (result) => {
+        const message = result?.errors[0];
+        if (message === undefined) return;
+        remove();
+        const error = new HandlerLoadError(message);
+        this.#log.error({ topic: reg.topic, handler: reg.name, err: message }, 'worker handler failed to load; unregistered');
+        this.#emitter.emit('registration-error', { topic: reg.topic, handler: reg.name, error });
+      },
+      (err: unknown) => this.#log.error({ err: errorMessage(err) }, 'worker handler probe failed'),
+    );
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async start(): Promise<void> {
+    if (this.#state === 'running') return;
+    if (this.#state !== 'new') throw new Error(`cannot start a bus that is ${this.#state}`);
+    this.#state = 'starting';
+    const refs = this.#router.workerRefs();
+    try {
+      for (const ref of refs) assertModuleExists(ref);
+      const { pool } = this.#options;
+      const where = runtimeLocation(refs.some(isTypeScriptModule));
+      this.#pool = new Piscina<RuntimeTask, ProbeResult | null>({
+        filename: where.filename,
+        execArgv: where.execArgv,
+        minThreads: pool.minThreads,
+        maxThreads: pool.maxThreads,
+        idleTimeout: pool.idleTimeoutMs,
+        concurrentTasksPerWorker: 1,
+        workerData: { ...this.#memory, tsxEsmApi: where.tsxEsmApi } satisfies SharedBusMemory,
+      });
+      this.#pool.on('error', (err: unknown) => this.#log.error({ err: errorMessage(err) }, 'worker error outside a task'));
+      if (refs.length > 0) {
+        const unique = [...new Map(refs.map((r) => [`${r.module}#${r.exportName}`, r])).values()];
+        const result = await this.#pool.run({
+          kind: 'probe',
+          handlers: unique.map((r) => ({ module: r.module, exportName: r.exportName })),
+        });
+        if (result && result.errors.length > 0) throw new HandlerLoadError(result.errors.join('; '));
+      }
+    } catch (err) {
+      const pool = this.#pool;
+      this.#pool = undefined;
+      this.#state = 'new';
+      await pool?.destroy();
+      throw err;
+    }
+    this.#state = 'running';
+    this.#log.info({ threads: this.#options.pool.maxThreads, queued: this.#queue.size }, 'bus started');
+    this.#inline.enable();
+    this.#pump();
+  }
+
+  stop(options: StopOptions | undefined): Promise<void> {
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new TypeError(`stop options must be an object, got ${String(options)}`);
+    }
+    const drain = options?.drain ?? true;
+    const timeoutMs = options?.timeoutMs ?? Infinity;
+    if (typeof drain !== 'boolean') throw new TypeError(`stop option drain must be a boolean, got ${String(drain)}`);
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+      throw new RangeError(`stop option timeoutMs must be a number >= 0, got ${String(timeoutMs)}`);
+    }
+    this.#stopping ??= this.#stop(drain && this.#state === 'running', timeoutMs);
+    return this.#stopping;
+  }
+
+  async #stop(drain: boolean, timeoutMs: number): Promise<void> {
+    this.#state = 'stopping';
+    this.#queue.rejectWaiters();
+    if (drain && this.#queue.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => {
+        if (timeoutMs !== Infinity) timer = setTimeout(resolve, timeoutMs);
+      });
+      await Promise.race([this.drain(), timedOut]);
+      clearTimeout(timer);
+    }
+    this.#inline.disable();
+    Atomics.store(this.#control, STOP, 1);
+    Atomics.add(this.#control, WAKE, 1);
+    Atomics.notify(this.#control, WAKE);
+    clearTimeout(this.#taskBackoff);
+    // From here a task that ends mid-batch was terminated by us: its events are abandoned, not failed.
+    this.#terminating = true;
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.destroy();
+    // Workers are gone: whatever their slots recorded is final now.
+    this.#collect();
+    const abandoned = this.#queue.size;
+    if (abandoned > 0) {
+      this.#abandoned += abandoned;
+      this.#queue.settle(abandoned);
+      this.#inline.clear();
+      for (const lane of this.#overflow) lane.clear();
+      for (const t of this.#tracked.values()) {
+        t.resolveCommand?.({ success: false, error: 'the bus stopped before the command finished', attempts: 0 });
+      }
+      this.#tracked.clear();
+      this.#log.warn({ abandoned }, 'bus stopped with events still pending; they were abandoned');
+    }
+    this.#state = 'stopped';
+    this.#resolveDrainWaiters();
+    this.#log.info(this.stats(), 'bus stopped');
+  }
+
+  drain(): Promise<void> {
+    if (this.#queue.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
+    const lane = this.#prepare(topic, payload, options, session);
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      this.#rejected++;
+      return false;
+    }
+    if (!this.#queue.hasRoom()) {
+      if (this.#options.queue.strategy !== 'drop-oldest') {
+        this.#rejected++;
+        return false;
+      }
+      if (!this.#dropOldest(lane)) {
+        // Everything waiting outranks this event: it is the one dropped.
+        this.#published++;
+        this.#dropped++;
+        return true;
+      }
+    }
+    this.#commit(topic, payload, lane, false, undefined);
+    return true;
+  }
+
+  async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
+    const timeoutMs = checkTimeout(options?.timeoutMs);
+    this.#prepare(topic, payload, options, session);
+    if (this.#options.queue.strategy === 'drop-oldest') return this.publish(topic, payload, options, session);
+    if (this.#options.queue.strategy === 'adaptive-rate-limit') {
+      const paced = this.#queue.pace();
+      if (paced) await paced;
+    }
+    return this.#withRoom(topic, payload, options, session, timeoutMs, (lane) => {
+      this.#commit(topic, payload, lane, true, undefined);
+      return true;
+    });
+  }
+
+  async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
+    const timeoutMs = checkTimeout(options?.timeoutMs);
+    this.#prepare(topic, payload, options, session);
+    if (this.#router.commandRoute(topic) === undefined) {
+      return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
+    }
+    if (this.#options.queue.strategy === 'drop-oldest' && !this.#queue.hasRoom() && this.#state !== 'stopping' && this.#state !== 'stopped') {
+      const lane = laneOf(options?.priority);
+      if (!this.#dropOldest(lane)) {
+        this.#published++;
+        this.#dropped++;
+        return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
+      }
+    }
+    try {
+      return await this.#withRoom(topic, payload, options, session, timeoutMs, (lane) =>
+        new Promise<CommandResult>((resolve) => this.#commit(topic, payload, lane, true, resolve)),
+      );
+    } catch (err) {
+      if (err instanceof BackpressureError) return { success: false, error: err.message, attempts: 0 };
+      throw err;
+    }
+  }
+
+  /** Waits for room (reserved for this caller), re-encodes if the wait let others use the scratch record, then commits. */
+  async #withRoom<T>(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined,
+    timeoutMs: number, commit: (lane: number) => T): Promise<T> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') {
+      this.#rejected++;
+      throw Object.assign(new Error(`the bus is ${this.#state}`), { code: 'ERR_RINGBUS_STOPPED' });
+    }
+    const granted = await this.#queue.waitForRoom(timeoutMs);
+    if (!granted) {
+      this.#rejected++;
+      if (this.#closed()) throw Object.assign(new Error(`the bus is ${this.#state}`), { code: 'ERR_RINGBUS_STOPPED' });
+      throw new BackpressureError(topic, timeoutMs);
+    }
+    // Awaiting yields, so the scratch record may hold another event by now: encode again.
+    const lane = this.#prepare(topic, payload, options, session);
+    return commit(lane);
+  }
+
+  /** Validates and encodes into the scratch record; throws on bad input before anything is counted. */
+  #prepare(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): number {
+    checkTopic(topic);
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw new TypeError(`publish options for topic '${topic}' must be an object, got ${String(options)}`);
+    }
+    const lane = laneOf(options?.priority);
+    const sessionId = options?.sessionId ?? session;
+    if (sessionId !== undefined && typeof sessionId !== 'string') {
+      throw new TypeError(`sessionId for topic '${topic}' must be a string, got ${String(sessionId)}`);
+    }
+    const p = this.#pending;
+    p.clear();
+    p.session = sessionId;
+    p.sessionBytes = sessionId === undefined ? 0 : Buffer.byteLength(sessionId);
+    if (payload instanceof Uint8Array) {
+      p.flags = RF_BINARY;
+      p.binary = payload;
+      p.payloadBytes = payload.byteLength;
+    } else {
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(payload);
+      } catch (err) {
+        throw new TypeError(`payload for topic '${topic}' cannot be encoded as JSON: ${errorMessage(err)}`);
+      }
+      if (text === undefined) {
+        if (payload !== undefined) {
+          throw new TypeError(`payload for topic '${topic}' cannot be encoded as JSON (a ${typeof payload})`);
+        }
+        p.flags = RF_UNDEFINED;
+        p.payloadBytes = 0;
+      } else {
+        p.flags = 0;
+        p.text = text;
+        p.payloadBytes = Buffer.byteLength(text);
+      }
+    }
+    if (p.payloadBytes > this.#options.queue.maxPayloadBytes) {
+      throw new RangeError(
+        `payload for topic '${topic}' is ${p.payloadBytes} bytes, more than queue.maxPayloadBytes (${this.#options.queue.maxPayloadBytes})`,
+      );
+    }
+    return lane;
+  }
+
+  /** Accepts the event in the scratch record and starts its first stage. */
+  #commit(topic: string, payload: unknown, lane: number, reserved: boolean, resolveCommand: ((r: CommandResult) => void) | undefined): void {
+    this.#queue.accept(reserved);
+    this.#published++;
+    const seq = ++this.#seq;
+    const publishedAt = Date.now();
+    const route = resolveCommand ? this.#router.commandRoute(topic) : this.#router.eventRoute(topic);
+    if (route === undefined || route.stages.length === 0) {
+      // No handler (or the command handler went away while waiting for room).
+      resolveCommand?.({ success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 });
+      this.#pending.clear();
+      this.#settle(1);
+      return;
+    }
+    const p = this.#pending;
+    let tracked: Tracked | undefined;
+    if (resolveCommand !== undefined || route.stages.length > 1) {
+      tracked = {
+        seq, topic, payload, payloadFlags: p.flags, text: p.text, payloadBytes: p.payloadBytes, lane,
+        sessionId: p.session, publishedAt, route, stage: 0, stageFailures: 0, lastError: undefined, resolveCommand,
+      };
+      this.#tracked.set(seq, tracked);
+    }
+    const stage = route.stages[0];
+    if (stage.inWorker) {
+      p.flags |= (lane << RF_LANE_SHIFT) | (tracked ? RF_TRACKED : 0) | (resolveCommand ? RF_COMMAND : 0);
+      p.topicId = route.topicId;
+      p.attempt = 0;
+      p.seq = seq;
+      p.publishedAt = publishedAt;
+      p.handlerIds = stage.handlerIds;
+      this.#writeRecord(lane);
+    } else {
+      this.#inline.enqueue(lane, { seq, event: this.#event(seq, topic, payload, lane, p.session, publishedAt), handlers: stage.handlers });
+    }
+    p.clear();
+  }
+
+  #event(seq: number, topic: string, payload: unknown, lane: number, sessionId: string | undefined, publishedAt: number): BusEvent {
+    return { id: this.#memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId, attempt: 0, publishedAt };
+  }
+
+  /** Writes the scratch record into its lane, or behind the lane's overflow to keep FIFO order. */
+  #writeRecord(lane: number): void {
+    const overflow = this.#overflow[lane];
+    if (overflow.length > 0 || !this.#writers[lane].write(this.#pending)) overflow.push(this.#pending.toStandalone());
+    this.#signalWork();
+  }
+
+  #writeEncoded(lane: number, record: Uint8Array): void {
+    const overflow = this.#overflow[lane];
+    if (overflow.length > 0 || !this.#writers[lane].writeEncoded(record)) overflow.push(record);
+  }
+
+  /** Drops the oldest waiting event of the lowest lane at or below `lane`; false if there is none. */
+  #dropOldest(lane: number): boolean {
+    for (let l = LANE_COUNT - 1; l >= lane; l--) {
+      const writer = this.#writers[l];
+      const off = writer.takeOldest();
+      if (off >= 0) {
+        this.#dropped++;
+        this.#droppedEvent(recordSeq(writer.view, off), (recordFlags(writer.view, off) & RF_TRACKED) !== 0);
+        return true;
+      }
+      const standalone = this.#overflow[l].shift();
+      if (standalone) {
+        const view = viewOf(standalone.buffer, standalone.byteOffset, standalone.byteLength);
+        this.#dropped++;
+        this.#droppedEvent(recordSeq(view, 0), (recordFlags(view, 0) & RF_TRACKED) !== 0);
+        return true;
+      }
+      const job = this.#inline.takeOldest(l);
+      if (job) {
+        this.#dropped++;
+        this.#droppedEvent(job.seq, this.#tracked.has(job.seq));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #droppedEvent(seq: number, tracked: boolean): void {
+    if (tracked) {
+      const t = this.#tracked.get(seq);
+      this.#tracked.delete(seq);
+      t?.resolveCommand?.({ success: false, error: `command on topic '${t.topic}' was dropped (queue.strategy 'drop-oldest')`, attempts: 0 });
+    }
+    this.#settle(1);
+  }
+
+  // ---------------------------------------------------------------- the pool
+
+  #signalWork(): void {
+    if (this.#state !== 'running') return;
+    if (Atomics.load(this.#control, SLEEPERS) > 0) {
+      Atomics.add(this.#control, WAKE, 1);
+      Atomics.notify(this.#control, WAKE, 1);
+    } else if (this.#freeSlots.length > 0 && this.#taskBackoff === undefined) {
+      this.#submit();
+    }
+  }
+
+  #pump(): void {
+    this.#flushOverflow();
+    while (this.#state === 'running' && this.#freeSlots.length > 0 && this.#taskBackoff === undefined && this.#workerBacklog() > this.#activeSlots.size - this.#sleepers()) {
+      this.#submit();
+    }
+    if (this.#workerBacklog() > 0 && this.#sleepers() > 0) {
+      Atomics.add(this.#control, WAKE, 1);
+      Atomics.notify(this.#control, WAKE);
+    }
+  }
+
+  #sleepers(): number {
+    return Atomics.load(this.#control, SLEEPERS);
+  }
+
+  #workerBacklog(): number {
+    let n = 0;
+    for (let lane = 0; lane < LANE_COUNT; lane++) n += this.#writers[lane].waiting + this.#overflow[lane].length;
+    return n;
+  }
+
+  #submit(): void {
+    const slot = this.#freeSlots.pop();
+    if (slot === undefined || this.#pool === undefined) return;
+    const c = this.#control;
+    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR, SLOT_HANDLER_INDEX]) Atomics.store(c, slotWord(slot, field), 0);
+    resetOutcomes(c, slot);
+    this.#activeSlots.add(slot);
+    const { maxBatch, maxThreads, lingerMs } = this.#options.pool;
+    const task: DrainTask = { kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs, keepFailedRecords: false };
+    this.#pool.run(task).then(
+      () => this.#taskEnded(slot, undefined),
+      (err: unknown) => this.#taskEnded(slot, err),
+    );
+    this.#armProgress();
+  }
+
+  #taskEnded(slot: number, err: unknown): void {
+    const c = this.#control;
+    this.#drainSlot(slot);
+    const crashedMidBatch = err !== undefined && Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1;
+    if (crashedMidBatch && !this.#terminating) this.#recoverBatch(slot, err);
+    this.#retiredSettled += Atomics.load(c, slotWord(slot, SLOT_SETTLED));
+    this.#retiredProcessed += Atomics.load(c, slotWord(slot, SLOT_PROCESSED));
+    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED]) Atomics.store(c, slotWord(slot, field), 0);
+    this.#activeSlots.delete(slot);
+    this.#freeSlots.push(slot);
+    if (err !== undefined && !crashedMidBatch && this.#state === 'running') {
+      this.#log.error({ err: errorMessage(err) }, 'worker task failed outside a batch; retrying shortly');
+      this.#taskBackoff = setTimeout(() => {
+        this.#taskBackoff = undefined;
+        this.#pump();
+      }, TASK_FAILURE_BACKOFF_MS);
+    }
+    this.#collect();
+    this.#pump();
+  }
+
+  /**
+   * A worker died inside a batch. Records before the cursor are accounted for
+   * (implicit successes in the slot's counters, the rest in its outcome ring).
+   * The running handler's delivery failed; the handlers after it on that record
+   * and every later record of the batch are published again, uncharged.
+   */
+  #recoverBatch(slot: number, err: unknown): void {
+    const c = this.#control;
+    const lane = Atomics.load(c, slotWord(slot, SLOT_LANE));
+    const cursor = Atomics.load(c, slotWord(slot, SLOT_CURSOR));
+    const end = Atomics.load(c, slotWord(slot, SLOT_END));
+    const handlerIndex = Atomics.load(c, slotWord(slot, SLOT_HANDLER_INDEX));
+    const writer = this.#writers[lane];
+    const [crashed, ...rest] = writer.copyRange(cursor, end);
+    this.#log.error({ err: errorMessage(err), requeued: rest.length }, 'worker died mid-batch; replacing it and re-running the rest of its batch');
+    if (crashed !== undefined) {
+      const view = viewOf(crashed.buffer, 0, crashed.byteLength);
+      const seq = recordSeq(view, 0);
+      const ids = recordHandlerIds(crashed);
+      const handlerId = ids[Math.min(handlerIndex, ids.length - 1)];
+      const entry = this.#registry.entry(handlerId);
+      const name = entry.kind === ENTRY_HANDLER ? entry.name : String(handlerId);
+      const tracked = this.#tracked.get(seq);
+      this.#deliveryFailed(seq, tracked?.topic ?? this.#topicOfRecord(view), name, 0, `worker exited while running handler '${name}': ${errorMessage(err)}`);
+      const remaining = ids.subarray(handlerIndex + 1);
+      if (remaining.length > 0) {
+        this.#writeEncoded(lane, rewriteRecord(crashed, remaining, 0));
+        if (tracked) tracked.stageFailures++;
+      } else {
+        this.#stageDone(seq, 1, undefined, !tracked);
+      }
+    }
+    for (const record of rest) this.#writeEncoded(lane, record);
+    Atomics.store(c, slotWord(slot, SLOT_BUSY), 0);
+  }
+
+  #topicOfRecord(view: { i32: Int32Array }): string {
+    const entry = this.#registry.entry(view.i32[2]);
+    return entry.kind === ENTRY_HANDLER ? '' : entry.topic;
+  }
+
+  /** Main waits for PROGRESS without blocking: Atomics.waitAsync, re-armed after each wake while tasks run. */
+  #armProgress(): void {
+    if (this.#progressArmed || this.#activeSlots.size === 0) return;
+    this.#progressArmed = true;
+    Atomics.store(this.#control, MAIN_WAITING, 1);
+    const seen = Atomics.load(this.#control, PROGRESS);
+    const wait = Atomics.waitAsync(this.#control, PROGRESS, seen, PROGRESS_POLL_MS);
+    if (wait.async) void wait.value.then(this.#onProgress);
+    else queueMicrotask(this.#onProgress);
+  }
+
+  readonly #onProgress = (): void => {
+    this.#progressArmed = false;
+    Atomics.store(this.#control, MAIN_WAITING, 0);
+    this.#collect();
+    this.#pump();
+    this.#armProgress();
+  };
+
+  #collect(): void {
+    for (const slot of this.#activeSlots) this.#drainSlot(slot);
+    this.#flushOverflow();
+    this.#afterSettle();
+  }
+
+  #drainSlot(slot: number): void {
+    drainOutcomes(this.#control, this.#memory.outcomes[slot], slot, this.#onOutcome);
+  }
+
+  readonly #onOutcome = (o: Outcome): void => {
+    if (o.kind === OUT_FAILED) {
+      const entry = this.#registry.entry(o.handlerId);
+      const tracked = this.#tracked.get(o.seq);
+      if (tracked) tracked.lastError = o.text;
+      const topicEntry = this.#registry.entry(o.topicId);
+      this.#deliveryFailed(o.seq, topicEntry.kind === ENTRY_HANDLER ? '' : topicEntry.topic,
+        entry.kind === ENTRY_HANDLER ? entry.name : String(o.handlerId), o.attempt, o.text);
+      if (tracked) tracked.stageFailures++;
+    } else if (o.kind === OUT_DONE) {
+      const tracked = this.#tracked.get(o.seq);
+      let result: unknown;
+      if (tracked?.resolveCommand && o.text !== '') {
+        try {
+          result = JSON.parse(o.text);
+        } catch {
+          result = undefined;
+        }
+      }
+      this.#stageDone(o.seq, tracked ? tracked.stageFailures : 1, result, tracked === undefined);
+    }
+  };
+
+  #flushOverflow(): void {
+    let wrote = false;
+    for (let lane = 0; lane < LANE_COUNT; lane++) {
+      const overflow = this.#overflow[lane];
+      for (let head = overflow.peek(); head !== undefined; head = overflow.peek()) {
+        if (!this.#writers[lane].writeEncoded(head)) break;
+        overflow.shift();
+        wrote = true;
+      }
+    }
+    if (wrote) this.#signalWork();
+  }
+
+  // ---------------------------------------------------------------- outcomes
+
+  #deliveryFailed(seq: number, topic: string, handler: string, attempt: number, error: string): void {
+    this.#failed++;
+    const tracked = this.#tracked.get(seq);
+    if (tracked) tracked.lastError = error;
+    if (this.#emitter.listenerCount('handler-error') > 0) {
+      const event: HandlerErrorEvent = { eventId: this.#memory.idPrefix + seq, topic, handler, attempt, error };
+      this.#emitter.emit('handler-error', event);
+    }
+  }
+
+  /** One stage of an event finished: go to the next stage, or settle the event. */
+  #stageDone(seq: number, failures: number, result: unknown, untracked: boolean): void {
+    const t = untracked ? undefined : this.#tracked.get(seq);
+    if (t === undefined) {
+      this.#settle(1);
+      return;
+    }
+    if (t.resolveCommand) {
+      this.#tracked.delete(seq);
+      t.resolveCommand(failures === 0 ? { success: true, result, attempts: 1 } : { success: false, error: t.lastError, attempts: 1 });
+      this.#settle(1);
+      return;
+    }
+    t.stage++;
+    t.stageFailures = 0;
+    if (t.stage >= t.route.stages.length) {
+      this.#tracked.delete(seq);
+      this.#settle(1);
+      return;
+    }
+    const stage = t.route.stages[t.stage];
+    if (stage.inWorker) {
+      const p = this.#pending;
+      p.clear();
+      p.flags = t.payloadFlags | (t.lane << RF_LANE_SHIFT) | RF_TRACKED;
+      p.topicId = t.route.topicId;
+      p.attempt = 0;
+      p.seq = seq;
+      p.publishedAt = t.publishedAt;
+      p.handlerIds = stage.handlerIds;
+      p.session = t.sessionId;
+      p.sessionBytes = t.sessionId === undefined ? 0 : Buffer.byteLength(t.sessionId);
+      p.text = t.text;
+      if (t.payloadFlags & RF_BINARY) p.binary = t.payload as Uint8Array;
+      p.payloadBytes = t.payloadBytes;
+      this.#writeRecord(t.lane);
+      p.clear();
+    } else {
+      this.#inline.enqueue(t.lane, { seq, event: this.#event(seq, t.topic, t.payload, t.lane, t.sessionId, t.publishedAt), handlers: stage.handlers });
+    }
+  }
+
+  #settle(count: number): void {
+    this.#queue.settle(count);
+    this.#afterSettle();
+  }
+
+  #afterSettle(): void {
+    this.#queue.observe();
+    if (this.#drainWaiters.length > 0 && this.#queue.size === 0) this.#resolveDrainWaiters();
+  }
+
+  #resolveDrainWaiters(): void {
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+  }
+
+  #workerSettled(): number {
+    let n = this.#retiredSettled;
+    for (const slot of this.#activeSlots) n += Atomics.load(this.#control, slotWord(slot, SLOT_SETTLED));
+    return n;
+  }
+
+  stats(): BusStats {
+    let processed = this.#processedMain + this.#retiredProcessed;
+    for (const slot of this.#activeSlots) processed += Atomics.load(this.#control, slotWord(slot, SLOT_PROCESSED));
+    return {
+      published: this.#published,
+      processed,
+      failed: this.#failed,
+      dropped: this.#dropped,
+      rejected: this.#rejected,
+      abandoned: this.#abandoned,
+      queueSize: this.#queue.size,
+      backpressureActive: this.#queue.backpressureActive,
+    };
+  }
+
+  /** Records in the lanes not yet claimed by a worker (for tests and metrics). */
+  laneDepths(): Record<Priority, number> {
+    const depth = (lane: number): number => this.#writers[lane].waiting + this.#overflow[lane].length;
+    return { critical: depth(0), high: depth(1), normal: depth(2), low: depth(3) };
+  }
+}
+
+function checkTimeout(timeoutMs: unknown): number {
+  if (timeoutMs === undefined) return Infinity;
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new RangeError(`timeoutMs must be a number >= 0, got ${String(timeoutMs)}`);
+  }
+  return timeoutMs;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,36 @@
+/** Base of every error ringbus raises itself; `code` is stable across versions. */
+export class RingbusError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** `publishAsync` (or `execute`) found no room in the queue within its `timeoutMs`. */
+export class BackpressureError extends RingbusError {
+  readonly topic: string;
+  readonly timeoutMs: number;
+  constructor(topic: string, timeoutMs: number) {
+    super('ERR_RINGBUS_BACKPRESSURE', `no room in the queue for topic '${topic}' within ${timeoutMs} ms`);
+    this.topic = topic;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** A worker handler's module or export cannot be loaded. */
+export class HandlerLoadError extends RingbusError {
+  constructor(message: string) {
+    super('ERR_RINGBUS_HANDLER_LOAD', message);
+  }
+}
+
+/** A second command handler for a topic that already has one. */
+export class DuplicateCommandHandlerError extends RingbusError {
+  readonly topic: string;
+  constructor(topic: string) {
+    super('ERR_RINGBUS_DUPLICATE_COMMAND_HANDLER', `topic '${topic}' already has a command handler`);
+    this.topic = topic;
+  }
+}

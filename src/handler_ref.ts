@@ -1,0 +1,56 @@
+import { existsSync } from 'node:fs';
+import { basename, extname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { HandlerLoadError } from './errors.js';
+
+const WORKER_HANDLER = Symbol.for('ringbus.workerHandler');
+
+/** A handler that runs in the worker pool: a module and one of its exports. */
+export interface WorkerHandlerRef {
+  readonly [WORKER_HANDLER]: true;
+  /** The module as a file: URL. */
+  readonly module: string;
+  readonly exportName: string;
+}
+
+/**
+ * Names a handler that runs in the worker pool. `module` is a path (relative
+ * to the working directory) or a file: URL; `.ts` modules load when the
+ * process runs under tsx or vitest.
+ */
+export function workerHandler(module: string | URL, exportName = 'default'): WorkerHandlerRef {
+  let url: string;
+  if (module instanceof URL) url = module.href;
+  else if (typeof module === 'string' && module.length > 0) {
+    url = module.startsWith('file:') ? new URL(module).href : pathToFileURL(resolve(module)).href;
+  } else {
+    throw new TypeError(`workerHandler: module must be a path or file: URL, got ${String(module)}`);
+  }
+  if (!url.startsWith('file:')) throw new TypeError(`workerHandler: module must be a file, got ${url}`);
+  if (typeof exportName !== 'string' || exportName.length === 0) {
+    throw new TypeError(`workerHandler: exportName must be a non-empty string, got ${String(exportName)}`);
+  }
+  return Object.freeze({ [WORKER_HANDLER]: true as const, module: url, exportName });
+}
+
+export function isWorkerHandlerRef(value: unknown): value is WorkerHandlerRef {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[WORKER_HANDLER] === true;
+}
+
+/** The name a handler is known by (circuit breakers, metrics, errors) when none is given. */
+export function defaultWorkerHandlerName(ref: WorkerHandlerRef): string {
+  if (ref.exportName !== 'default') return ref.exportName;
+  const file = basename(fileURLToPath(ref.module));
+  return file.slice(0, file.length - extname(file).length);
+}
+
+/** Fails fast, before any event, when the module file is not there. */
+export function assertModuleExists(ref: WorkerHandlerRef): void {
+  if (!existsSync(fileURLToPath(ref.module))) {
+    throw new HandlerLoadError(`worker handler module ${ref.module} (export '${ref.exportName}') does not exist`);
+  }
+}
+
+export function isTypeScriptModule(ref: WorkerHandlerRef): boolean {
+  return /\.[cm]?ts$/.test(ref.module);
+}

@@ -1,0 +1,92 @@
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { Dispatcher } from './dispatcher.js';
+import type { WorkerHandlerRef } from './handler_ref.js';
+import { resolveOptions, type BusOptions } from './options.js';
+import { BusSession } from './session.js';
+import type {
+  BusStats, CommandHandlerOptions, CommandResult, EventHandlerOptions, ExecuteOptions, Handler, HandlerErrorEvent,
+  Priority, PublishAsyncOptions, PublishOptions, StopOptions,
+} from './types.js';
+import type { HandlerLoadError } from './errors.js';
+
+/** Events a bus emits. */
+export interface MessageBusEvents {
+  /** Unsettled events crossed the high water mark (`active: true`) or fell to the low one. */
+  backpressure: [{ active: boolean }];
+  /** One delivery attempt failed. */
+  'handler-error': [HandlerErrorEvent];
+  /** A worker handler registered after start() failed to load and was unregistered. */
+  'registration-error': [{ topic: string; handler: string; error: HandlerLoadError }];
+}
+
+/**
+ * A multi-threaded in-process message bus. Events are encoded once into a
+ * SharedArrayBuffer ring per priority lane; a Piscina pool of workers claims
+ * them in adaptive batches. Inline (function) handlers run on the main thread.
+ */
+export class MessageBus extends EventEmitter<MessageBusEvents> {
+  readonly #engine: Dispatcher;
+
+  constructor(options?: BusOptions) {
+    super();
+    this.#engine = new Dispatcher(resolveOptions(options), this);
+  }
+
+  /** Starts the pool and checks every worker handler loads. Events published before are kept and run now. */
+  start(): Promise<void> {
+    return this.#engine.start();
+  }
+
+  /** Stops the pool; by default after every accepted event settled. What is abandoned is logged and counted. */
+  stop(options?: StopOptions): Promise<void> {
+    return this.#engine.stop(options);
+  }
+
+  /** Resolves once every accepted event is settled. */
+  drain(): Promise<void> {
+    return this.#engine.drain();
+  }
+
+  /** Subscribes a handler; every handler of a topic gets each event. Returns a function that unsubscribes. */
+  registerEventHandler<P = unknown>(topic: string, handler: Handler<P> | WorkerHandlerRef, options?: EventHandlerOptions): () => void {
+    return this.#engine.register(topic, handler as Handler, options, false);
+  }
+
+  /** Sets the one handler of a command topic; a second one throws. Returns a function that unregisters. */
+  registerCommandHandler<P = unknown, R = unknown>(topic: string, handler: Handler<P, R> | WorkerHandlerRef,
+    options?: CommandHandlerOptions): () => void {
+    return this.#engine.register(topic, handler as Handler, options, true);
+  }
+
+  /** Publishes an event; false when the queue is full (reject-new, adaptive-rate-limit) or the bus is stopping. */
+  publish(topic: string, payload: unknown, options?: PublishOptions): boolean {
+    return this.#engine.publish(topic, payload, options, undefined);
+  }
+
+  /** Publishes, waiting for room; rejects with BackpressureError after `timeoutMs`. */
+  publishAsync(topic: string, payload: unknown, options?: PublishAsyncOptions): Promise<boolean> {
+    return this.#engine.publishAsync(topic, payload, options, undefined);
+  }
+
+  /** Runs a command's handler and resolves with its result; never rejects for a handler failure. */
+  execute<R = unknown>(topic: string, payload: unknown, options?: ExecuteOptions): Promise<CommandResult<R>> {
+    return this.#engine.execute(topic, payload, options, undefined) as Promise<CommandResult<R>>;
+  }
+
+  /** A scope whose events carry its id and whose handlers go away on close(). */
+  session(id: string = randomUUID()): BusSession {
+    if (typeof id !== 'string' || id.length === 0) throw new TypeError(`session id must be a non-empty string, got ${String(id)}`);
+    return new BusSession(this, id);
+  }
+
+  /** Counters and the queue's state, as plain numbers. */
+  stats(): BusStats {
+    return this.#engine.stats();
+  }
+
+  /** Records waiting in each lane for a worker. */
+  laneDepths(): Record<Priority, number> {
+    return this.#engine.laneDepths();
+  }
+}

@@ -1,0 +1,123 @@
+import {
+  REC_ATTEMPT, REC_BYTES, REC_FLAGS, REC_HANDLER_COUNT, REC_HEADER_BYTES, REC_PAYLOAD_BYTES,
+  REC_PUBLISHED_AT, REC_SEQ, REC_SESSION_BYTES, REC_TOPIC, align8,
+} from '../shared/layout.js';
+
+/** Typed views over one buffer that holds records (a lane ring, or a standalone copy). */
+export interface RecordView {
+  readonly i32: Int32Array;
+  readonly f64: Float64Array;
+  readonly bytes: Buffer;
+}
+
+export function viewOf(buffer: ArrayBufferLike, byteOffset = 0, byteLength = buffer.byteLength - byteOffset): RecordView {
+  return {
+    i32: new Int32Array(buffer, byteOffset, byteLength >> 2),
+    f64: new Float64Array(buffer, byteOffset, byteLength >> 3),
+    bytes: Buffer.from(buffer, byteOffset, byteLength),
+  };
+}
+
+/**
+ * One event, encoded once. The dispatcher fills this reusable object instead
+ * of allocating an argument bag per publish.
+ */
+export class PendingRecord {
+  flags = 0;
+  topicId = 0;
+  attempt = 0;
+  seq = 0;
+  publishedAt = 0;
+  handlerIds: ArrayLike<number> = [];
+  session: string | undefined = undefined;
+  sessionBytes = 0;
+  text: string | undefined = undefined;
+  binary: Uint8Array | undefined = undefined;
+  payloadBytes = 0;
+
+  get recordBytes(): number {
+    return align8(REC_HEADER_BYTES + 4 * this.handlerIds.length + this.sessionBytes + this.payloadBytes);
+  }
+
+  writeTo(view: RecordView, off: number): void {
+    const { i32, f64, bytes } = view;
+    const w = off >> 2;
+    const n = this.handlerIds.length;
+    i32[w + (REC_BYTES >> 2)] = this.recordBytes;
+    i32[w + (REC_FLAGS >> 2)] = this.flags;
+    i32[w + (REC_TOPIC >> 2)] = this.topicId;
+    i32[w + (REC_ATTEMPT >> 2)] = this.attempt;
+    f64[(off + REC_SEQ) >> 3] = this.seq;
+    f64[(off + REC_PUBLISHED_AT) >> 3] = this.publishedAt;
+    i32[w + (REC_HANDLER_COUNT >> 2)] = n;
+    i32[w + (REC_PAYLOAD_BYTES >> 2)] = this.payloadBytes;
+    i32[w + (REC_SESSION_BYTES >> 2)] = this.sessionBytes;
+    const ids = w + (REC_HEADER_BYTES >> 2);
+    for (let i = 0; i < n; i++) i32[ids + i] = this.handlerIds[i];
+    let at = off + REC_HEADER_BYTES + 4 * n;
+    if (this.session !== undefined) {
+      bytes.write(this.session, at, 'utf8');
+      at += this.sessionBytes;
+    }
+    if (this.text !== undefined) bytes.write(this.text, at, 'utf8');
+    else if (this.binary !== undefined) bytes.set(this.binary, at);
+  }
+
+  /** A standalone copy, for records that wait outside the ring. */
+  toStandalone(): Uint8Array {
+    const out = new Uint8Array(this.recordBytes);
+    this.writeTo(viewOf(out.buffer), 0);
+    return out;
+  }
+
+  clear(): void {
+    this.session = undefined;
+    this.text = undefined;
+    this.binary = undefined;
+  }
+}
+
+/** Header fields the main thread needs back out of an encoded record. */
+export function recordSeq(view: RecordView, off: number): number {
+  return view.f64[(off + REC_SEQ) >> 3];
+}
+export function recordFlags(view: RecordView, off: number): number {
+  return view.i32[(off + REC_FLAGS) >> 2];
+}
+export function recordLength(view: RecordView, off: number): number {
+  return view.i32[(off + REC_BYTES) >> 2];
+}
+
+/**
+ * A copy of an encoded record with another handler list (and attempt): what
+ * remains of a batch after a worker died, or one delivery to retry.
+ */
+export function rewriteRecord(src: Uint8Array, handlerIds: ArrayLike<number>, attempt: number): Uint8Array {
+  const view = viewOf(src.buffer, src.byteOffset, src.byteLength);
+  const p = new PendingRecord();
+  p.flags = view.i32[REC_FLAGS >> 2];
+  p.topicId = view.i32[REC_TOPIC >> 2];
+  p.attempt = attempt;
+  p.seq = view.f64[REC_SEQ >> 3];
+  p.publishedAt = view.f64[REC_PUBLISHED_AT >> 3];
+  p.handlerIds = handlerIds;
+  const oldHandlers = view.i32[REC_HANDLER_COUNT >> 2];
+  const sessionBytes = view.i32[REC_SESSION_BYTES >> 2];
+  const payloadBytes = view.i32[REC_PAYLOAD_BYTES >> 2];
+  const sessionAt = REC_HEADER_BYTES + 4 * oldHandlers;
+  if (sessionBytes > 0) {
+    p.session = view.bytes.toString('utf8', sessionAt, sessionAt + sessionBytes);
+    p.sessionBytes = sessionBytes;
+  }
+  // Payload bytes are copied as they are; the flags still say whether they are JSON or binary.
+  p.binary = src.subarray(sessionAt + sessionBytes, sessionAt + sessionBytes + payloadBytes);
+  p.payloadBytes = payloadBytes;
+  return p.toStandalone();
+}
+
+/** The handler ids of an encoded record. */
+export function recordHandlerIds(src: Uint8Array): Int32Array {
+  const view = viewOf(src.buffer, src.byteOffset, src.byteLength);
+  const n = view.i32[REC_HANDLER_COUNT >> 2];
+  return view.i32.slice(REC_HEADER_BYTES >> 2, (REC_HEADER_BYTES >> 2) + n);
+}

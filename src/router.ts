@@ -1,0 +1,134 @@
+import { DuplicateCommandHandlerError } from './errors.js';
+import type { WorkerHandlerRef } from './handler_ref.js';
+import type { SharedRegistryWriter } from './shared/registry.js';
+import type { Handler } from './types.js';
+
+/** One handler registered on one topic. */
+export interface Registration {
+  readonly topic: string;
+  readonly name: string;
+  /** Lane index: 0 critical … 3 low. */
+  readonly priority: number;
+  readonly command: boolean;
+  /** Set for inline handlers. */
+  readonly fn: Handler | undefined;
+  /** Set for worker handlers. */
+  readonly ref: WorkerHandlerRef | undefined;
+  /** Registry id of a worker handler, -1 for inline. */
+  readonly handlerId: number;
+}
+
+/**
+ * A run of consecutive handlers (in priority order) of the same kind. An
+ * event whose topic mixes inline and worker handlers goes through its stages
+ * one after the other, so a higher-priority handler always finishes before a
+ * lower-priority one starts, wherever each runs.
+ */
+export interface Stage {
+  readonly inWorker: boolean;
+  readonly handlerIds: Int32Array;
+  readonly handlers: readonly Registration[];
+}
+
+export interface Route {
+  readonly topic: string;
+  /** Registry id of the topic (-1 when no stage runs in a worker). */
+  readonly topicId: number;
+  readonly stages: readonly Stage[];
+}
+
+const EMPTY: Route = Object.freeze({ topic: '', topicId: -1, stages: Object.freeze([]) });
+
+/** Which handlers run for a topic, cached per topic until a registration changes it. */
+export class Router {
+  readonly #registry: SharedRegistryWriter;
+  readonly #events = new Map<string, Registration[]>();
+  readonly #commands = new Map<string, Registration>();
+  readonly #routes = new Map<string, Route>();
+  readonly #commandRoutes = new Map<string, Route>();
+
+  constructor(registry: SharedRegistryWriter) {
+    this.#registry = registry;
+  }
+
+  add(reg: Registration): () => void {
+    if (reg.command) {
+      if (this.#commands.has(reg.topic)) throw new DuplicateCommandHandlerError(reg.topic);
+      this.#commands.set(reg.topic, reg);
+      this.#commandRoutes.delete(reg.topic);
+      return () => {
+        if (this.#commands.get(reg.topic) === reg) {
+          this.#commands.delete(reg.topic);
+          this.#commandRoutes.delete(reg.topic);
+        }
+      };
+    }
+    const list = this.#events.get(reg.topic) ?? [];
+    list.push(reg);
+    // Stable: equal priorities keep registration order.
+    list.sort((a, b) => a.priority - b.priority);
+    this.#events.set(reg.topic, list);
+    this.#routes.delete(reg.topic);
+    return () => {
+      const current = this.#events.get(reg.topic);
+      const at = current?.indexOf(reg) ?? -1;
+      if (current === undefined || at < 0) return;
+      current.splice(at, 1);
+      if (current.length === 0) this.#events.delete(reg.topic);
+      this.#routes.delete(reg.topic);
+    };
+  }
+
+  eventRoute(topic: string): Route {
+    let route = this.#routes.get(topic);
+    if (route === undefined) {
+      const regs = this.#events.get(topic);
+      route = regs ? this.#build(topic, regs) : EMPTY;
+      if (regs) this.#routes.set(topic, route);
+    }
+    return route;
+  }
+
+  commandRoute(topic: string): Route | undefined {
+    let route = this.#commandRoutes.get(topic);
+    if (route === undefined) {
+      const reg = this.#commands.get(topic);
+      if (reg === undefined) return undefined;
+      route = this.#build(topic, [reg]);
+      this.#commandRoutes.set(topic, route);
+    }
+    return route;
+  }
+
+  /** Every registered worker handler, for the start-up probe. */
+  workerRefs(): WorkerHandlerRef[] {
+    const refs: WorkerHandlerRef[] = [];
+    for (const list of this.#events.values()) for (const r of list) if (r.ref) refs.push(r.ref);
+    for (const r of this.#commands.values()) if (r.ref) refs.push(r.ref);
+    return refs;
+  }
+
+  #build(topic: string, regs: readonly Registration[]): Route {
+    const stages: Stage[] = [];
+    let run: Registration[] = [];
+    for (const reg of regs) {
+      if (run.length > 0 && (run[0].ref !== undefined) !== (reg.ref !== undefined)) {
+        stages.push(stage(run));
+        run = [];
+      }
+      run.push(reg);
+    }
+    if (run.length > 0) stages.push(stage(run));
+    const topicId = stages.some((s) => s.inWorker) ? this.#registry.topicId(topic) : -1;
+    return Object.freeze({ topic, topicId, stages: Object.freeze(stages) });
+  }
+}
+
+function stage(handlers: Registration[]): Stage {
+  const inWorker = handlers[0].ref !== undefined;
+  return Object.freeze({
+    inWorker,
+    handlerIds: Int32Array.from(handlers, (h) => h.handlerId),
+    handlers: Object.freeze(handlers.slice()),
+  });
+}

@@ -1,0 +1,74 @@
+import type { WorkerHandlerRef } from './handler_ref.js';
+import type { MessageBus } from './message_bus.js';
+import type {
+  CommandHandlerOptions, CommandResult, EventHandlerOptions, ExecuteOptions, Handler, PublishAsyncOptions, PublishOptions,
+} from './types.js';
+
+/**
+ * A scope on a bus, like a session of the Python bus: what it publishes
+ * carries its `sessionId`, and `close()` removes every handler it registered.
+ */
+export class BusSession {
+  readonly id: string;
+  readonly #bus: MessageBus;
+  readonly #unsubscribers = new Set<() => void>();
+  #closed = false;
+
+  constructor(bus: MessageBus, id: string) {
+    this.#bus = bus;
+    this.id = id;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  registerEventHandler<P = unknown>(topic: string, handler: Handler<P> | WorkerHandlerRef, options?: EventHandlerOptions): () => void {
+    return this.#track(this.#bus.registerEventHandler(topic, handler, options));
+  }
+
+  registerCommandHandler<P = unknown, R = unknown>(topic: string, handler: Handler<P, R> | WorkerHandlerRef,
+    options?: CommandHandlerOptions): () => void {
+    return this.#track(this.#bus.registerCommandHandler(topic, handler, options));
+  }
+
+  publish(topic: string, payload: unknown, options?: PublishOptions): boolean {
+    this.#assertOpen();
+    return this.#bus.publish(topic, payload, { ...options, sessionId: this.id });
+  }
+
+  publishAsync(topic: string, payload: unknown, options?: PublishAsyncOptions): Promise<boolean> {
+    this.#assertOpen();
+    return this.#bus.publishAsync(topic, payload, { ...options, sessionId: this.id });
+  }
+
+  execute<R = unknown>(topic: string, payload: unknown, options?: ExecuteOptions): Promise<CommandResult<R>> {
+    this.#assertOpen();
+    return this.#bus.execute<R>(topic, payload, { ...options, sessionId: this.id });
+  }
+
+  /** Removes every handler this session registered. Events already accepted still run. */
+  close(): void {
+    this.#closed = true;
+    for (const off of this.#unsubscribers) off();
+    this.#unsubscribers.clear();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  #track(off: () => void): () => void {
+    this.#assertOpen();
+    const once = (): void => {
+      this.#unsubscribers.delete(once);
+      off();
+    };
+    this.#unsubscribers.add(once);
+    return once;
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new Error(`session ${this.id} is closed`);
+  }
+}

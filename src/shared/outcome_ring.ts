@@ -1,0 +1,111 @@
+import {
+  OUT_ATTEMPT, OUT_BYTES, OUT_HANDLER, OUT_HEADER_BYTES, OUT_KIND, OUT_PAD, OUT_RECORD_BYTES, OUT_SEQ,
+  OUT_TEXT_BYTES, OUT_TOPIC, SLOT_OUT_READ, SLOT_OUT_WRITE, align8, slotWord,
+} from './layout.js';
+
+/** One report from a worker that success alone could not imply. */
+export interface Outcome {
+  kind: number;
+  seq: number;
+  topicId: number;
+  handlerId: number;
+  attempt: number;
+  text: string;
+  /** The record as it was run, when the bus keeps failed records for a retry. */
+  record: Uint8Array | undefined;
+}
+
+/**
+ * Worker side of a slot's outcome ring (single producer: the worker holding
+ * the slot; single consumer: main). `tryWrite` returns false when the ring is
+ * full; the worker then ends its task so main can empty it.
+ */
+export class OutcomeRingWriter {
+  readonly #control: Int32Array;
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #bytes: Buffer;
+  readonly #size: number;
+  #slot = 0;
+
+  constructor(control: Int32Array, sab: SharedArrayBuffer) {
+    this.#control = control;
+    this.#i32 = new Int32Array(sab);
+    this.#f64 = new Float64Array(sab);
+    this.#bytes = Buffer.from(sab);
+    this.#size = sab.byteLength;
+  }
+
+  attach(slot: number): void {
+    this.#slot = slot;
+  }
+
+  tryWrite(kind: number, seq: number, topicId: number, handlerId: number, attempt: number, text: string, record: Uint8Array | undefined): boolean {
+    const c = this.#control;
+    const textBytes = Buffer.byteLength(text);
+    const recordBytes = record === undefined ? 0 : record.byteLength;
+    const bytes = align8(OUT_HEADER_BYTES + textBytes + recordBytes);
+    const write = Atomics.load(c, slotWord(this.#slot, SLOT_OUT_WRITE));
+    const read = Atomics.load(c, slotWord(this.#slot, SLOT_OUT_READ));
+    let off = write & (this.#size - 1);
+    const toEnd = this.#size - off;
+    const need = bytes > toEnd ? toEnd + bytes : bytes;
+    if (need > this.#size - ((write - read) | 0)) return false;
+    let pos = write;
+    if (bytes > toEnd) {
+      this.#i32[(off + OUT_BYTES) >> 2] = toEnd;
+      this.#i32[(off + OUT_KIND) >> 2] = OUT_PAD;
+      pos = (pos + toEnd) | 0;
+      off = 0;
+    }
+    this.#i32[(off + OUT_BYTES) >> 2] = bytes;
+    this.#i32[(off + OUT_KIND) >> 2] = kind;
+    this.#f64[(off + OUT_SEQ) >> 3] = seq;
+    this.#i32[(off + OUT_TOPIC) >> 2] = topicId;
+    this.#i32[(off + OUT_HANDLER) >> 2] = handlerId;
+    this.#i32[(off + OUT_ATTEMPT) >> 2] = attempt;
+    this.#i32[(off + OUT_TEXT_BYTES) >> 2] = textBytes;
+    this.#i32[(off + OUT_RECORD_BYTES) >> 2] = recordBytes;
+    this.#bytes.write(text, off + OUT_HEADER_BYTES, 'utf8');
+    if (record !== undefined) this.#bytes.set(record, off + OUT_HEADER_BYTES + textBytes);
+    Atomics.store(c, slotWord(this.#slot, SLOT_OUT_WRITE), (pos + bytes) | 0);
+    return true;
+  }
+}
+
+/** Main side: drains every entry a slot's worker has published so far. */
+export function drainOutcomes(control: Int32Array, sab: SharedArrayBuffer, slot: number, sink: (o: Outcome) => void): void {
+  const i32 = new Int32Array(sab);
+  const f64 = new Float64Array(sab);
+  const bytes = Buffer.from(sab);
+  const size = sab.byteLength;
+  const write = Atomics.load(control, slotWord(slot, SLOT_OUT_WRITE));
+  let read = Atomics.load(control, slotWord(slot, SLOT_OUT_READ));
+  while (read !== write) {
+    const off = read & (size - 1);
+    const len = i32[(off + OUT_BYTES) >> 2];
+    const kind = i32[(off + OUT_KIND) >> 2];
+    if (kind !== OUT_PAD) {
+      const textBytes = i32[(off + OUT_TEXT_BYTES) >> 2];
+      const recordBytes = i32[(off + OUT_RECORD_BYTES) >> 2];
+      const textAt = off + OUT_HEADER_BYTES;
+      sink({
+        kind,
+        seq: f64[(off + OUT_SEQ) >> 3],
+        topicId: i32[(off + OUT_TOPIC) >> 2],
+        handlerId: i32[(off + OUT_HANDLER) >> 2],
+        attempt: i32[(off + OUT_ATTEMPT) >> 2],
+        text: bytes.toString('utf8', textAt, textAt + textBytes),
+        record: recordBytes > 0 ? bytes.slice(textAt + textBytes, textAt + textBytes + recordBytes) : undefined,
+      });
+    }
+    read = (read + len) | 0;
+  }
+  Atomics.store(control, slotWord(slot, SLOT_OUT_READ), read);
+}
+
+/** Resets a slot's outcome cursors before a new task uses it. */
+export function resetOutcomes(control: Int32Array, slot: number): void {
+  Atomics.store(control, slotWord(slot, SLOT_OUT_WRITE), 0);
+  Atomics.store(control, slotWord(slot, SLOT_OUT_READ), 0);
+}

@@ -1,0 +1,28 @@
+/** Messages the dispatcher sends to the worker runtime, one per Piscina task (never one per event). */
+export interface DrainTask {
+  kind: 'drain';
+  /** The slot this task holds: its gate words and its outcome ring. */
+  slot: number;
+  maxBatch: number;
+  /** Pool size, to split waiting records fairly between workers. */
+  threads: number;
+  /** How long an idle worker parks waiting for new records before it returns the task. */
+  lingerMs: number;
+  /** Copy a failed record into its outcome, so main can retry it. */
+  keepFailedRecords: boolean;
+}
+
+export interface ProbeTask {
+  kind: 'probe';
+  handlers: { module: string; exportName: string }[];
+}
+
+export type RuntimeTask = DrainTask | ProbeTask;
+
+/** One message per handler that failed to load, naming module and export. */
+export interface ProbeResult {
+  errors: string[];
+}
+
+export const PRIORITY_NAMES = ['critical', 'high', 'normal', 'low'] as const;
+export type Priority = (typeof PRIORITY_NAMES)[number];

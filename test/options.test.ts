@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { MessageBus, DEFAULT_OPTIONS, type BusOptions } from '../src/index.js';
+import { quietLogger } from './helpers.js';
+
+const make = (options: unknown): MessageBus => new MessageBus(options as BusOptions);
+
+describe('option validation', () => {
+  it('accepts no options and documents its defaults', () => {
+    expect(() => new MessageBus()).not.toThrow();
+    expect(DEFAULT_OPTIONS.queue).toMatchObject({ capacity: 65536, highWaterMark: 0.8, lowWaterMark: 0.5, maxPayloadBytes: 1048576, strategy: 'reject-new' });
+    expect(DEFAULT_OPTIONS.pool.maxBatch).toBe(1024);
+  });
+
+  it.each([
+    [null, TypeError, /options must be an object, got null/],
+    [{ bogus: 1 }, TypeError, /options\.bogus is not an option \(allowed: pool, queue, logger\)/],
+    [{ pool: 3 }, TypeError, /pool must be an object, got 3/],
+    [{ queue: [] }, TypeError, /queue must be an object/],
+    [{ pool: { threads: 2 } }, TypeError, /pool\.threads is not an option \(allowed: minThreads, maxThreads/],
+    [{ queue: { size: 2 } }, TypeError, /queue\.size is not an option/],
+    [{ pool: { maxThreads: 0 } }, RangeError, /pool\.maxThreads must be in \[1, 1024\], got 0/],
+    [{ pool: { maxThreads: 1.5 } }, TypeError, /pool\.maxThreads must be an integer, got 1\.5/],
+    [{ pool: { maxThreads: '2' } }, TypeError, /pool\.maxThreads must be an integer, got '2'/],
+    [{ pool: { minThreads: 3, maxThreads: 2 } }, RangeError, /pool\.minThreads must be in \[0, 2\], got 3/],
+    [{ pool: { minThreads: -1 } }, RangeError, /pool\.minThreads must be in \[0, /],
+    [{ pool: { idleTimeoutMs: -5 } }, RangeError, /pool\.idleTimeoutMs must be in \[0, .*\], got -5/],
+    [{ pool: { maxBatch: 0 } }, RangeError, /pool\.maxBatch must be in \[1, 1048576\], got 0/],
+    [{ pool: { lingerMs: 1e9 } }, RangeError, /pool\.lingerMs must be in \[0, 60000\], got 1000000000/],
+    [{ queue: { capacity: 0 } }, RangeError, /queue\.capacity must be in \[1, 1073741824\], got 0/],
+    [{ queue: { capacity: NaN } }, TypeError, /queue\.capacity must be an integer, got NaN/],
+    [{ queue: { highWaterMark: 0.4, lowWaterMark: 0.5 } }, RangeError, /queue\.highWaterMark must be in \(lowWaterMark, 1\] = \(0\.5, 1\], got 0\.4/],
+    [{ queue: { highWaterMark: 1.2 } }, RangeError, /queue\.highWaterMark must be in \(lowWaterMark, 1\]/],
+    [{ queue: { lowWaterMark: 1 } }, RangeError, /queue\.lowWaterMark must be in \[0, 1\), got 1/],
+    [{ queue: { lowWaterMark: 'low' } }, TypeError, /queue\.lowWaterMark must be a finite number, got 'low'/],
+    [{ queue: { maxPayloadBytes: 0 } }, RangeError, /queue\.maxPayloadBytes must be in \[1, /],
+    [{ queue: { ringBytes: 100 } }, RangeError, /queue\.ringBytes must be in \[4096, /],
+    [{ queue: { strategy: 'drop-newest' } }, RangeError, /queue\.strategy must be one of 'reject-new', 'drop-oldest', 'adaptive-rate-limit', got 'drop-newest'/],
+    [{ queue: { maxDelayMs: -1 } }, RangeError, /queue\.maxDelayMs must be >= 0, got -1/],
+    [{ logger: {} }, TypeError, /logger must have debug, info, warn and error methods \(pino-compatible\); logger\.debug is missing/],
+    [{ logger: { debug() {}, info() {}, warn() {} } }, TypeError, /logger\.error is missing/],
+  ])('rejects %j', (options, type, message) => {
+    expect(() => make(options)).toThrow(type);
+    expect(() => make(options)).toThrow(message);
+  });
+
+  it('keeps the default minThreads within a smaller maxThreads', () => {
+    expect(() => make({ pool: { maxThreads: 1 }, logger: quietLogger() })).not.toThrow();
+  });
+});
+
+describe('call validation', () => {
+  const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 } });
+
+  it('names the bad topic, priority, handler and option', () => {
+    expect(() => bus.publish('', 1)).toThrow(/topic must be a non-empty string, got ''/);
+    expect(() => bus.publish(42 as unknown as string, 1)).toThrow(TypeError);
+    expect(() => bus.publish('t', 1, { priority: 'urgent' as never })).toThrow(
+      /priority must be one of 'critical', 'high', 'normal', 'low', got "urgent"/,
+    );
+    expect(() => bus.publish('t', 1, { sessionId: 5 as never })).toThrow(/sessionId for topic 't' must be a string, got 5/);
+    expect(() => bus.registerEventHandler('t', 'not a handler' as never)).toThrow(
+      /handler for topic 't' must be a function or workerHandler\(module, export\)/,
+    );
+    expect(() => bus.registerEventHandler('t', () => {}, { priority: 'top' as never })).toThrow(
+      /priority of the handler for topic 't' must be one of/,
+    );
+    expect(() => bus.registerEventHandler('t', () => {}, { name: '' })).toThrow(/name of the handler for topic 't' must be a non-empty string/);
+    expect(() => bus.session('')).toThrow(/session id must be a non-empty string/);
+    expect(() => bus.stop({ timeoutMs: -1 })).toThrow(/stop option timeoutMs must be a number >= 0, got -1/);
+    expect(() => bus.stop({ drain: 'yes' as never })).toThrow(/stop option drain must be a boolean/);
+  });
+
+  it('rejects payloads JSON cannot carry, naming the topic', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(() => bus.publish('orders.created', cyclic)).toThrow(TypeError);
+    expect(() => bus.publish('orders.created', cyclic)).toThrow(/payload for topic 'orders\.created' cannot be encoded as JSON/);
+    expect(() => bus.publish('orders.created', { n: 10n })).toThrow(/payload for topic 'orders\.created' cannot be encoded as JSON: .*BigInt/);
+    expect(() => bus.publish('orders.created', () => 1)).toThrow(/payload for topic 'orders\.created' cannot be encoded as JSON \(a function\)/);
+    const stats = bus.stats();
+    expect(stats.published).toBe(0);
+    expect(stats.rejected).toBe(0);
+  });
+
+  it('rejects payloads over queue.maxPayloadBytes with a RangeError', () => {
+    const small = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, queue: { maxPayloadBytes: 1000 } });
+    expect(() => small.publish('big', 'x'.repeat(1000))).toThrow(RangeError);
+    expect(() => small.publish('big', 'x'.repeat(1000))).toThrow(
+      /payload for topic 'big' is 1002 bytes, more than queue\.maxPayloadBytes \(1000\)/,
+    );
+    expect(() => small.publish('big', new Uint8Array(1001))).toThrow(/is 1001 bytes/);
+    expect(small.publish('big', 'x'.repeat(990))).toBe(true);
+  });
+
+  it('rejects async calls with bad input as rejected promises', async () => {
+    await expect(bus.publishAsync('t', 1, { timeoutMs: -2 })).rejects.toThrow(/timeoutMs must be a number >= 0, got -2/);
+    await expect(bus.execute('', 1)).rejects.toThrow(/topic must be a non-empty string/);
+  });
+});

@@ -1,0 +1,71 @@
+import type { SharedRegistryReader } from '../src/shared/registry.js';
+import { ENTRY_HANDLER } from '../src/shared/registry.js';
+
+export type LoadedHandler = (event: unknown) => unknown;
+
+let typeScriptHooks: Promise<void> | undefined;
+
+/** Registers tsx's ESM hooks in this worker (Node 20 workers do not inherit the main thread's). */
+function enableTypeScript(tsxEsmApi: string): Promise<void> {
+  typeScriptHooks ??= import(tsxEsmApi).then((api: { register: () => unknown }) => {
+    api.register();
+  });
+  return typeScriptHooks;
+}
+
+/** Imports a handler module and picks the export, with an error that names both. */
+export async function loadHandler(module: string, exportName: string, tsxEsmApi?: string): Promise<LoadedHandler> {
+  let mod: Record<string, unknown>;
+  try {
+    if (tsxEsmApi !== undefined && /\.[cm]?ts$/.test(module)) await enableTypeScript(tsxEsmApi);
+    mod = (await import(module)) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`cannot load worker handler module ${module}: ${(err as Error)?.message ?? String(err)}`);
+  }
+  const fn = mod[exportName];
+  if (typeof fn !== 'function') {
+    const found = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
+    throw new Error(
+      `worker handler module ${module} has no function export '${exportName}'` +
+        ` (function exports: ${found.length ? found.join(', ') : 'none'})`,
+    );
+  }
+  return fn as LoadedHandler;
+}
+
+/**
+ * Handlers by registry id, imported once per worker. A module that fails to
+ * load is remembered as failed, so each delivery to it fails fast with the
+ * same message instead of importing again.
+ */
+export class HandlerTable {
+  readonly #registry: SharedRegistryReader;
+  readonly #loaded: (LoadedHandler | undefined)[] = [];
+  readonly #failed = new Map<number, Error>();
+  readonly #tsxEsmApi: string | undefined;
+
+  constructor(registry: SharedRegistryReader, tsxEsmApi: string | undefined) {
+    this.#registry = registry;
+    this.#tsxEsmApi = tsxEsmApi;
+  }
+
+  /** The loaded function, or undefined when `load(id)` must be awaited first. */
+  get(id: number): LoadedHandler | undefined {
+    return this.#loaded[id];
+  }
+
+  async load(id: number): Promise<LoadedHandler> {
+    const failed = this.#failed.get(id);
+    if (failed) throw failed;
+    const entry = this.#registry.get(id);
+    if (entry.kind !== ENTRY_HANDLER) throw new Error(`ringbus: registry entry ${id} is not a handler`);
+    try {
+      const fn = await loadHandler(entry.module, entry.exportName, this.#tsxEsmApi);
+      this.#loaded[id] = fn;
+      return fn;
+    } catch (err) {
+      this.#failed.set(id, err as Error);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * The worker runtime: the Piscina task function. A drain task does not carry
+ * events; it holds a slot and keeps claiming spans of ring records, highest
+ * lane first, until every lane stays empty for `lingerMs` (or the bus stops).
+ * So while the producer publishes, the worker decodes and runs handlers at the
+ * same time, and one Piscina round trip is paid per busy period, not per event.
+ */
+import { workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
+import {
+  MAIN_WAITING, OUT_DONE, OUT_FAILED, PROGRESS, REC_ATTEMPT, REC_BYTES, REC_FLAGS,
+  REC_HANDLER_COUNT, REC_HEADER_BYTES, REC_PAYLOAD_BYTES, REC_PUBLISHED_AT, REC_SEQ, REC_SESSION_BYTES,
+  REC_TOPIC, RF_BINARY, RF_COMMAND, RF_PAD, RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR,
+  SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, slotWord, type SharedBusMemory,
+} from '../src/shared/layout.js';
+import { LanePicker } from '../src/shared/lane_picker.js';
+import { OutcomeRingWriter } from '../src/shared/outcome_ring.js';
+import { ENTRY_TOPIC, SharedRegistryReader } from '../src/shared/registry.js';
+import { PRIORITY_NAMES, type DrainTask, type ProbeResult, type ProbeTask, type RuntimeTask } from '../src/shared/task.js';
+import { HandlerTable, loadHandler, type LoadedHandler } from './handler_table.js';
+import { LaneRingReader } from './lane_ring_reader.js';
+
+/** Batches aim at about this much handler time, so slow handlers get small batches. */
+const BATCH_TARGET_MS = 2;
+const MAX_ERROR_TEXT = 4096;
+
+const memory = workerData as SharedBusMemory;
+const control = new Int32Array(memory.control);
+const readers = memory.lanes.map((sab, lane) => new LaneRingReader(control, sab, lane));
+const registry = new SharedRegistryReader(memory.registry);
+const handlers = new HandlerTable(registry, memory.tsxEsmApi);
+const outcomeWriters = memory.outcomes.map((sab) => new OutcomeRingWriter(control, sab));
+const topics: string[] = [];
+const lanePicker = new LanePicker();
+const laneHasRecords = (lane: number): boolean => readers[lane].waiting() > 0;
+let msPerRecord = 0;
+
+export default async function run(task: RuntimeTask): Promise<ProbeResult | null> {
+  return task.kind === 'probe' ? probe(task) : drain(task);
+}
+
+async function probe(task: ProbeTask): Promise<ProbeResult> {
+  const errors: string[] = [];
+  for (const h of task.handlers) {
+    try {
+      await loadHandler(h.module, h.exportName, memory.tsxEsmApi);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  return { errors };
+}
+
+function pickLane(): number {
+  return lanePicker.pick(laneHasRecords);
+}
+
+function batchTarget(waiting: number, task: DrainTask): number {
+  let n = Math.ceil(waiting / task.threads);
+  if (msPerRecord > 0) n = Math.min(n, Math.max(1, Math.floor(BATCH_TARGET_MS / msPerRecord)));
+  return Math.max(1, Math.min(n, task.maxBatch));
+}
+
+async function drain(task: DrainTask): Promise<null> {
+  const slot = task.slot;
+  const out = outcomeWriters[slot];
+  out.attach(slot);
+  const counters = { settled: 0, processed: 0 };
+  let idleSince = -1;
+  while (Atomics.load(control, STOP) === 0) {
+    const lane = pickLane();
+    if (lane < 0) {
+      const now = performance.now();
+      if (idleSince < 0) idleSince = now;
+      const remaining = task.lingerMs - (now - idleSince);
+      if (remaining <= 0) break;
+      const seen = Atomics.load(control, WAKE);
+      Atomics.add(control, SLEEPERS, 1);
+      if (!readers.some((r) => r.waiting() > 0) && Atomics.load(control, STOP) === 0) Atomics.wait(control, WAKE, seen, remaining);
+      Atomics.sub(control, SLEEPERS, 1);
+      continue;
+    }
+    idleSince = -1;
+    const reader = readers[lane];
+    const n = reader.claim(slot, batchTarget(reader.waiting(), task));
+    if (n === 0) continue;
+    const t0 = performance.now();
+    await runBatch(reader, slot, out, task, counters);
+    const perRecord = (performance.now() - t0) / n;
+    msPerRecord = msPerRecord === 0 ? perRecord : msPerRecord * 0.8 + perRecord * 0.2;
+    Atomics.store(control, slotWord(slot, SLOT_SETTLED), counters.settled);
+    Atomics.store(control, slotWord(slot, SLOT_PROCESSED), counters.processed);
+    Atomics.store(control, slotWord(slot, SLOT_BUSY), 0);
+    Atomics.add(control, PROGRESS, 1);
+    if (Atomics.load(control, MAIN_WAITING) !== 0) Atomics.notify(control, PROGRESS);
+  }
+  return null;
+}
+
+function topicName(id: number): string {
+  let name = topics[id];
+  if (name === undefined) {
+    const entry = registry.get(id);
+    name = entry.kind === ENTRY_TOPIC ? entry.topic : `#${id}`;
+    topics[id] = name;
+  }
+  return name;
+}
+
+function errorText(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return text.length > MAX_ERROR_TEXT ? text.slice(0, MAX_ERROR_TEXT) : text;
+}
+
+/** Writes an outcome, waiting for main to make room if the outcome ring is full. */
+function report(out: OutcomeRingWriter, slot: number, kind: number, seq: number, topicId: number,
+  handlerId: number, attempt: number, text: string, record: Uint8Array | undefined): void {
+  while (!out.tryWrite(kind, seq, topicId, handlerId, attempt, text, record)) {
+    Atomics.add(control, PROGRESS, 1);
+    Atomics.notify(control, PROGRESS);
+    Atomics.wait(control, slotWord(slot, SLOT_BUSY), 1, 5);
+  }
+}
+
+async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWriter, task: DrainTask,
+  counters: { settled: number; processed: number }): Promise<void> {
+  const { i32, f64, u8, bytes, mask } = reader;
+  const priority = PRIORITY_NAMES[reader.lane];
+  const cursorWord = slotWord(slot, SLOT_CURSOR);
+  const handlerWord = slotWord(slot, SLOT_HANDLER_INDEX);
+  // Plain per-record writes (published with Atomics.store per batch): if this
+  // worker dies mid-batch, main reads exactly how far it got.
+  const settledWord = slotWord(slot, SLOT_SETTLED);
+  const processedWord = slotWord(slot, SLOT_PROCESSED);
+  for (let pos = reader.start; pos !== reader.end; ) {
+    const off = pos & mask;
+    const w = off >> 2;
+    const len = i32[w + (REC_BYTES >> 2)];
+    const flags = i32[w + (REC_FLAGS >> 2)];
+    control[cursorWord] = pos;
+    pos = (pos + len) | 0;
+    if (flags & RF_PAD) continue;
+
+    const handlerCount = i32[w + (REC_HANDLER_COUNT >> 2)];
+    const payloadBytes = i32[w + (REC_PAYLOAD_BYTES >> 2)];
+    const sessionBytes = i32[w + (REC_SESSION_BYTES >> 2)];
+    const attempt = i32[w + (REC_ATTEMPT >> 2)];
+    const seq = f64[(off + REC_SEQ) >> 3];
+    const topicId = i32[w + (REC_TOPIC >> 2)];
+    const idsAt = w + (REC_HEADER_BYTES >> 2);
+    let at = off + REC_HEADER_BYTES + 4 * handlerCount;
+    const sessionId = sessionBytes > 0 ? bytes.toString('utf8', at, at + sessionBytes) : undefined;
+    at += sessionBytes;
+
+    let failed = 0;
+    let payload: unknown;
+    let decodeError: unknown;
+    try {
+      if (flags & RF_BINARY) payload = u8.slice(at, at + payloadBytes);
+      else if (!(flags & RF_UNDEFINED)) payload = JSON.parse(bytes.toString('utf8', at, at + payloadBytes));
+    } catch (err) {
+      decodeError = err;
+    }
+    const event = {
+      id: memory.idPrefix + seq,
+      topic: topicName(topicId),
+      payload,
+      priority,
+      sessionId,
+      attempt,
+      publishedAt: f64[(off + REC_PUBLISHED_AT) >> 3],
+    };
+    let result: unknown;
+    for (let h = 0; h < handlerCount; h++) {
+      const handlerId = i32[idsAt + h];
+      control[handlerWord] = h;
+      try {
+        if (decodeError !== undefined) throw decodeError;
+        const fn: LoadedHandler = handlers.get(handlerId) ?? (await handlers.load(handlerId));
+        result = fn(event);
+        if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+          result = await result;
+        }
+        counters.processed++;
+      } catch (err) {
+        failed++;
+        const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
+        report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record);
+      }
+    }
+    if (failed === 0 && !(flags & RF_TRACKED)) {
+      control[settledWord] = ++counters.settled;
+      control[processedWord] = counters.processed;
+      continue;
+    }
+    control[processedWord] = counters.processed;
+    let text = '';
+    if (failed === 0 && flags & RF_COMMAND && result !== undefined) {
+      try {
+        text = JSON.stringify(result) ?? '';
+      } catch (err) {
+        counters.processed--;
+        control[processedWord] = counters.processed;
+        report(out, slot, OUT_FAILED, seq, topicId, i32[idsAt], attempt, `command result cannot be sent back as JSON: ${errorText(err)}`, undefined);
+      }
+    }
+    report(out, slot, OUT_DONE, seq, topicId, -1, attempt, text, undefined);
+  }
+}
