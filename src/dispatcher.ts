@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { BoundedEventQueue } from './bounded_event_queue.js';
-import { BackpressureError, HandlerLoadError } from './errors.js';
+import { BackpressureError, BusStoppedError, HandlerLoadError } from './errors.js';
 import { Fifo } from './fifo.js';
 import {
   assertModuleExists, defaultWorkerHandlerName, isTypeScriptModule, isWorkerHandlerRef, type WorkerHandlerRef,
@@ -363,56 +363,74 @@ export class Dispatcher {
     const timeoutMs = checkTimeout(options?.timeoutMs);
     this.#prepare(topic, payload, options, session);
     if (this.#options.queue.strategy === 'drop-oldest') return this.publish(topic, payload, options, session);
+    let awaited = false;
     if (this.#options.queue.strategy === 'adaptive-rate-limit') {
       const paced = this.#queue.pace();
-      if (paced) await paced;
-    }
-    return this.#withRoom(topic, payload, options, session, timeoutMs, (lane) => {
-      this.#commit(topic, payload, lane, true, undefined);
-      return true;
-    });
-  }
-
-  async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
-    const timeoutMs = checkTimeout(options?.timeoutMs);
-    this.#prepare(topic, payload, options, session);
-    if (this.#router.commandRoute(topic) === undefined) {
-      return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
-    }
-    if (this.#options.queue.strategy === 'drop-oldest' && !this.#queue.hasRoom() && this.#state !== 'stopping' && this.#state !== 'stopped') {
-      const lane = laneOf(options?.priority);
-      if (!this.#dropOldest(lane)) {
-        this.#published++;
-        this.#dropped++;
-        return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
+      if (paced) {
+        await paced;
+        awaited = true;
       }
     }
     try {
-      return await this.#withRoom(topic, payload, options, session, timeoutMs, (lane) =>
-        new Promise<CommandResult>((resolve) => this.#commit(topic, payload, lane, true, resolve)),
-      );
+      return await this.#withRoom(topic, payload, options, session, timeoutMs, awaited, (lane, reserved) => {
+        this.#commit(topic, payload, lane, reserved, undefined);
+        return true;
+      });
     } catch (err) {
-      if (err instanceof BackpressureError) return { success: false, error: err.message, attempts: 0 };
+      if (err instanceof BusStoppedError) return false;
       throw err;
     }
   }
 
-  /** Waits for room (reserved for this caller), re-encodes if the wait let others use the scratch record, then commits. */
+  async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
+    const timeoutMs = checkTimeout(options?.timeoutMs);
+    const lane = this.#prepare(topic, payload, options, session);
+    if (this.#router.commandRoute(topic) === undefined) {
+      return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
+    }
+    if (this.#options.queue.strategy === 'drop-oldest' && !this.#closed() && !this.#queue.hasRoom() && !this.#dropOldest(lane)) {
+      this.#published++;
+      this.#dropped++;
+      return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
+    }
+    try {
+      return await this.#withRoom(topic, payload, options, session, timeoutMs, false, (l, reserved) =>
+        new Promise<CommandResult>((resolve) => this.#commit(topic, payload, l, reserved, resolve)),
+      );
+    } catch (err) {
+      if (err instanceof BackpressureError || err instanceof BusStoppedError) return { success: false, error: err.message, attempts: 0 };
+      throw err;
+    }
+  }
+
+  /**
+   * Commits at once when there is room and nobody waits (so publishAsync and
+   * execute keep their call order with publish); otherwise waits for room
+   * reserved for this caller, re-encodes (the scratch record may hold
+   * another event by then) and commits.
+   */
   async #withRoom<T>(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined,
-    timeoutMs: number, commit: (lane: number) => T): Promise<T> {
-    if (this.#state === 'stopping' || this.#state === 'stopped') {
+    timeoutMs: number, awaited: boolean, commit: (lane: number, reserved: boolean) => T): Promise<T> {
+    if (this.#closed()) {
       this.#rejected++;
-      throw Object.assign(new Error(`the bus is ${this.#state}`), { code: 'ERR_RINGBUS_STOPPED' });
+      throw new BusStoppedError(this.#state);
+    }
+    if (this.#queue.waiting === 0 && this.#queue.hasRoom()) {
+      const lane = awaited ? this.#prepare(topic, payload, options, session) : laneOf(options?.priority);
+      return commit(lane, false);
     }
     const granted = await this.#queue.waitForRoom(timeoutMs);
     if (!granted) {
       this.#rejected++;
-      if (this.#closed()) throw Object.assign(new Error(`the bus is ${this.#state}`), { code: 'ERR_RINGBUS_STOPPED' });
+      if (this.#closed()) throw new BusStoppedError(this.#state);
       throw new BackpressureError(topic, timeoutMs);
     }
-    // Awaiting yields, so the scratch record may hold another event by now: encode again.
-    const lane = this.#prepare(topic, payload, options, session);
-    return commit(lane);
+    if (this.#closed()) {
+      this.#queue.release();
+      this.#rejected++;
+      throw new BusStoppedError(this.#state);
+    }
+    return commit(this.#prepare(topic, payload, options, session), true);
   }
 
   /** Validates and encodes into the scratch record; throws on bad input before anything is counted. */

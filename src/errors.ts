@@ -34,3 +34,10 @@ export class DuplicateCommandHandlerError extends RingbusError {
     this.topic = topic;
   }
 }
+
+/** The bus is stopping or stopped and takes no new events. */
+export class BusStoppedError extends RingbusError {
+  constructor(state: string) {
+    super('ERR_RINGBUS_STOPPED', `the bus is ${state}`);
+  }
+}
