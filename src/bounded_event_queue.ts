@@ -24,6 +24,12 @@ export class BoundedEventQueue {
   readonly #onBackpressure: (active: boolean) => void;
   #accepted = 0;
   #settled = 0;
+  /**
+   * Last value read from the workers' shared counters. It only grows, so a
+   * size computed from it is an upper bound: the hot path reads shared memory
+   * only when that bound reaches a threshold.
+   */
+  #workerSettledSeen = 0;
   /** Room granted to a released waiter that has not published yet. */
   #reserved = 0;
   #active = false;
@@ -43,7 +49,12 @@ export class BoundedEventQueue {
 
   /** Unsettled events. */
   get size(): number {
-    return this.#accepted - this.#settled - this.#workerSettled();
+    this.#workerSettledSeen = this.#workerSettled();
+    return this.#accepted - this.#settled - this.#workerSettledSeen;
+  }
+
+  #sizeAtMost(): number {
+    return this.#accepted - this.#settled - this.#workerSettledSeen;
   }
 
   get backpressureActive(): boolean {
@@ -52,14 +63,14 @@ export class BoundedEventQueue {
 
   /** Room for one more event, not counting room promised to waiting producers. */
   hasRoom(): boolean {
-    return this.size + this.#reserved < this.capacity;
+    return this.#sizeAtMost() + this.#reserved < this.capacity || this.size + this.#reserved < this.capacity;
   }
 
   /** Counts an accepted event; `reserved` when it uses room granted by `waitForRoom`. */
   accept(reserved = false): void {
     if (reserved) this.#reserved--;
     this.#accepted++;
-    if (!this.#active && this.size >= this.#high) {
+    if (!this.#active && this.#sizeAtMost() >= this.#high && this.size >= this.#high) {
       this.#active = true;
       this.#onBackpressure(true);
     }

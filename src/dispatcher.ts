@@ -78,12 +78,12 @@ function nextPowerOfTwo(n: number): number {
   return 2 ** Math.ceil(Math.log2(n));
 }
 
-/** Finds tsx the way the application would (from the working directory), else beside ringbus. */
-function resolveTsx(): { loader: string; esmApi: string } | undefined {
+/** Finds tsx's ESM API the way the application would (from the working directory), else beside ringbus. */
+function resolveTsx(): string | undefined {
   for (const base of [`${process.cwd()}/`, import.meta.url]) {
     try {
       const pkg = createRequire(base).resolve('tsx/package.json');
-      return { loader: pathToFileURL(join(dirname(pkg), 'dist/loader.mjs')).href, esmApi: pathToFileURL(join(dirname(pkg), 'dist/esm/api/index.mjs')).href };
+      return pathToFileURL(join(dirname(pkg), 'dist/esm/api/index.mjs')).href;
     } catch {
       // try the next base
     }
@@ -93,21 +93,19 @@ function resolveTsx(): { loader: string; esmApi: string } | undefined {
 
 /**
  * Where the worker runtime is, and what a worker needs to load it and the
- * handlers. From source (tsx, vitest) the runtime is TypeScript: workers get
- * tsx's loader. TypeScript handler modules need tsx's ESM hooks registered
- * inside each worker, because on Node 20 a worker does not inherit them.
+ * handlers. From source (tsx, vitest) workers start from a small .mjs entry
+ * that registers tsx's ESM hooks and imports the TypeScript runtime; built,
+ * they load runtime.js directly and need tsx only for .ts handler modules.
  */
-function runtimeLocation(typeScriptHandlers: boolean): { filename: string; execArgv: string[] | undefined; tsxEsmApi: string | undefined } {
+function runtimeLocation(typeScriptHandlers: boolean): { filename: string; tsxEsmApi: string | undefined } {
   const fromSource = import.meta.url.endsWith('.ts');
-  const filename = new URL(`../workers/runtime.${fromSource ? 'ts' : 'js'}`, import.meta.url).href;
-  if (!fromSource && !typeScriptHandlers) return { filename, execArgv: undefined, tsxEsmApi: undefined };
+  const filename = new URL(`../workers/${fromSource ? 'typescript_entry.mjs' : 'runtime.js'}`, import.meta.url).href;
+  if (!fromSource && !typeScriptHandlers) return { filename, tsxEsmApi: undefined };
   const tsx = resolveTsx();
   if (tsx === undefined) {
     throw new HandlerLoadError('TypeScript worker handler modules need tsx: install it (npm i -D tsx) or build the handlers to .js');
   }
-  const hasTsx = process.execArgv.some((a) => a.includes('tsx'));
-  const execArgv = hasTsx ? undefined : [...process.execArgv, '--import', tsx.loader];
-  return { filename, execArgv, tsxEsmApi: tsx.esmApi };
+  return { filename, tsxEsmApi: tsx };
 }
 
 /**
@@ -247,7 +245,6 @@ export class Dispatcher {
       const where = runtimeLocation(refs.some(isTypeScriptModule));
       this.#pool = new Piscina<RuntimeTask, ProbeResult | null>({
         filename: where.filename,
-        execArgv: where.execArgv,
         minThreads: pool.minThreads,
         maxThreads: pool.maxThreads,
         idleTimeout: pool.idleTimeoutMs,

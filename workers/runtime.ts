@@ -132,6 +132,12 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
   // worker dies mid-batch, main reads exactly how far it got.
   const settledWord = slotWord(slot, SLOT_SETTLED);
   const processedWord = slotWord(slot, SLOT_PROCESSED);
+  // Binary payloads are copied out of the ring into one buffer per batch:
+  // one ArrayBuffer allocation per batch instead of one per event. (A handler
+  // that keeps a payload keeps that batch's buffer alive; it is bounded by
+  // the batch's size in the ring.)
+  let arena: Uint8Array | undefined;
+  let arenaAt = 0;
   for (let pos = reader.start; pos !== reader.end; ) {
     const off = pos & mask;
     const w = off >> 2;
@@ -156,7 +162,12 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     let payload: unknown;
     let decodeError: unknown;
     try {
-      if (flags & RF_BINARY) payload = u8.slice(at, at + payloadBytes);
+      if (flags & RF_BINARY) {
+        arena ??= new Uint8Array((reader.end - reader.start) | 0);
+        arena.set(u8.subarray(at, at + payloadBytes), arenaAt);
+        payload = arena.subarray(arenaAt, arenaAt + payloadBytes);
+        arenaAt += payloadBytes;
+      }
       else if (!(flags & RF_UNDEFINED)) payload = JSON.parse(bytes.toString('utf8', at, at + payloadBytes));
     } catch (err) {
       decodeError = err;
