@@ -21,7 +21,6 @@ export class BoundedEventQueue {
   readonly #low: number;
   readonly #maxDelayMs: number;
   readonly #workerSettled: () => number;
-  readonly #onBackpressure: (active: boolean) => void;
   #accepted = 0;
   #settled = 0;
   /**
@@ -38,13 +37,12 @@ export class BoundedEventQueue {
   readonly #paced: (() => void)[] = [];
   #paceTimer: NodeJS.Timeout | undefined;
 
-  constructor(options: Required<QueueOptions>, workerSettled: () => number, onBackpressure: (active: boolean) => void) {
+  constructor(options: Required<QueueOptions>, workerSettled: () => number) {
     this.capacity = options.capacity;
     this.#high = Math.max(1, Math.ceil(options.highWaterMark * options.capacity));
     this.#low = Math.floor(options.lowWaterMark * options.capacity);
     this.#maxDelayMs = options.maxDelayMs;
     this.#workerSettled = workerSettled;
-    this.#onBackpressure = onBackpressure;
   }
 
   /** Unsettled events. */
@@ -66,27 +64,33 @@ export class BoundedEventQueue {
     return this.#sizeAtMost() + this.#reserved < this.capacity || this.size + this.#reserved < this.capacity;
   }
 
-  /** Counts an accepted event; `reserved` when it uses room granted by `waitForRoom`. */
-  accept(reserved = false): void {
+  /**
+   * Counts an accepted event; `reserved` when it uses room granted by
+   * `waitForRoom`. True when this turned backpressure on: the caller tells its
+   * listeners once the event is fully written, never in the middle of it.
+   */
+  accept(reserved = false): boolean {
     if (reserved) this.#reserved--;
     this.#accepted++;
     if (!this.#active && this.#sizeAtMost() >= this.#high && this.size >= this.#high) {
       this.#active = true;
-      this.#onBackpressure(true);
+      return true;
     }
+    return false;
   }
 
   settle(count = 1): void {
     this.#settled += count;
   }
 
-  /** Re-evaluates the water marks and waiting producers after events settled. */
-  observe(): void {
+  /** Re-evaluates waiting producers and the low water mark after events settled; true when backpressure turned off. */
+  observe(): boolean {
     if (this.#roomWaiters.length > 0) this.#grantRoom();
     if (this.#active && this.size <= this.#low) {
       this.#active = false;
-      this.#onBackpressure(false);
+      return true;
     }
+    return false;
   }
 
   /**
@@ -139,6 +143,8 @@ export class BoundedEventQueue {
     this.#paceTimer = setTimeout(() => {
       this.#paceTimer = undefined;
       this.#paced.shift()?.();
+      // Once the queue has emptied below the low water mark, let everyone waiting go at once.
+      while (this.#paced.length > 0 && this.delayMs() === 0) this.#paced.shift()!();
       if (this.#paced.length > 0) this.#schedulePace();
     }, this.delayMs());
   }

@@ -17,10 +17,11 @@ import { LaneRingWriter } from './ring/lane_ring_writer.js';
 import { PendingRecord, recordFlags, recordHandlerIds, recordSeq, rewriteRecord, viewOf } from './ring/record.js';
 import { Router, type Registration, type Route } from './router.js';
 import {
-  LANE_COUNT, MAIN_WAITING, OUT_DONE, OUT_FAILED, PROGRESS, RF_BINARY, RF_COMMAND, RF_LANE_SHIFT,
+  LANE_COUNT, MAIN_WAITING, WAKE_PENDING, OUT_DONE, OUT_FAILED, PROGRESS, RF_BINARY, RF_COMMAND, RF_LANE_SHIFT,
   RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_END, SLOT_HANDLER_INDEX, SLOT_LANE,
   SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, align8, controlWords, slotWord, type SharedBusMemory,
 } from './shared/layout.js';
+import { errorMessage } from './shared/error_message.js';
 import { drainOutcomes, resetOutcomes, type Outcome } from './shared/outcome_ring.js';
 import { ENTRY_HANDLER, SharedRegistryWriter } from './shared/registry.js';
 import { PRIORITY_NAMES, type DrainTask, type Priority, type ProbeResult, type RuntimeTask } from './shared/task.js';
@@ -30,6 +31,13 @@ import type {
 } from './types.js';
 
 const REGISTRY_BYTES = 1 << 20;
+/**
+ * A record is header + handler ids + session id + payload. Rings and outcome
+ * rings leave 4 KiB beside the largest payload for the first three, which
+ * these two bounds keep within.
+ */
+const MAX_SESSION_BYTES = 1024;
+const MAX_WORKER_HANDLERS_PER_TOPIC = 512;
 /** Error text kept per outcome; outcome rings are sized to hold one largest record plus this. */
 const OUTCOME_TEXT_BYTES = 4096;
 /** How long main waits on PROGRESS before looking anyway (a safety net, not the normal path). */
@@ -130,11 +138,14 @@ export class Dispatcher {
   readonly #freeSlots: number[];
   readonly #activeSlots = new Set<number>();
   readonly #drainWaiters: (() => void)[] = [];
+  /** Worker handlers registered while start() was probing: checked once the pool runs. */
+  readonly #lateProbes: (() => void)[] = [];
   #pool: Piscina<RuntimeTask, ProbeResult | null> | undefined;
   #state: State = 'new';
   #stopping: Promise<void> | undefined;
   #seq = 0;
   #progressArmed = false;
+  #progressSeen = 0;
   #terminating = false;
   #taskBackoff: NodeJS.Timeout | undefined;
   // Counters kept on main; workers' shares are summed from slot words.
@@ -169,16 +180,17 @@ export class Dispatcher {
     this.#writers = this.#memory.lanes.map((sab, lane) => new LaneRingWriter(this.#control, sab, lane, this.#slots));
     this.#router = new Router(this.#registry);
     this.#inline = new InlineRunner({
-      failed: (job, handler, error) => this.#deliveryFailed(job.seq, job.event.topic, handler.name, 0, errorMessage(error)),
+      failed: (job, handler, error) => {
+        if (!this.#terminating) this.#deliveryFailed(job.seq, job.event.topic, handler.name, job.event.attempt, errorMessage(error));
+      },
       done: (job, failures, succeeded, result) => {
+        // After stop() gave up on pending events, a late async handler's completion is already counted as abandoned.
+        if (this.#terminating) return;
         this.#processedMain += succeeded;
         this.#stageDone(job.seq, failures, result, false);
       },
     });
-    this.#queue = new BoundedEventQueue(queue, () => this.#workerSettled(), (active) => {
-      this.#log.info({ active, queueSize: this.#queue.size, capacity: queue.capacity }, active ? 'backpressure on' : 'backpressure off');
-      this.#emitter.emit('backpressure', { active });
-    });
+    this.#queue = new BoundedEventQueue(queue, () => this.#workerSettled());
   }
 
   get state(): State {
@@ -212,8 +224,12 @@ export class Dispatcher {
     } else {
       throw new TypeError(`handler for topic '${topic}' must be a function or workerHandler(module, export), got ${String(handler)}`);
     }
+    if (reg.ref && this.#router.workerHandlerCount(topic) >= MAX_WORKER_HANDLERS_PER_TOPIC) {
+      throw new RangeError(`topic '${topic}' already has ${MAX_WORKER_HANDLERS_PER_TOPIC} worker handlers, the most one topic may have`);
+    }
     const remove = this.#router.add(reg);
     if (reg.ref && this.#state === 'running') this.#probeLate(reg, remove);
+    else if (reg.ref && this.#state === 'starting') this.#lateProbes.push(() => this.#probeLate(reg, remove));
     return remove;
   }
 
@@ -268,6 +284,7 @@ export class Dispatcher {
       throw err;
     }
     this.#state = 'running';
+    for (const probe of this.#lateProbes.splice(0)) probe();
     this.#log.info({ threads: this.#options.pool.maxThreads, queued: this.#queue.size }, 'bus started');
     this.#inline.enable();
     this.#pump();
@@ -321,6 +338,7 @@ export class Dispatcher {
       }
       this.#tracked.clear();
       this.#log.warn({ abandoned }, 'bus stopped with events still pending; they were abandoned');
+      this.#afterSettle();
     }
     this.#state = 'stopped';
     this.#resolveDrainWaiters();
@@ -335,8 +353,12 @@ export class Dispatcher {
   // ---------------------------------------------------------------- publishing
 
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
-    const lane = this.#prepare(topic, payload, options, session);
-    if (this.#state === 'stopping' || this.#state === 'stopped') {
+    return this.#publishPrepared(topic, payload, this.#prepare(topic, payload, options, session));
+  }
+
+  /** The scratch record holds the encoded event: apply the capacity strategy and commit. */
+  #publishPrepared(topic: string, payload: unknown, lane: number): boolean {
+    if (this.#closed()) {
       this.#rejected++;
       return false;
     }
@@ -358,18 +380,19 @@ export class Dispatcher {
 
   async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
     const timeoutMs = checkTimeout(options?.timeoutMs);
-    this.#prepare(topic, payload, options, session);
-    if (this.#options.queue.strategy === 'drop-oldest') return this.publish(topic, payload, options, session);
-    let awaited = false;
-    if (this.#options.queue.strategy === 'adaptive-rate-limit') {
+    const lane = this.#prepare(topic, payload, options, session);
+    const strategy = this.#options.queue.strategy;
+    if (strategy === 'drop-oldest' || this.#closed()) return this.#publishPrepared(topic, payload, lane);
+    if (strategy === 'adaptive-rate-limit') {
       const paced = this.#queue.pace();
       if (paced) {
+        const encoded = this.#pending.snapshot();
         await paced;
-        awaited = true;
+        this.#pending.restore(encoded);
       }
     }
     try {
-      return await this.#withRoom(topic, payload, options, session, timeoutMs, awaited, (lane, reserved) => {
+      return await this.#withRoom(topic, timeoutMs, (reserved) => {
         this.#commit(topic, payload, lane, reserved, undefined);
         return true;
       });
@@ -391,8 +414,8 @@ export class Dispatcher {
       return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
     }
     try {
-      return await this.#withRoom(topic, payload, options, session, timeoutMs, false, (l, reserved) =>
-        new Promise<CommandResult>((resolve) => this.#commit(topic, payload, l, reserved, resolve)),
+      return await this.#withRoom(topic, timeoutMs, (reserved) =>
+        new Promise<CommandResult>((resolve) => this.#commit(topic, payload, lane, reserved, resolve)),
       );
     } catch (err) {
       if (err instanceof BackpressureError || err instanceof BusStoppedError) return { success: false, error: err.message, attempts: 0 };
@@ -401,21 +424,19 @@ export class Dispatcher {
   }
 
   /**
-   * Commits at once when there is room and nobody waits (so publishAsync and
-   * execute keep their call order with publish); otherwise waits for room
-   * reserved for this caller, re-encodes (the scratch record may hold
-   * another event by then) and commits.
+   * With the event in the scratch record: commits at once when there is room
+   * and nobody waits (so publishAsync and execute keep their call order with
+   * publish); otherwise keeps the encoded event aside, waits for room reserved
+   * for this caller, and commits it.
    */
-  async #withRoom<T>(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined,
-    timeoutMs: number, awaited: boolean, commit: (lane: number, reserved: boolean) => T): Promise<T> {
+  async #withRoom<T>(topic: string, timeoutMs: number, commit: (reserved: boolean) => T): Promise<T> {
     if (this.#closed()) {
       this.#rejected++;
       throw new BusStoppedError(this.#state);
     }
-    if (this.#queue.waiting === 0 && this.#queue.hasRoom()) {
-      const lane = awaited ? this.#prepare(topic, payload, options, session) : laneOf(options?.priority);
-      return commit(lane, false);
-    }
+    if (this.#queue.waiting === 0 && this.#queue.hasRoom()) return commit(false);
+    const encoded = this.#pending.snapshot();
+    this.#pending.clear();
     const granted = await this.#queue.waitForRoom(timeoutMs);
     if (!granted) {
       this.#rejected++;
@@ -427,7 +448,8 @@ export class Dispatcher {
       this.#rejected++;
       throw new BusStoppedError(this.#state);
     }
-    return commit(this.#prepare(topic, payload, options, session), true);
+    this.#pending.restore(encoded);
+    return commit(true);
   }
 
   /** Validates and encodes into the scratch record; throws on bad input before anything is counted. */
@@ -445,6 +467,9 @@ export class Dispatcher {
     p.clear();
     p.session = sessionId;
     p.sessionBytes = sessionId === undefined ? 0 : Buffer.byteLength(sessionId);
+    if (p.sessionBytes > MAX_SESSION_BYTES) {
+      throw new RangeError(`sessionId for topic '${topic}' is ${p.sessionBytes} bytes; the most is ${MAX_SESSION_BYTES}`);
+    }
     if (payload instanceof Uint8Array) {
       p.flags = RF_BINARY;
       p.binary = payload;
@@ -478,7 +503,7 @@ export class Dispatcher {
 
   /** Accepts the event in the scratch record and starts its first stage. */
   #commit(topic: string, payload: unknown, lane: number, reserved: boolean, resolveCommand: ((r: CommandResult) => void) | undefined): void {
-    this.#queue.accept(reserved);
+    const backpressureOn = this.#queue.accept(reserved);
     this.#published++;
     const seq = ++this.#seq;
     const publishedAt = Date.now();
@@ -487,6 +512,7 @@ export class Dispatcher {
       // No handler (or the command handler went away while waiting for room).
       resolveCommand?.({ success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 });
       this.#pending.clear();
+      if (backpressureOn) this.#backpressureChanged(true);
       this.#settle(1);
       return;
     }
@@ -512,6 +538,13 @@ export class Dispatcher {
       this.#inline.enqueue(lane, { seq, event: this.#event(seq, topic, payload, lane, p.session, publishedAt), handlers: stage.handlers });
     }
     p.clear();
+    // Only now, with the event written: a listener may publish in turn.
+    if (backpressureOn) this.#backpressureChanged(true);
+  }
+
+  #backpressureChanged(active: boolean): void {
+    this.#log.info({ active, queueSize: this.#queue.size, capacity: this.#options.queue.capacity }, active ? 'backpressure on' : 'backpressure off');
+    this.#emitter.emit('backpressure', { active });
   }
 
   #event(seq: number, topic: string, payload: unknown, lane: number, sessionId: string | undefined, publishedAt: number): BusEvent {
@@ -568,25 +601,33 @@ export class Dispatcher {
 
   // ---------------------------------------------------------------- the pool
 
+  /** Workers may be given work: running, or stopping while the drain still needs them. */
+  #dispatching(): boolean {
+    return (this.#state === 'running' || this.#state === 'stopping') && !this.#terminating && this.#pool !== undefined;
+  }
+
+  /** A record landed: wake a parked worker (one notify per parking, not per record), or start a task. */
   #signalWork(): void {
-    if (this.#state !== 'running') return;
+    if (!this.#dispatching()) return;
     if (Atomics.load(this.#control, SLEEPERS) > 0) {
-      Atomics.add(this.#control, WAKE, 1);
-      Atomics.notify(this.#control, WAKE, 1);
+      if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) this.#wake(1);
     } else if (this.#freeSlots.length > 0 && this.#taskBackoff === undefined) {
       this.#submit();
     }
   }
 
+  #wake(count: number): void {
+    Atomics.add(this.#control, WAKE, 1);
+    Atomics.notify(this.#control, WAKE, count);
+  }
+
   #pump(): void {
     this.#flushOverflow();
-    while (this.#state === 'running' && this.#freeSlots.length > 0 && this.#taskBackoff === undefined && this.#workerBacklog() > this.#activeSlots.size - this.#sleepers()) {
+    if (!this.#dispatching()) return;
+    while (this.#freeSlots.length > 0 && this.#taskBackoff === undefined && this.#workerBacklog() > this.#activeSlots.size - this.#sleepers()) {
       this.#submit();
     }
-    if (this.#workerBacklog() > 0 && this.#sleepers() > 0) {
-      Atomics.add(this.#control, WAKE, 1);
-      Atomics.notify(this.#control, WAKE);
-    }
+    if (this.#workerBacklog() > 0 && this.#sleepers() > 0) this.#wake(Infinity);
   }
 
   #sleepers(): number {
@@ -603,11 +644,15 @@ export class Dispatcher {
     const slot = this.#freeSlots.pop();
     if (slot === undefined || this.#pool === undefined) return;
     const c = this.#control;
-    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR, SLOT_HANDLER_INDEX]) Atomics.store(c, slotWord(slot, field), 0);
+    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR]) Atomics.store(c, slotWord(slot, field), 0);
+    Atomics.store(c, slotWord(slot, SLOT_HANDLER_INDEX), -1);
     resetOutcomes(c, slot);
     this.#activeSlots.add(slot);
     const { maxBatch, maxThreads, lingerMs } = this.#options.pool;
-    const task: DrainTask = { kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs, keepFailedRecords: false };
+    const task: DrainTask = {
+      kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs, keepFailedRecords: false,
+      maxResultBytes: this.#options.queue.maxPayloadBytes,
+    };
     this.#pool.run(task).then(
       () => this.#taskEnded(slot, undefined),
       (err: unknown) => this.#taskEnded(slot, err),
@@ -648,11 +693,13 @@ export class Dispatcher {
     const cursor = Atomics.load(c, slotWord(slot, SLOT_CURSOR));
     const end = Atomics.load(c, slotWord(slot, SLOT_END));
     const handlerIndex = Atomics.load(c, slotWord(slot, SLOT_HANDLER_INDEX));
-    const writer = this.#writers[lane];
-    const [crashed, ...rest] = writer.copyRange(cursor, end);
+    const records = this.#writers[lane].copyRange(cursor, end);
+    // A handler was running (index >= 0): its delivery failed. Otherwise the worker died between records.
+    const crashed = handlerIndex >= 0 ? records.shift() : undefined;
+    const rest = records;
     this.#log.error({ err: errorMessage(err), requeued: rest.length }, 'worker died mid-batch; replacing it and re-running the rest of its batch');
     if (crashed !== undefined) {
-      const view = viewOf(crashed.buffer, 0, crashed.byteLength);
+      const view = viewOf(crashed.buffer, crashed.byteOffset, crashed.byteLength);
       const seq = recordSeq(view, 0);
       const ids = recordHandlerIds(crashed);
       const handlerId = ids[Math.min(handlerIndex, ids.length - 1)];
@@ -678,19 +725,28 @@ export class Dispatcher {
   }
 
   /** Main waits for PROGRESS without blocking: Atomics.waitAsync, re-armed after each wake while tasks run. */
+  /**
+   * Main waits for PROGRESS without blocking: Atomics.waitAsync on the value
+   * PROGRESS had when main last started collecting. Any batch finished since
+   * then makes the wait return at once, so no report waits for the poll.
+   */
   #armProgress(): void {
-    if (this.#progressArmed || this.#activeSlots.size === 0) return;
+    if (this.#progressArmed) return;
+    if (this.#activeSlots.size === 0) {
+      Atomics.store(this.#control, MAIN_WAITING, 0);
+      return;
+    }
     this.#progressArmed = true;
     Atomics.store(this.#control, MAIN_WAITING, 1);
-    const seen = Atomics.load(this.#control, PROGRESS);
-    const wait = Atomics.waitAsync(this.#control, PROGRESS, seen, PROGRESS_POLL_MS);
+    const wait = Atomics.waitAsync(this.#control, PROGRESS, this.#progressSeen, PROGRESS_POLL_MS);
     if (wait.async) void wait.value.then(this.#onProgress);
     else queueMicrotask(this.#onProgress);
   }
 
   readonly #onProgress = (): void => {
     this.#progressArmed = false;
-    Atomics.store(this.#control, MAIN_WAITING, 0);
+    // Read before collecting: a batch ending during the collection bumps PROGRESS past this value.
+    this.#progressSeen = Atomics.load(this.#control, PROGRESS);
     this.#collect();
     this.#pump();
     this.#armProgress();
@@ -802,7 +858,7 @@ export class Dispatcher {
   }
 
   #afterSettle(): void {
-    this.#queue.observe();
+    if (this.#queue.observe()) this.#backpressureChanged(false);
     if (this.#drainWaiters.length > 0 && this.#queue.size === 0) this.#resolveDrainWaiters();
   }
 
@@ -846,6 +902,3 @@ function checkTimeout(timeoutMs: unknown): number {
   return timeoutMs;
 }
 
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

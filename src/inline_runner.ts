@@ -20,11 +20,14 @@ export interface InlineSink {
 
 /** Main-thread time one turn of the runner may take before it yields to the event loop. */
 const SLICE_MS = 4;
+/** Events whose async inline handlers may be pending at once; beyond it the runner waits. */
+const MAX_IN_FLIGHT = 1024;
 
 /**
  * Runs inline handlers on the main thread in lane order, in slices that yield
  * to the event loop (setImmediate) so a burst of cheap glue cannot starve I/O.
- * An async handler is awaited before the next handler of the same event.
+ * An async handler is awaited before the next handler of the same event, but
+ * not before other events: up to MAX_IN_FLIGHT events may be awaiting.
  */
 export class InlineRunner {
   readonly #lanes = Array.from({ length: LANE_COUNT }, () => new Fifo<InlineJob>());
@@ -34,6 +37,7 @@ export class InlineRunner {
   #scheduled = false;
   #running = false;
   #size = 0;
+  #inFlight = 0;
 
   constructor(sink: InlineSink) {
     this.#sink = sink;
@@ -75,43 +79,68 @@ export class InlineRunner {
   readonly #hasWork = (lane: number): boolean => this.#lanes[lane].length > 0;
 
   #schedule(): void {
-    if (!this.#enabled || this.#scheduled || this.#running || this.#size === 0) return;
+    if (!this.#enabled || this.#scheduled || this.#running || this.#size === 0 || this.#inFlight >= MAX_IN_FLIGHT) return;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
-      void this.#run();
+      this.#run();
     });
   }
 
-  async #run(): Promise<void> {
+  #run(): void {
     this.#running = true;
     const sliceEnd = performance.now() + SLICE_MS;
     try {
-      while (this.#enabled) {
+      while (this.#enabled && this.#inFlight < MAX_IN_FLIGHT) {
         const lane = this.#picker.pick(this.#hasWork);
         if (lane < 0) break;
         const job = this.#lanes[lane].shift()!;
         this.#size--;
-        let failures = 0;
-        let result: unknown;
-        for (const handler of job.handlers) {
-          try {
-            result = handler.fn!(job.event);
-            if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-              result = await result;
-            }
-          } catch (err) {
-            failures++;
-            result = undefined;
-            this.#sink.failed(job, handler, err);
-          }
-        }
-        this.#sink.done(job, failures, job.handlers.length - failures, result);
+        this.#runJob(job, 0, 0, undefined);
         if (performance.now() > sliceEnd) break;
       }
     } finally {
       this.#running = false;
       this.#schedule();
     }
+  }
+
+  /**
+   * Runs a job's handlers from `from` on, in order. An async handler parks the
+   * job until it settles (the next handler of the same event waits for it) while
+   * the runner goes on with other events.
+   */
+  #runJob(job: InlineJob, from: number, failures: number, result: unknown): void {
+    const handlers = job.handlers;
+    for (let i = from; i < handlers.length; i++) {
+      let r: unknown;
+      try {
+        r = handlers[i].fn!(job.event);
+      } catch (err) {
+        failures++;
+        result = undefined;
+        this.#sink.failed(job, handlers[i], err);
+        continue;
+      }
+      if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
+        this.#inFlight++;
+        (r as PromiseLike<unknown>).then(
+          (value) => this.#resume(job, i + 1, failures, value),
+          (err: unknown) => {
+            this.#sink.failed(job, handlers[i], err);
+            this.#resume(job, i + 1, failures + 1, undefined);
+          },
+        );
+        return;
+      }
+      result = r;
+    }
+    this.#sink.done(job, failures, handlers.length - failures, result);
+  }
+
+  #resume(job: InlineJob, from: number, failures: number, result: unknown): void {
+    this.#inFlight--;
+    this.#runJob(job, from, failures, result);
+    this.#schedule();
   }
 }

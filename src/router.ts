@@ -100,6 +100,10 @@ export class Router {
     return route;
   }
 
+  workerHandlerCount(topic: string): number {
+    return (this.#events.get(topic) ?? []).filter((r) => r.ref !== undefined).length;
+  }
+
   /** Every registered worker handler, for the start-up probe. */
   workerRefs(): WorkerHandlerRef[] {
     const refs: WorkerHandlerRef[] = [];

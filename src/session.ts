@@ -24,11 +24,13 @@ export class BusSession {
   }
 
   registerEventHandler<P = unknown>(topic: string, handler: Handler<P> | WorkerHandlerRef, options?: EventHandlerOptions): () => void {
+    this.#assertOpen();
     return this.#track(this.#bus.registerEventHandler(topic, handler, options));
   }
 
   registerCommandHandler<P = unknown, R = unknown>(topic: string, handler: Handler<P, R> | WorkerHandlerRef,
     options?: CommandHandlerOptions): () => void {
+    this.#assertOpen();
     return this.#track(this.#bus.registerCommandHandler(topic, handler, options));
   }
 
@@ -59,7 +61,6 @@ export class BusSession {
   }
 
   #track(off: () => void): () => void {
-    this.#assertOpen();
     const once = (): void => {
       this.#unsubscribers.delete(once);
       off();

@@ -11,8 +11,9 @@ import {
   MAIN_WAITING, OUT_DONE, OUT_FAILED, PROGRESS, REC_ATTEMPT, REC_BYTES, REC_FLAGS,
   REC_HANDLER_COUNT, REC_HEADER_BYTES, REC_PAYLOAD_BYTES, REC_PUBLISHED_AT, REC_SEQ, REC_SESSION_BYTES,
   REC_TOPIC, RF_BINARY, RF_COMMAND, RF_PAD, RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR,
-  SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, slotWord, type SharedBusMemory,
+  SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord, type SharedBusMemory,
 } from '../src/shared/layout.js';
+import { errorMessage } from '../src/shared/error_message.js';
 import { LanePicker } from '../src/shared/lane_picker.js';
 import { OutcomeRingWriter } from '../src/shared/outcome_ring.js';
 import { ENTRY_TOPIC, SharedRegistryReader } from '../src/shared/registry.js';
@@ -75,6 +76,7 @@ async function drain(task: DrainTask): Promise<null> {
       const remaining = task.lingerMs - (now - idleSince);
       if (remaining <= 0) break;
       const seen = Atomics.load(control, WAKE);
+      Atomics.store(control, WAKE_PENDING, 0);
       Atomics.add(control, SLEEPERS, 1);
       if (!readers.some((r) => r.waiting() > 0) && Atomics.load(control, STOP) === 0) Atomics.wait(control, WAKE, seen, remaining);
       Atomics.sub(control, SLEEPERS, 1);
@@ -108,7 +110,7 @@ function topicName(id: number): string {
 }
 
 function errorText(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
+  const text = errorMessage(err);
   return text.length > MAX_ERROR_TEXT ? text.slice(0, MAX_ERROR_TEXT) : text;
 }
 
@@ -138,14 +140,20 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
   // the batch's size in the ring.)
   let arena: Uint8Array | undefined;
   let arenaAt = 0;
+  // CURSOR: the first record not fully accounted for; HANDLER_INDEX: the handler
+  // running on it, -1 between records. Main reads both if this worker dies.
+  control[cursorWord] = reader.start;
+  control[handlerWord] = -1;
   for (let pos = reader.start; pos !== reader.end; ) {
     const off = pos & mask;
     const w = off >> 2;
     const len = i32[w + (REC_BYTES >> 2)];
     const flags = i32[w + (REC_FLAGS >> 2)];
-    control[cursorWord] = pos;
     pos = (pos + len) | 0;
-    if (flags & RF_PAD) continue;
+    if (flags & RF_PAD) {
+      control[cursorWord] = pos;
+      continue;
+    }
 
     const handlerCount = i32[w + (REC_HANDLER_COUNT >> 2)];
     const payloadBytes = i32[w + (REC_PAYLOAD_BYTES >> 2)];
@@ -166,7 +174,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         arena ??= new Uint8Array((reader.end - reader.start) | 0);
         arena.set(u8.subarray(at, at + payloadBytes), arenaAt);
         payload = arena.subarray(arenaAt, arenaAt + payloadBytes);
-        arenaAt += payloadBytes;
+        arenaAt = (arenaAt + payloadBytes + 7) & ~7; // 8-aligned, so typed-array views over a payload work
       }
       else if (!(flags & RF_UNDEFINED)) payload = JSON.parse(bytes.toString('utf8', at, at + payloadBytes));
     } catch (err) {
@@ -202,19 +210,32 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     if (failed === 0 && !(flags & RF_TRACKED)) {
       control[settledWord] = ++counters.settled;
       control[processedWord] = counters.processed;
+      control[cursorWord] = pos; // fully accounted: a crash from here on does not touch it
+      control[handlerWord] = -1;
       continue;
     }
     control[processedWord] = counters.processed;
     let text = '';
     if (failed === 0 && flags & RF_COMMAND && result !== undefined) {
+      let problem: string | undefined;
       try {
         text = JSON.stringify(result) ?? '';
+        const size = Buffer.byteLength(text);
+        if (size > task.maxResultBytes) {
+          problem = `command result is ${size} bytes, more than queue.maxPayloadBytes (${task.maxResultBytes})`;
+        }
       } catch (err) {
+        problem = `command result cannot be sent back as JSON: ${errorText(err)}`;
+      }
+      if (problem !== undefined) {
+        text = '';
         counters.processed--;
         control[processedWord] = counters.processed;
-        report(out, slot, OUT_FAILED, seq, topicId, i32[idsAt], attempt, `command result cannot be sent back as JSON: ${errorText(err)}`, undefined);
+        report(out, slot, OUT_FAILED, seq, topicId, i32[idsAt], attempt, problem, undefined);
       }
     }
     report(out, slot, OUT_DONE, seq, topicId, -1, attempt, text, undefined);
+    control[cursorWord] = pos;
+    control[handlerWord] = -1;
   }
 }

@@ -82,13 +82,13 @@ export class LaneRingWriter {
     }
   }
 
-  /** Copies out `length` bytes of records starting at a position a slot still gates. */
+  /** Copies (not views) the records in [from, to), a span a slot still gates. */
   copyRange(from: number, to: number): Uint8Array[] {
     const out: Uint8Array[] = [];
     for (let pos = from; before(pos, to); ) {
       const off = pos & this.#mask;
       const len = recordLength(this.view, off);
-      if (!(recordFlags(this.view, off) & RF_PAD)) out.push(this.view.bytes.slice(off, off + len));
+      if (!(recordFlags(this.view, off) & RF_PAD)) out.push(this.view.u8.slice(off, off + len));
       pos = (pos + len) | 0;
     }
     return out;

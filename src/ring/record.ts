@@ -7,7 +7,9 @@ import {
 export interface RecordView {
   readonly i32: Int32Array;
   readonly f64: Float64Array;
+  /** For utf8 reads and writes. Careful: `Buffer#slice` is a view, not a copy; copy through `u8`. */
   readonly bytes: Buffer;
+  readonly u8: Uint8Array;
 }
 
 export function viewOf(buffer: ArrayBufferLike, byteOffset = 0, byteLength = buffer.byteLength - byteOffset): RecordView {
@@ -15,7 +17,17 @@ export function viewOf(buffer: ArrayBufferLike, byteOffset = 0, byteLength = buf
     i32: new Int32Array(buffer, byteOffset, byteLength >> 2),
     f64: new Float64Array(buffer, byteOffset, byteLength >> 3),
     bytes: Buffer.from(buffer, byteOffset, byteLength),
+    u8: new Uint8Array(buffer, byteOffset, byteLength),
   };
+}
+
+export interface EncodedPayload {
+  readonly flags: number;
+  readonly text: string | undefined;
+  readonly binary: Uint8Array | undefined;
+  readonly payloadBytes: number;
+  readonly session: string | undefined;
+  readonly sessionBytes: number;
 }
 
 /**
@@ -74,6 +86,23 @@ export class PendingRecord {
     this.session = undefined;
     this.text = undefined;
     this.binary = undefined;
+  }
+
+  /** The encoded payload and session, kept while a producer waits (binary bytes copied: the caller may reuse them). */
+  snapshot(): EncodedPayload {
+    return {
+      flags: this.flags, text: this.text, binary: this.binary?.slice(), payloadBytes: this.payloadBytes,
+      session: this.session, sessionBytes: this.sessionBytes,
+    };
+  }
+
+  restore(s: EncodedPayload): void {
+    this.flags = s.flags;
+    this.text = s.text;
+    this.binary = s.binary;
+    this.payloadBytes = s.payloadBytes;
+    this.session = s.session;
+    this.sessionBytes = s.sessionBytes;
   }
 }
 

@@ -14,6 +14,7 @@
  *     0    STOP                      main          1 = workers return their task now
  *     0    SLEEPERS                  workers       workers parked in Atomics.wait on WAKE
  *     1    WAKE                      main          bumped + notified when a record lands
+ *     1    WAKE_PENDING              main/workers  1 = a wake is on its way; a worker clears it before parking
  *     3    PROGRESS                  workers       bumped + notified after each batch
  *     3    MAIN_WAITING              main          1 while main awaits PROGRESS
  *     4+2L PUBLISH_POS[L]            main          byte position after the last record
@@ -75,6 +76,7 @@ export const CACHE_LINE_WORDS = 16;
 export const STOP = 0;
 export const SLEEPERS = 1;
 export const WAKE = 1 * CACHE_LINE_WORDS;
+export const WAKE_PENDING = WAKE + 1;
 export const PROGRESS = 3 * CACHE_LINE_WORDS;
 export const MAIN_WAITING = PROGRESS + 1;
 

@@ -78,6 +78,7 @@ export function drainOutcomes(control: Int32Array, sab: SharedArrayBuffer, slot:
   const i32 = new Int32Array(sab);
   const f64 = new Float64Array(sab);
   const bytes = Buffer.from(sab);
+  const u8 = new Uint8Array(sab);
   const size = sab.byteLength;
   const write = Atomics.load(control, slotWord(slot, SLOT_OUT_WRITE));
   let read = Atomics.load(control, slotWord(slot, SLOT_OUT_READ));
@@ -96,7 +97,7 @@ export function drainOutcomes(control: Int32Array, sab: SharedArrayBuffer, slot:
         handlerId: i32[(off + OUT_HANDLER) >> 2],
         attempt: i32[(off + OUT_ATTEMPT) >> 2],
         text: bytes.toString('utf8', textAt, textAt + textBytes),
-        record: recordBytes > 0 ? bytes.slice(textAt + textBytes, textAt + textBytes + recordBytes) : undefined,
+        record: recordBytes > 0 ? u8.slice(textAt + textBytes, textAt + textBytes + recordBytes) : undefined,
       });
     }
     read = (read + len) | 0;

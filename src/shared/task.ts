@@ -10,6 +10,8 @@ export interface DrainTask {
   lingerMs: number;
   /** Copy a failed record into its outcome, so main can retry it. */
   keepFailedRecords: boolean;
+  /** Largest command result (JSON bytes): results travel back like payloads, with the same limit. */
+  maxResultBytes: number;
 }
 
 export interface ProbeTask {

@@ -1,0 +1,162 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { MessageBus } from '../src/index.js';
+import { Recording, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
+
+const buses: MessageBus[] = [];
+const recordings: Recording[] = [];
+function setup(options: ConstructorParameters<typeof MessageBus>[0] = {}): { bus: MessageBus; rec: Recording } {
+  const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
+  const rec = new Recording();
+  buses.push(bus);
+  recordings.push(rec);
+  return { bus, rec };
+}
+afterEach(async () => {
+  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
+  for (const r of recordings.splice(0)) r.close();
+});
+
+describe('a worker that dies', () => {
+  it('mid-batch: the running delivery fails, the rest of its batch runs again once, and the pool recovers', async () => {
+    const log = memoryLogger();
+    const { bus, rec } = setup({ logger: log });
+    bus.registerEventHandler('job', recorder('exitOrRecord'));
+    const errors: { eventId: string; handler: string; error: string }[] = [];
+    bus.on('handler-error', (e) => errors.push(e));
+    // Queue everything before start, so the worker takes it as one batch.
+    for (let i = 0; i < 50; i++) bus.publish('job', rec.payload(`e${i}`, { exit: i === 10 }));
+    await bus.start();
+    await bus.drain();
+    await rec.waitFor(49);
+    const tags = rec.tags();
+    expect(new Set(tags).size).toBe(49); // every other event ran exactly once
+    expect(tags).not.toContain('e10');
+    expect(bus.stats()).toMatchObject({ published: 50, processed: 49, failed: 1, queueSize: 0 });
+    expect(errors).toHaveLength(1);
+    expect(errors[0].handler).toBe('exitOrRecord');
+    expect(errors[0].error).toMatch(/worker exited while running handler 'exitOrRecord'/);
+    expect(log.lines.some((l) => l.level === 'error' && /worker died mid-batch/.test(String(l.msg)))).toBe(true);
+    // The pool replaced the worker.
+    bus.publish('job', rec.payload('after'));
+    await bus.drain();
+    await rec.waitFor(50);
+    expect(rec.tags()).toContain('after');
+  });
+
+  it('after finishing a record: nothing is charged or run twice', async () => {
+    const { bus, rec } = setup();
+    bus.registerEventHandler('job', recorder('recordThenExit'));
+    for (let i = 0; i < 20; i++) bus.publish('job', rec.payload(`e${i}`, { exit: i === 5 }));
+    await bus.start();
+    await bus.drain();
+    await rec.waitFor(20);
+    expect(rec.tags().sort()).toEqual(Array.from({ length: 20 }, (_, i) => `e${i}`).sort());
+    expect(bus.stats()).toMatchObject({ processed: 20, failed: 0, queueSize: 0 });
+  });
+
+  it('running a command: execute resolves with the failure', async () => {
+    const { bus } = setup();
+    bus.registerCommandHandler('die', handler('exit'));
+    bus.registerCommandHandler('echo', handler('echo'));
+    await bus.start();
+    const r = await bus.execute('die', null);
+    expect(r.success).toBe(false);
+    expect(r.error).toMatch(/worker exited while running handler 'exit'/);
+    expect(await bus.execute('echo', 'alive')).toEqual({ success: true, result: 'alive', attempts: 1 });
+  });
+});
+
+describe('command results', () => {
+  it('fails a result larger than queue.maxPayloadBytes instead of wedging the worker', async () => {
+    const { bus } = setup({ queue: { maxPayloadBytes: 1024 } });
+    bus.registerCommandHandler('big', handler('bigResult'));
+    await bus.start();
+    expect(await bus.execute('big', 100)).toEqual({ success: true, result: 'x'.repeat(100), attempts: 1 });
+    const r = await bus.execute('big', 200_000);
+    expect(r).toEqual({ success: false, error: 'command result is 200002 bytes, more than queue.maxPayloadBytes (1024)', attempts: 1 });
+    expect(await bus.execute('big', 10)).toMatchObject({ success: true });
+  });
+});
+
+describe('re-entrancy and odd inputs', () => {
+  it("lets a 'backpressure' listener publish without corrupting the event being published", async () => {
+    const { bus } = setup({ queue: { capacity: 10, highWaterMark: 0.5, lowWaterMark: 0.1 } });
+    bus.registerCommandHandler('describe', handler('describe'));
+    bus.registerEventHandler('note', handler('noop'));
+    bus.on('backpressure', ({ active }) => {
+      if (active) bus.publish('note', { from: 'listener' });
+    });
+    for (let i = 0; i < 4; i++) bus.publish('note', i);
+    const pending = bus.execute<Record<string, unknown>>('describe', { nested: 'intact' }, { sessionId: 's' }); // crosses the mark
+    await bus.start();
+    const r = await pending;
+    expect(r.success).toBe(true);
+    expect(r.result).toMatchObject({ sessionId: 's', payloadKind: 'object' });
+    await bus.drain();
+    expect(bus.stats()).toMatchObject({ failed: 0, queueSize: 0 });
+  });
+
+  it('survives an inline handler that throws a value String() cannot convert', async () => {
+    const { bus } = setup();
+    bus.registerEventHandler('odd', () => {
+      throw Object.create(null);
+    });
+    const errors: string[] = [];
+    bus.on('handler-error', (e) => errors.push(e.error));
+    await bus.start();
+    bus.publish('odd', 1);
+    await bus.drain();
+    expect(errors).toEqual(['non-error value thrown: [object Object]']);
+    expect(bus.stats()).toMatchObject({ failed: 1, queueSize: 0 });
+  });
+
+  it('publishAsync sends the payload as it was when called, and a failed wait keeps no room', async () => {
+    const { bus, rec } = setup({ queue: { capacity: 2 } });
+    bus.registerEventHandler('job', recorder('recordA'));
+    await bus.start();
+    bus.publish('job', rec.payload('blocker', { spinMs: 150 }));
+    await rec.waitFor(1, 'start');
+    bus.publish('job', rec.payload('second'));
+    const payload = rec.payload('waited');
+    const waiting = bus.publishAsync('job', payload);
+    payload.tag = 'mutated';
+    expect(await waiting).toBe(true);
+    await bus.drain();
+    await rec.waitFor(3);
+    expect(rec.tags()).toEqual(['blocker', 'second', 'waited']);
+    expect(bus.publish('job', rec.payload('x'))).toBe(true);
+    expect(bus.publish('job', rec.payload('y'))).toBe(true);
+  });
+
+  it('runs async inline handlers of different events concurrently, each event in order', async () => {
+    const { bus } = setup();
+    let concurrent = 0;
+    let peak = 0;
+    const order: string[] = [];
+    bus.registerEventHandler('io', async (e) => {
+      concurrent++;
+      peak = Math.max(peak, concurrent);
+      await new Promise((r) => setTimeout(r, 20));
+      concurrent--;
+      order.push(`first:${e.payload}`);
+    }, { priority: 'high' });
+    bus.registerEventHandler('io', (e) => void order.push(`second:${e.payload}`), { priority: 'low' });
+    await bus.start();
+    const t0 = performance.now();
+    for (let i = 0; i < 10; i++) bus.publish('io', i);
+    await bus.drain();
+    expect(peak).toBe(10);
+    expect(performance.now() - t0).toBeLessThan(150); // serially it would take 200 ms
+    for (let i = 0; i < 10; i++) expect(order.indexOf(`first:${i}`)).toBeLessThan(order.indexOf(`second:${i}`));
+  });
+
+  it('rejects session ids over 1 KiB and refuses registration through a closed session', async () => {
+    const { bus } = setup();
+    expect(() => bus.publish('t', 1, { sessionId: 'x'.repeat(2000) })).toThrow(/sessionId for topic 't' is 2000 bytes; the most is 1024/);
+    const s = bus.session('s1');
+    s.close();
+    expect(() => s.registerCommandHandler('c', () => 1)).toThrow(/session s1 is closed/);
+    await bus.start();
+    expect(await bus.execute('c', 0)).toMatchObject({ success: false });
+  });
+});
