@@ -5,19 +5,27 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { BoundedEventQueue } from './bounded_event_queue.js';
-import { BackpressureError, BusStoppedError, HandlerLoadError } from './errors.js';
+import { BreakerBoard } from './breaker/breaker_board.js';
+import type { CircuitState } from './breaker/circuit_breaker.js';
+import type { DeadEvent, DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
+import { DeadLetterQueue, type DeadLetters } from './dead_letter/dead_letter_queue.js';
+import { JsonLinesDeadLetterSink } from './dead_letter/json_lines_sink.js';
+import { BackpressureError, BusStoppedError, CircuitOpenError, HandlerLoadError, HandlerTimeoutError } from './errors.js';
+import { ExponentialBackoff } from './retry/backoff.js';
+import { RetryScheduler } from './retry/retry_scheduler.js';
+import { RateLimitedLog } from './rate_limited_log.js';
 import { Fifo } from './fifo.js';
 import {
   assertModuleExists, defaultWorkerHandlerName, isTypeScriptModule, isWorkerHandlerRef, type WorkerHandlerRef,
 } from './handler_ref.js';
-import { InlineRunner } from './inline_runner.js';
+import { InlineRunner, type InlineJob } from './inline_runner.js';
 import { defaultLogger, type Logger } from './logger.js';
 import type { ResolvedOptions } from './options.js';
 import { LaneRingWriter } from './ring/lane_ring_writer.js';
-import { PendingRecord, recordFlags, recordHandlerIds, recordSeq, rewriteRecord, viewOf } from './ring/record.js';
+import { PendingRecord, decodeRecord, recordFlags, recordSeq, rewriteRecord, viewOf } from './ring/record.js';
 import { Router, type Registration, type Route } from './router.js';
 import {
-  LANE_COUNT, MAIN_WAITING, WAKE_PENDING, OUT_DONE, OUT_FAILED, PROGRESS, RF_BINARY, RF_COMMAND, RF_LANE_SHIFT,
+  LANE_COUNT, MAIN_WAITING, WAKE_PENDING, OUT_DONE, OUT_FAILED, OUT_REFUSED, OUT_SUCCEEDED, PROGRESS, RF_BINARY, RF_COMMAND, RF_LANE_SHIFT,
   RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_END, SLOT_HANDLER_INDEX, SLOT_LANE,
   SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, align8, controlWords, slotWord, type SharedBusMemory,
 } from './shared/layout.js';
@@ -60,9 +68,48 @@ interface Tracked {
   readonly publishedAt: number;
   readonly route: Route;
   stage: number;
-  stageFailures: number;
-  lastError: string | undefined;
   readonly resolveCommand: ((result: CommandResult) => void) | undefined;
+  commandResolved: boolean;
+}
+
+/** The failed deliveries of one event, while any is waiting to run again or to be dead-lettered. */
+interface Ledger {
+  /** Retries scheduled or running, and dead letters not yet persisted. */
+  outstanding: number;
+  /** The event's first pass (every stage) finished. */
+  baseDone: boolean;
+  /** Attempt number of the last failure, to tell a retry's success from its failure. */
+  failedAttempt: number;
+  /** Epoch ms of each failing delivery's first failure, by handler name. */
+  firstFailureAt: Map<string, number>;
+}
+
+/** One failed attempt at one delivery, wherever it ran. */
+interface FailedAttempt {
+  seq: number;
+  lane: number;
+  topic: string;
+  handler: string;
+  attempt: number;
+  error: string;
+  /** An open circuit refused it: a failed attempt for the retry policy, not a handler failure for the breaker. */
+  refused: boolean;
+  /** A worker delivery: the record as it ran, and the handler's registry id. */
+  record?: Uint8Array;
+  handlerId?: number;
+  /** An inline delivery: the job and the handler. */
+  job?: InlineJob;
+  reg?: Registration;
+}
+
+/** A delivery waiting for its next attempt. */
+interface RetryItem {
+  lane: number;
+  record: Uint8Array | undefined;
+  job: InlineJob | undefined;
+  /** The attempt that failed, and when the delivery first failed: for a dead letter if the bus stops first. */
+  failure: FailedAttempt;
+  firstAt: number;
 }
 
 const LANE_OF: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
@@ -157,6 +204,25 @@ export class Dispatcher {
   #abandoned = 0;
   #retiredSettled = 0;
   #retiredProcessed = 0;
+  #retried = 0;
+  #deadLettered = 0;
+  readonly #breakers: BreakerBoard;
+  readonly #backoff: ExponentialBackoff | undefined;
+  readonly #retries = new RetryScheduler<RetryItem>((item) => this.#runRetry(item));
+  readonly #ledger = new Map<number, Ledger>();
+  /** Always there (empty when the feature is off), so `bus.deadLetters` needs no check. */
+  readonly #deadLetterQueue: DeadLetterQueue;
+  /** The same queue when dead-lettering is on. */
+  readonly #deadLetters: DeadLetterQueue | undefined;
+  readonly #deadLetterSink: JsonLinesDeadLetterSink | undefined;
+  #deadLetterBatch: { entry: DeadLetterEntry; seq: number }[] = [];
+  #deadLetterSeq = 0;
+  readonly #deadLetterLog: RateLimitedLog;
+  /** Per slot: the AbortController of its task, and what the watchdog last saw running there. */
+  readonly #abort: (AbortController | undefined)[] = [];
+  readonly #watched: { cursor: number; handler: number; since: number }[] = [];
+  readonly #timedOut = new Set<number>();
+  #watchdog: NodeJS.Timeout | undefined;
 
   constructor(options: ResolvedOptions, emitter: EventEmitter) {
     this.#options = options;
@@ -174,23 +240,45 @@ export class Dispatcher {
       lanes: Array.from({ length: LANE_COUNT }, () => new SharedArrayBuffer(ringBytes)),
       outcomes: Array.from({ length: this.#slots }, () => new SharedArrayBuffer(outcomeBytes)),
       registry: this.#registry.sab,
+      breakers: new SharedArrayBuffer(4),
       idPrefix: `${randomBytes(6).toString('base64url')}-`,
     };
     this.#control = new Int32Array(this.#memory.control);
     this.#writers = this.#memory.lanes.map((sab, lane) => new LaneRingWriter(this.#control, sab, lane, this.#slots));
     this.#router = new Router(this.#registry);
     this.#inline = new InlineRunner({
-      failed: (job, handler, error) => {
-        if (!this.#terminating) this.#deliveryFailed(job.seq, job.event.topic, handler.name, job.event.attempt, errorMessage(error));
-      },
-      done: (job, failures, succeeded, result) => {
-        // After stop() gave up on pending events, a late async handler's completion is already counted as abandoned.
+      refusal: (_job, handler) => (this.#breakers.allows(handler.name) ? undefined : new CircuitOpenError(handler.name).message),
+      failed: (job, handler, error, refused) => {
         if (this.#terminating) return;
-        this.#processedMain += succeeded;
-        this.#stageDone(job.seq, failures, result, false);
+        this.#attemptFailed({
+          seq: job.seq, lane: LANE_OF[job.event.priority], topic: job.event.topic, handler: handler.name,
+          attempt: job.event.attempt, error: errorMessage(error), refused, job, reg: handler,
+        });
+      },
+      succeeded: (_job, handler) => {
+        if (this.#terminating) return;
+        this.#processedMain++;
+        this.#breakers.onSuccess(handler.name);
+      },
+      done: (job, failures, result) => {
+        // After stop() gave up on pending events, a late async handler's completion is already counted as abandoned.
+        if (!this.#terminating) this.#recordDone(job.seq, job.event.attempt, failures > 0, result);
       },
     });
     this.#queue = new BoundedEventQueue(queue, () => this.#workerSettled());
+    this.#breakers = new BreakerBoard(options.circuitBreaker, (handler, from, to) => this.#circuitMoved(handler, from, to));
+    this.#memory.breakers = this.#breakers.sab;
+    this.#backoff = options.retry ? new ExponentialBackoff(options.retry) : undefined;
+    const deadLetter = options.deadLetter;
+    this.#deadLetterSink = deadLetter && deadLetter.path !== undefined ? new JsonLinesDeadLetterSink(deadLetter.path) : undefined;
+    this.#deadLetterQueue = new DeadLetterQueue({
+      capacity: deadLetter ? deadLetter.capacity : 1,
+      sink: this.#deadLetterSink,
+      republish: (entries) => this.#republish(entries),
+    });
+    this.#deadLetters = deadLetter ? this.#deadLetterQueue : undefined;
+    this.#deadLetterLog = new RateLimitedLog(this.#log, 1000);
+    for (let s = 0; s < this.#slots; s++) this.#watched.push({ cursor: 0, handler: -1, since: 0 });
   }
 
   get state(): State {
@@ -215,11 +303,12 @@ export class Dispatcher {
     let reg: Registration;
     if (typeof handler === 'function') {
       const name = options?.name ?? (handler.name || 'anonymous');
+      this.#breakers.index(name);
       reg = { topic, name, priority, command, fn: handler, ref: undefined, handlerId: -1 };
     } else if (isWorkerHandlerRef(handler)) {
       if (this.#state === 'running' || this.#state === 'starting') assertModuleExists(handler);
       const name = options?.name ?? defaultWorkerHandlerName(handler);
-      const handlerId = this.#registry.handlerId(handler.module, handler.exportName, name);
+      const handlerId = this.#registry.handlerId(handler.module, handler.exportName, name, this.#breakers.index(name));
       reg = { topic, name, priority, command, fn: undefined, ref: handler, handlerId };
     } else {
       throw new TypeError(`handler for topic '${topic}' must be a function or workerHandler(module, export), got ${String(handler)}`);
@@ -265,6 +354,7 @@ export class Dispatcher {
         maxThreads: pool.maxThreads,
         idleTimeout: pool.idleTimeoutMs,
         concurrentTasksPerWorker: 1,
+        resourceLimits: pool.resourceLimits,
         workerData: { ...this.#memory, tsxEsmApi: where.tsxEsmApi } satisfies SharedBusMemory,
       });
       this.#pool.on('error', (err: unknown) => this.#log.error({ err: errorMessage(err) }, 'worker error outside a task'));
@@ -282,6 +372,17 @@ export class Dispatcher {
       this.#state = 'new';
       await pool?.destroy();
       throw err;
+    }
+    if (this.#deadLetterSink !== undefined) {
+      try {
+        this.#deadLetters!.restore(this.#deadLetterSink.load());
+      } catch (err) {
+        const pool = this.#pool;
+        this.#pool = undefined;
+        this.#state = 'new';
+        await pool?.destroy();
+        throw new Error(`cannot load dead letters from deadLetter.path ${this.#deadLetterSink.path}: ${errorMessage(err)}`);
+      }
     }
     this.#state = 'running';
     for (const probe of this.#lateProbes.splice(0)) probe();
@@ -320,13 +421,23 @@ export class Dispatcher {
     Atomics.add(this.#control, WAKE, 1);
     Atomics.notify(this.#control, WAKE);
     clearTimeout(this.#taskBackoff);
-    // From here a task that ends mid-batch was terminated by us: its events are abandoned, not failed.
+    clearInterval(this.#watchdog);
+    // From here a task that ends mid-batch was terminated by us: its events are abandoned, not failed,
+    // and a failed delivery is not retried any more.
     this.#terminating = true;
     const pool = this.#pool;
     this.#pool = undefined;
     await pool?.destroy();
     // Workers are gone: whatever their slots recorded is final now.
     this.#collect();
+    // Failed deliveries still waiting for a retry go to the dead-letter queue (if there is one), not into thin air.
+    for (const item of this.#retries.clear()) {
+      if (this.#deadLetters === undefined) continue;
+      const f = { ...item.failure, error: `${item.failure.error} (not retried: the bus stopped)` };
+      this.#deadLetterBatch.push({ entry: this.#deadLetterEntry(f, item.firstAt, Date.now()), seq: f.seq });
+    }
+    this.#flushDeadLetters();
+    this.#breakers.stop();
     const abandoned = this.#queue.size;
     if (abandoned > 0) {
       this.#abandoned += abandoned;
@@ -334,9 +445,10 @@ export class Dispatcher {
       this.#inline.clear();
       for (const lane of this.#overflow) lane.clear();
       for (const t of this.#tracked.values()) {
-        t.resolveCommand?.({ success: false, error: 'the bus stopped before the command finished', attempts: 0 });
+        if (!t.commandResolved) t.resolveCommand?.({ success: false, error: 'the bus stopped before the command finished', attempts: 0 });
       }
       this.#tracked.clear();
+      this.#ledger.clear();
       this.#log.warn({ abandoned }, 'bus stopped with events still pending; they were abandoned');
       this.#afterSettle();
     }
@@ -405,9 +517,12 @@ export class Dispatcher {
   async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const lane = this.#prepare(topic, payload, options, session);
-    if (this.#router.commandRoute(topic) === undefined) {
+    const route = this.#router.commandRoute(topic);
+    if (route === undefined) {
       return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
     }
+    const handler = route.stages[0].handlers[0].name;
+    if (!this.#breakers.allows(handler)) return { success: false, error: new CircuitOpenError(handler).message, attempts: 0 };
     if (this.#options.queue.strategy === 'drop-oldest' && !this.#closed() && !this.#queue.hasRoom() && !this.#dropOldest(lane)) {
       this.#published++;
       this.#dropped++;
@@ -502,12 +617,13 @@ export class Dispatcher {
   }
 
   /** Accepts the event in the scratch record and starts its first stage. */
-  #commit(topic: string, payload: unknown, lane: number, reserved: boolean, resolveCommand: ((r: CommandResult) => void) | undefined): void {
+  #commit(topic: string, payload: unknown, lane: number, reserved: boolean, resolveCommand: ((r: CommandResult) => void) | undefined,
+    routeOverride?: Route, idOverride?: string): void {
     const backpressureOn = this.#queue.accept(reserved);
     this.#published++;
     const seq = ++this.#seq;
     const publishedAt = Date.now();
-    const route = resolveCommand ? this.#router.commandRoute(topic) : this.#router.eventRoute(topic);
+    const route = routeOverride ?? (resolveCommand ? this.#router.commandRoute(topic) : this.#router.eventRoute(topic));
     if (route === undefined || route.stages.length === 0) {
       // No handler (or the command handler went away while waiting for room).
       resolveCommand?.({ success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 });
@@ -521,7 +637,7 @@ export class Dispatcher {
     if (resolveCommand !== undefined || route.stages.length > 1) {
       tracked = {
         seq, topic, payload, payloadFlags: p.flags, text: p.text, payloadBytes: p.payloadBytes, lane,
-        sessionId: p.session, publishedAt, route, stage: 0, stageFailures: 0, lastError: undefined, resolveCommand,
+        sessionId: p.session, publishedAt, route, stage: 0, resolveCommand, commandResolved: false,
       };
       this.#tracked.set(seq, tracked);
     }
@@ -535,7 +651,9 @@ export class Dispatcher {
       p.handlerIds = stage.handlerIds;
       this.#writeRecord(lane);
     } else {
-      this.#inline.enqueue(lane, { seq, event: this.#event(seq, topic, payload, lane, p.session, publishedAt), handlers: stage.handlers });
+      const event = this.#event(seq, topic, payload, lane, p.session, publishedAt);
+      if (idOverride !== undefined) event.id = idOverride;
+      this.#inline.enqueue(lane, { seq, event, handlers: stage.handlers });
     }
     p.clear();
     // Only now, with the event written: a listener may publish in turn.
@@ -547,7 +665,7 @@ export class Dispatcher {
     this.#emitter.emit('backpressure', { active });
   }
 
-  #event(seq: number, topic: string, payload: unknown, lane: number, sessionId: string | undefined, publishedAt: number): BusEvent {
+  #event(seq: number, topic: string, payload: unknown, lane: number, sessionId: string | undefined, publishedAt: number): { -readonly [K in keyof BusEvent]: BusEvent[K] } {
     return { id: this.#memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId, attempt: 0, publishedAt };
   }
 
@@ -650,21 +768,58 @@ export class Dispatcher {
     this.#activeSlots.add(slot);
     const { maxBatch, maxThreads, lingerMs } = this.#options.pool;
     const task: DrainTask = {
-      kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs, keepFailedRecords: false,
+      kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs,
+      keepFailedRecords: this.#options.retry !== false || this.#options.deadLetter !== false,
       maxResultBytes: this.#options.queue.maxPayloadBytes,
     };
-    this.#pool.run(task).then(
+    const abort = new AbortController();
+    this.#abort[slot] = abort;
+    this.#watched[slot].handler = -1;
+    this.#pool.run(task, { signal: abort.signal }).then(
       () => this.#taskEnded(slot, undefined),
       (err: unknown) => this.#taskEnded(slot, err),
     );
     this.#armProgress();
+    this.#startWatchdog();
+  }
+
+  /**
+   * Handler timeouts without any cost in the worker: a timer samples each busy
+   * slot's (cursor, handler index); if the same handler of the same record is
+   * still running `handlerTimeoutMs` after it was first seen, the task is
+   * aborted, which makes Piscina terminate that worker (the only way to stop a
+   * synchronous infinite loop) and start a new one.
+   */
+  #startWatchdog(): void {
+    const timeoutMs = this.#options.handlerTimeoutMs;
+    if (timeoutMs === false || this.#watchdog !== undefined) return;
+    this.#watchdog = setInterval(() => {
+      const now = performance.now();
+      const c = this.#control;
+      for (const slot of this.#activeSlots) {
+        const seen = this.#watched[slot];
+        const handler = Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1 ? Atomics.load(c, slotWord(slot, SLOT_HANDLER_INDEX)) : -1;
+        const cursor = Atomics.load(c, slotWord(slot, SLOT_CURSOR));
+        if (handler < 0 || handler !== seen.handler || cursor !== seen.cursor) {
+          seen.handler = handler;
+          seen.cursor = cursor;
+          seen.since = now;
+        } else if (now - seen.since >= timeoutMs && !this.#timedOut.has(slot)) {
+          this.#timedOut.add(slot);
+          this.#abort[slot]?.abort(new HandlerTimeoutError(this.#handlerName(handler), timeoutMs));
+        }
+      }
+    }, Math.max(5, Math.min(1000, Math.floor(timeoutMs / 4))));
+    this.#watchdog.unref();
   }
 
   #taskEnded(slot: number, err: unknown): void {
     const c = this.#control;
+    this.#abort[slot] = undefined;
+    const timedOut = this.#timedOut.delete(slot);
     this.#drainSlot(slot);
     const crashedMidBatch = err !== undefined && Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1;
-    if (crashedMidBatch && !this.#terminating) this.#recoverBatch(slot, err);
+    if (crashedMidBatch && !this.#terminating) this.#recoverBatch(slot, err, timedOut);
     this.#retiredSettled += Atomics.load(c, slotWord(slot, SLOT_SETTLED));
     this.#retiredProcessed += Atomics.load(c, slotWord(slot, SLOT_PROCESSED));
     for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED]) Atomics.store(c, slotWord(slot, field), 0);
@@ -682,12 +837,13 @@ export class Dispatcher {
   }
 
   /**
-   * A worker died inside a batch. Records before the cursor are accounted for
-   * (implicit successes in the slot's counters, the rest in its outcome ring).
-   * The running handler's delivery failed; the handlers after it on that record
-   * and every later record of the batch are published again, uncharged.
+   * A worker died inside a batch (it crashed, or the watchdog ended it for a
+   * handler timeout). Records before the cursor are accounted for: implicit
+   * successes in the slot's counters, the rest in its outcome ring. The running
+   * handler's delivery failed; the handlers after it on that record and every
+   * later record of the batch run again, uncharged.
    */
-  #recoverBatch(slot: number, err: unknown): void {
+  #recoverBatch(slot: number, err: unknown, timedOut: boolean): void {
     const c = this.#control;
     const lane = Atomics.load(c, slotWord(slot, SLOT_LANE));
     const cursor = Atomics.load(c, slotWord(slot, SLOT_CURSOR));
@@ -696,35 +852,37 @@ export class Dispatcher {
     const records = this.#writers[lane].copyRange(cursor, end);
     // A handler was running (index >= 0): its delivery failed. Otherwise the worker died between records.
     const crashed = handlerIndex >= 0 ? records.shift() : undefined;
-    const rest = records;
-    this.#log.error({ err: errorMessage(err), requeued: rest.length }, 'worker died mid-batch; replacing it and re-running the rest of its batch');
+    this.#log.error({ err: errorMessage(err), requeued: records.length, timedOut }, 'worker died mid-batch; replacing it and re-running the rest of its batch');
     if (crashed !== undefined) {
-      const view = viewOf(crashed.buffer, crashed.byteOffset, crashed.byteLength);
-      const seq = recordSeq(view, 0);
-      const ids = recordHandlerIds(crashed);
-      const handlerId = ids[Math.min(handlerIndex, ids.length - 1)];
-      const entry = this.#registry.entry(handlerId);
-      const name = entry.kind === ENTRY_HANDLER ? entry.name : String(handlerId);
-      const tracked = this.#tracked.get(seq);
-      this.#deliveryFailed(seq, tracked?.topic ?? this.#topicOfRecord(view), name, 0, `worker exited while running handler '${name}': ${errorMessage(err)}`);
-      const remaining = ids.subarray(handlerIndex + 1);
-      if (remaining.length > 0) {
-        this.#writeEncoded(lane, rewriteRecord(crashed, remaining, 0));
-        if (tracked) tracked.stageFailures++;
-      } else {
-        this.#stageDone(seq, 1, undefined, !tracked);
-      }
+      const d = decodeRecord(crashed);
+      const handlerId = d.handlerIds[Math.min(handlerIndex, d.handlerIds.length - 1)];
+      const name = this.#handlerName(handlerId);
+      const error = timedOut
+        ? new HandlerTimeoutError(name, this.#options.handlerTimeoutMs || 0).message
+        : `worker exited while running handler '${name}': ${errorMessage(err)}`;
+      this.#attemptFailed({
+        seq: d.seq, lane, topic: this.#topicName(d.topicId), handler: name, attempt: d.attempt, error, refused: false,
+        record: crashed, handlerId,
+      });
+      const remaining = d.handlerIds.subarray(handlerIndex + 1);
+      // What is left of the record reports back explicitly, so main sees its pass end.
+      if (remaining.length > 0) this.#writeEncoded(lane, rewriteRecord(crashed, remaining, d.attempt, RF_TRACKED));
+      else this.#recordDone(d.seq, d.attempt, true, undefined);
     }
-    for (const record of rest) this.#writeEncoded(lane, record);
+    for (const record of records) this.#writeEncoded(lane, record);
     Atomics.store(c, slotWord(slot, SLOT_BUSY), 0);
   }
 
-  #topicOfRecord(view: { i32: Int32Array }): string {
-    const entry = this.#registry.entry(view.i32[2]);
-    return entry.kind === ENTRY_HANDLER ? '' : entry.topic;
+  #handlerName(handlerId: number): string {
+    const entry = this.#registry.entry(handlerId);
+    return entry.kind === ENTRY_HANDLER ? entry.name : `#${handlerId}`;
   }
 
-  /** Main waits for PROGRESS without blocking: Atomics.waitAsync, re-armed after each wake while tasks run. */
+  #topicName(topicId: number): string {
+    const entry = this.#registry.entry(topicId);
+    return entry.kind === ENTRY_HANDLER ? `#${topicId}` : entry.topic;
+  }
+
   /**
    * Main waits for PROGRESS without blocking: Atomics.waitAsync on the value
    * PROGRESS had when main last started collecting. Any batch finished since
@@ -763,25 +921,31 @@ export class Dispatcher {
   }
 
   readonly #onOutcome = (o: Outcome): void => {
-    if (o.kind === OUT_FAILED) {
-      const entry = this.#registry.entry(o.handlerId);
-      const tracked = this.#tracked.get(o.seq);
-      if (tracked) tracked.lastError = o.text;
-      const topicEntry = this.#registry.entry(o.topicId);
-      this.#deliveryFailed(o.seq, topicEntry.kind === ENTRY_HANDLER ? '' : topicEntry.topic,
-        entry.kind === ENTRY_HANDLER ? entry.name : String(o.handlerId), o.attempt, o.text);
-      if (tracked) tracked.stageFailures++;
-    } else if (o.kind === OUT_DONE) {
-      const tracked = this.#tracked.get(o.seq);
-      let result: unknown;
-      if (tracked?.resolveCommand && o.text !== '') {
-        try {
-          result = JSON.parse(o.text);
-        } catch {
-          result = undefined;
+    switch (o.kind) {
+      case OUT_FAILED:
+      case OUT_REFUSED:
+        this.#attemptFailed({
+          seq: o.seq, lane: o.record ? (recordFlags(viewOf(o.record.buffer, o.record.byteOffset, o.record.byteLength), 0) >> RF_LANE_SHIFT) & 3 : this.#tracked.get(o.seq)?.lane ?? 2,
+          topic: this.#topicName(o.topicId), handler: this.#handlerName(o.handlerId), attempt: o.attempt, error: o.text,
+          refused: o.kind === OUT_REFUSED, record: o.record, handlerId: o.handlerId,
+        });
+        break;
+      case OUT_SUCCEEDED:
+        this.#breakers.onSuccess(this.#handlerName(o.handlerId));
+        break;
+      case OUT_DONE: {
+        const failed = this.#ledger.get(o.seq)?.failedAttempt === o.attempt;
+        let result: unknown;
+        if (!failed && o.text !== '' && this.#tracked.get(o.seq)?.resolveCommand) {
+          try {
+            result = JSON.parse(o.text);
+          } catch {
+            result = undefined;
+          }
         }
+        this.#recordDone(o.seq, o.attempt, failed, result);
+        break;
       }
-      this.#stageDone(o.seq, tracked ? tracked.stageFailures : 1, result, tracked === undefined);
     }
   };
 
@@ -798,38 +962,102 @@ export class Dispatcher {
     if (wrote) this.#signalWork();
   }
 
-  // ---------------------------------------------------------------- outcomes
+  // ---------------------------------------------------------------- failures, retries, dead letters
 
-  #deliveryFailed(seq: number, topic: string, handler: string, attempt: number, error: string): void {
+  /**
+   * One attempt at one delivery failed. With attempts left it runs again
+   * after the backoff (holding its place in the capacity); otherwise it is
+   * dead-lettered, or with no dead-letter queue counted as a final failure.
+   */
+  #attemptFailed(f: FailedAttempt): void {
     this.#failed++;
-    const tracked = this.#tracked.get(seq);
-    if (tracked) tracked.lastError = error;
+    if (!f.refused) this.#breakers.onFailure(f.handler);
     if (this.#emitter.listenerCount('handler-error') > 0) {
-      const event: HandlerErrorEvent = { eventId: this.#memory.idPrefix + seq, topic, handler, attempt, error };
+      const eventId = f.job?.event.id ?? (f.record ? decodeRecord(f.record).id : undefined) ?? this.#memory.idPrefix + f.seq;
+      const event: HandlerErrorEvent = { eventId, topic: f.topic, handler: f.handler, attempt: f.attempt, error: f.error };
       this.#emitter.emit('handler-error', event);
+    }
+    let ledger = this.#ledger.get(f.seq);
+    if (ledger === undefined) {
+      ledger = { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map() };
+      this.#ledger.set(f.seq, ledger);
+    }
+    ledger.failedAttempt = f.attempt;
+    const now = Date.now();
+    const firstAt = ledger.firstFailureAt.get(f.handler) ?? now;
+    const retry = this.#options.retry;
+    const canRetry = retry && !this.#terminating && f.attempt < retry.maxRetries &&
+      (f.job !== undefined || (f.record !== undefined && f.handlerId !== undefined));
+    if (canRetry) {
+      ledger.firstFailureAt.set(f.handler, firstAt);
+      ledger.outstanding++;
+      this.#retried++;
+      const next = f.attempt + 1;
+      const item: RetryItem = {
+        lane: f.lane,
+        record: f.record && f.handlerId !== undefined ? rewriteRecord(f.record, [f.handlerId], next, RF_TRACKED) : undefined,
+        job: f.job && f.reg ? { seq: f.seq, event: { ...f.job.event, attempt: next }, handlers: [f.reg] } : undefined,
+        failure: f,
+        firstAt,
+      };
+      this.#retries.schedule(this.#backoff!.delayMs(next), item);
+      return;
+    }
+    ledger.firstFailureAt.delete(f.handler);
+    const tracked = this.#tracked.get(f.seq);
+    if (tracked?.resolveCommand && !tracked.commandResolved) {
+      tracked.commandResolved = true;
+      tracked.resolveCommand({ success: false, error: f.error, attempts: f.attempt + 1 });
+    }
+    if (this.#deadLetters !== undefined) {
+      ledger.outstanding++;
+      this.#deadLetterBatch.push({ entry: this.#deadLetterEntry(f, firstAt, now), seq: f.seq });
+      if (this.#deadLetterBatch.length === 1) queueMicrotask(this.#flushDeadLetters);
     }
   }
 
-  /** One stage of an event finished: go to the next stage, or settle the event. */
-  #stageDone(seq: number, failures: number, result: unknown, untracked: boolean): void {
-    const t = untracked ? undefined : this.#tracked.get(seq);
-    if (t === undefined) {
-      this.#settle(1);
+  #runRetry(item: RetryItem): void {
+    if (this.#terminating) return;
+    if (item.record !== undefined) {
+      this.#writeEncoded(item.lane, item.record);
+      this.#signalWork();
+    } else if (item.job !== undefined) {
+      this.#inline.enqueue(item.lane, item.job);
+    }
+  }
+
+  /**
+   * A record or inline job finished: attempt 0 is a stage of the event's
+   * first pass, a higher attempt is one retried delivery.
+   */
+  #recordDone(seq: number, attempt: number, failed: boolean, result: unknown): void {
+    const t = this.#tracked.get(seq);
+    if (t?.resolveCommand && !failed && !t.commandResolved) {
+      t.commandResolved = true;
+      t.resolveCommand({ success: true, result, attempts: attempt + 1 });
+    }
+    if (attempt > 0) {
+      const ledger = this.#ledger.get(seq);
+      if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq);
       return;
     }
-    if (t.resolveCommand) {
-      this.#tracked.delete(seq);
-      t.resolveCommand(failures === 0 ? { success: true, result, attempts: 1 } : { success: false, error: t.lastError, attempts: 1 });
-      this.#settle(1);
+    if (t !== undefined && !t.resolveCommand && ++t.stage < t.route.stages.length) {
+      this.#startStage(t);
       return;
     }
-    t.stage++;
-    t.stageFailures = 0;
-    if (t.stage >= t.route.stages.length) {
-      this.#tracked.delete(seq);
-      this.#settle(1);
-      return;
-    }
+    const ledger = this.#ledger.get(seq);
+    if (ledger !== undefined && ledger.outstanding > 0) ledger.baseDone = true;
+    else this.#finish(seq);
+  }
+
+  /** Every delivery of the event is processed, dead-lettered or finally failed. */
+  #finish(seq: number): void {
+    this.#ledger.delete(seq);
+    this.#tracked.delete(seq);
+    this.#settle(1);
+  }
+
+  #startStage(t: Tracked): void {
     const stage = t.route.stages[t.stage];
     if (stage.inWorker) {
       const p = this.#pending;
@@ -837,7 +1065,7 @@ export class Dispatcher {
       p.flags = t.payloadFlags | (t.lane << RF_LANE_SHIFT) | RF_TRACKED;
       p.topicId = t.route.topicId;
       p.attempt = 0;
-      p.seq = seq;
+      p.seq = t.seq;
       p.publishedAt = t.publishedAt;
       p.handlerIds = stage.handlerIds;
       p.session = t.sessionId;
@@ -848,8 +1076,79 @@ export class Dispatcher {
       this.#writeRecord(t.lane);
       p.clear();
     } else {
-      this.#inline.enqueue(t.lane, { seq, event: this.#event(seq, t.topic, t.payload, t.lane, t.sessionId, t.publishedAt), handlers: stage.handlers });
+      this.#inline.enqueue(t.lane, { seq: t.seq, event: this.#event(t.seq, t.topic, t.payload, t.lane, t.sessionId, t.publishedAt), handlers: stage.handlers });
     }
+  }
+
+  #deadLetterEntry(f: FailedAttempt, firstAttemptAt: number, lastAttemptAt: number): DeadLetterEntry {
+    let event: DeadEvent;
+    if (f.job !== undefined) {
+      const e = f.job.event;
+      event = { id: e.id, topic: e.topic, payload: e.payload, priority: e.priority, sessionId: e.sessionId, publishedAt: e.publishedAt };
+    } else {
+      const d = f.record ? decodeRecord(f.record) : undefined;
+      const t = this.#tracked.get(f.seq);
+      event = {
+        id: d?.id ?? this.#memory.idPrefix + f.seq, topic: f.topic, payload: d ? d.payload : t?.payload,
+        priority: PRIORITY_NAMES[f.lane], sessionId: d ? d.sessionId : t?.sessionId, publishedAt: d?.publishedAt ?? t?.publishedAt ?? 0,
+      };
+    }
+    return {
+      id: `${this.#memory.idPrefix}dl${++this.#deadLetterSeq}`, event, handler: f.handler, error: f.error,
+      attempts: f.attempt + 1, firstAttemptAt, lastAttemptAt,
+    };
+  }
+
+  /** Persists the dead letters of this turn in one write, then acknowledges them. */
+  readonly #flushDeadLetters = (): void => {
+    const batch = this.#deadLetterBatch;
+    if (batch.length === 0 || this.#deadLetters === undefined) return;
+    this.#deadLetterBatch = [];
+    try {
+      this.#deadLetters.add(batch.map((b) => b.entry));
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err), path: this.#deadLetterSink?.path, entries: batch.length },
+        'could not write dead letters to their file; kept in memory only');
+      this.#deadLetters.restore(batch.map((b) => b.entry));
+    }
+    for (const { entry, seq } of batch) {
+      this.#deadLettered++;
+      this.#deadLetterLog.warn({ handler: entry.handler, topic: entry.event.topic, eventId: entry.event.id, error: entry.error, attempts: entry.attempts }, 'delivery dead-lettered');
+      this.#emitter.emit('dead-letter', entry);
+      const ledger = this.#ledger.get(seq);
+      if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq);
+    }
+  };
+
+  /** Publishes dead letters again, each to its own handler only, with fresh attempts and its original event id. */
+  #republish(entries: DeadLetterEntry[]): number {
+    let accepted = 0;
+    for (const entry of entries) {
+      const reg = this.#router.find(entry.event.topic, entry.handler);
+      if (reg === undefined) {
+        throw new RangeError(`cannot replay dead letter ${entry.id}: no handler '${entry.handler}' on topic '${entry.event.topic}'`);
+      }
+      if (this.#closed() || !this.#queue.hasRoom()) break;
+      const lane = this.#prepare(entry.event.topic, entry.event.payload, { priority: entry.event.priority }, entry.event.sessionId);
+      this.#pending.id = entry.event.id;
+      this.#pending.idBytes = Buffer.byteLength(entry.event.id);
+      this.#commit(entry.event.topic, entry.event.payload, lane, false, undefined, this.#router.single(reg), entry.event.id);
+      accepted++;
+    }
+    return accepted;
+  }
+
+  #circuitMoved(handler: string, from: CircuitState, to: CircuitState): void {
+    this.#log.info({ handler, from, to }, `circuit ${to === 'half_open' ? 'half-open' : to}`);
+    this.#emitter.emit('circuit', { handler, from, to });
+  }
+
+  circuitState(handler: string): CircuitState {
+    return this.#breakers.state(handler);
+  }
+
+  get deadLetters(): DeadLetters {
+    return this.#deadLetterQueue;
   }
 
   #settle(count: number): void {
@@ -882,6 +1181,8 @@ export class Dispatcher {
       dropped: this.#dropped,
       rejected: this.#rejected,
       abandoned: this.#abandoned,
+      retried: this.#retried,
+      deadLettered: this.#deadLettered,
       queueSize: this.#queue.size,
       backpressureActive: this.#queue.backpressureActive,
     };

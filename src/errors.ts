@@ -41,3 +41,23 @@ export class BusStoppedError extends RingbusError {
     super('ERR_RINGBUS_STOPPED', `the bus is ${state}`);
   }
 }
+
+/** A worker handler ran longer than `handlerTimeoutMs`; its worker was replaced. */
+export class HandlerTimeoutError extends RingbusError {
+  readonly handler: string;
+  readonly timeoutMs: number;
+  constructor(handler: string, timeoutMs: number) {
+    super('ERR_RINGBUS_HANDLER_TIMEOUT', `handler '${handler}' timed out after ${timeoutMs} ms`);
+    this.handler = handler;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** An open circuit breaker refused a delivery. */
+export class CircuitOpenError extends RingbusError {
+  readonly handler: string;
+  constructor(handler: string) {
+    super('ERR_RINGBUS_CIRCUIT_OPEN', `circuit for handler '${handler}' is open`);
+    this.handler = handler;
+  }
+}

@@ -2,8 +2,16 @@ export { MessageBus, type MessageBusEvents } from './message_bus.js';
 export { ResilientMessageBus } from './resilient_message_bus.js';
 export { BusSession } from './session.js';
 export { workerHandler, type WorkerHandlerRef } from './handler_ref.js';
-export { BackpressureError, BusStoppedError, DuplicateCommandHandlerError, HandlerLoadError, RingbusError } from './errors.js';
-export { DEFAULT_OPTIONS, type BackpressureStrategy, type BusOptions, type PoolOptions, type QueueOptions } from './options.js';
+export {
+  BackpressureError, BusStoppedError, CircuitOpenError, DuplicateCommandHandlerError, HandlerLoadError, HandlerTimeoutError, RingbusError,
+} from './errors.js';
+export type { CircuitState } from './breaker/circuit_breaker.js';
+export type { DeadEvent, DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
+export type { DeadLetters } from './dead_letter/dead_letter_queue.js';
+export {
+  DEFAULT_OPTIONS, type BackpressureStrategy, type BusOptions, type CircuitBreakerOptions, type DeadLetterOptions, type PoolOptions,
+  type QueueOptions, type RetryOptions,
+} from './options.js';
 export type { Logger } from './logger.js';
 export type {
   BusEvent, BusStats, CommandHandlerOptions, CommandResult, EventHandlerOptions, ExecuteOptions, Handler,

@@ -13,9 +13,12 @@ export interface InlineJob {
 }
 
 export interface InlineSink {
-  failed(job: InlineJob, handler: Registration, error: unknown): void;
+  /** Why the handler may not run now (an open circuit), or undefined. */
+  refusal(job: InlineJob, handler: Registration): string | undefined;
+  failed(job: InlineJob, handler: Registration, error: unknown, refused: boolean): void;
+  succeeded(job: InlineJob, handler: Registration): void;
   /** Every handler of the job ran; `result` is the last handler's (a command's) result. */
-  done(job: InlineJob, failures: number, succeeded: number, result: unknown): void;
+  done(job: InlineJob, failures: number, result: unknown): void;
 }
 
 /** Main-thread time one turn of the runner may take before it yields to the event loop. */
@@ -113,29 +116,40 @@ export class InlineRunner {
   #runJob(job: InlineJob, from: number, failures: number, result: unknown): void {
     const handlers = job.handlers;
     for (let i = from; i < handlers.length; i++) {
+      const refusal = this.#sink.refusal(job, handlers[i]);
+      if (refusal !== undefined) {
+        failures++;
+        result = undefined;
+        this.#sink.failed(job, handlers[i], refusal, true);
+        continue;
+      }
       let r: unknown;
       try {
         r = handlers[i].fn!(job.event);
       } catch (err) {
         failures++;
         result = undefined;
-        this.#sink.failed(job, handlers[i], err);
+        this.#sink.failed(job, handlers[i], err, false);
         continue;
       }
       if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
         this.#inFlight++;
         (r as PromiseLike<unknown>).then(
-          (value) => this.#resume(job, i + 1, failures, value),
+          (value) => {
+            this.#sink.succeeded(job, handlers[i]);
+            this.#resume(job, i + 1, failures, value);
+          },
           (err: unknown) => {
-            this.#sink.failed(job, handlers[i], err);
+            this.#sink.failed(job, handlers[i], err, false);
             this.#resume(job, i + 1, failures + 1, undefined);
           },
         );
         return;
       }
+      this.#sink.succeeded(job, handlers[i]);
       result = r;
     }
-    this.#sink.done(job, failures, handlers.length - failures, result);
+    this.#sink.done(job, failures, result);
   }
 
   #resume(job: InlineJob, from: number, failures: number, result: unknown): void {

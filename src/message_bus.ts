@@ -9,6 +9,9 @@ import type {
   Priority, PublishAsyncOptions, PublishOptions, StopOptions,
 } from './types.js';
 import type { HandlerLoadError } from './errors.js';
+import type { CircuitState } from './breaker/circuit_breaker.js';
+import type { DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
+import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 
 /** Events a bus emits. */
 export interface MessageBusEvents {
@@ -18,6 +21,10 @@ export interface MessageBusEvents {
   'handler-error': [HandlerErrorEvent];
   /** A worker handler registered after start() failed to load and was unregistered. */
   'registration-error': [{ topic: string; handler: string; error: HandlerLoadError }];
+  /** A handler's circuit breaker changed state. */
+  circuit: [{ handler: string; from: CircuitState; to: CircuitState }];
+  /** A delivery exhausted its retries; the entry is in `bus.deadLetters` (and its file, with a path). */
+  'dead-letter': [DeadLetterEntry];
 }
 
 /**
@@ -26,11 +33,13 @@ export interface MessageBusEvents {
  * them in adaptive batches. Inline (function) handlers run on the main thread.
  */
 export class MessageBus extends EventEmitter<MessageBusEvents> {
+  /** Whether retry, circuit breakers, the dead-letter queue and handler timeouts are on when their option is absent. */
+  protected static readonly resilientByDefault: boolean = false;
   readonly #engine: Dispatcher;
 
   constructor(options?: BusOptions) {
     super();
-    this.#engine = new Dispatcher(resolveOptions(options), this);
+    this.#engine = new Dispatcher(resolveOptions(options, (new.target as typeof MessageBus).resilientByDefault), this);
   }
 
   /** Starts the pool and checks every worker handler loads. Events published before are kept and run now. */
@@ -83,6 +92,16 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
   /** Counters and the queue's state, as plain numbers. */
   stats(): BusStats {
     return this.#engine.stats();
+  }
+
+  /** The state of a handler's circuit breaker ('closed' for a handler without one). */
+  circuitState(handler: string): CircuitState {
+    return this.#engine.circuitState(handler);
+  }
+
+  /** Deliveries that exhausted their retries (empty when the dead-letter queue is off). */
+  get deadLetters(): DeadLetters {
+    return this.#engine.deadLetters;
   }
 
   /** Records waiting in each lane for a worker. */

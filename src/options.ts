@@ -33,6 +33,12 @@ export interface PoolOptions {
    * @default 20
    */
   lingerMs?: number;
+  /**
+   * Heap limits per worker (Node's `resourceLimits`). A worker that exceeds
+   * them dies and is replaced; the delivery it was running fails.
+   * @default undefined (Node's defaults)
+   */
+  resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; codeRangeSizeMb?: number; stackSizeMb?: number };
 }
 
 export interface QueueOptions {
@@ -79,9 +85,86 @@ export interface QueueOptions {
   maxDelayMs?: number;
 }
 
+/** Retry of a failed delivery (event × handler), with exponential backoff. */
+export interface RetryOptions {
+  /**
+   * Retries after the first attempt; a delivery runs at most `maxRetries + 1` times.
+   * @default 3
+   */
+  maxRetries?: number;
+  /** @default 100 */
+  initialDelayMs?: number;
+  /** @default 10000 */
+  maxDelayMs?: number;
+  /** @default 2 */
+  multiplier?: number;
+  /**
+   * Full jitter: each delay is uniform in [0, computed delay].
+   * @default true
+   */
+  jitter?: boolean;
+}
+
+/** A circuit breaker per handler (by name). */
+export interface CircuitBreakerOptions {
+  /**
+   * Failures within `windowMs` that open the circuit.
+   * @default 5
+   */
+  failureThreshold?: number;
+  /** @default 60000 */
+  windowMs?: number;
+  /**
+   * How long an open circuit refuses deliveries before letting trials through.
+   * @default 60000
+   */
+  recoveryTimeoutMs?: number;
+  /**
+   * Successful trials that close a half-open circuit.
+   * @default 3
+   */
+  successThreshold?: number;
+}
+
+/** Deliveries that exhausted their retries. */
+export interface DeadLetterOptions {
+  /**
+   * Entries kept in memory; beyond it the oldest is evicted (and counted).
+   * @default 1000
+   */
+  capacity?: number;
+  /**
+   * A JSON Lines file: every entry is appended before it is acknowledged, and
+   * a new bus with the same path loads what is still dead on `start()`.
+   * @default undefined (memory only)
+   */
+  path?: string;
+}
+
 export interface BusOptions {
   pool?: PoolOptions;
   queue?: QueueOptions;
+  /**
+   * Retries with backoff. On `MessageBus` off unless given; on `ResilientMessageBus` on unless `false`.
+   * @default MessageBus: false; ResilientMessageBus: the RetryOptions defaults
+   */
+  retry?: false | RetryOptions;
+  /**
+   * Per-handler circuit breakers. Same on/off rule as `retry`.
+   * @default MessageBus: false; ResilientMessageBus: the CircuitBreakerOptions defaults
+   */
+  circuitBreaker?: false | CircuitBreakerOptions;
+  /**
+   * The dead-letter queue. Same on/off rule as `retry`.
+   * @default MessageBus: false; ResilientMessageBus: the DeadLetterOptions defaults
+   */
+  deadLetter?: false | DeadLetterOptions;
+  /**
+   * A worker handler running longer fails with HandlerTimeoutError and its
+   * worker is replaced. `false` turns it off.
+   * @default MessageBus: false; ResilientMessageBus: 30000
+   */
+  handlerTimeoutMs?: number | false;
   /**
    * Any pino-compatible logger. Only state changes are logged, never events.
    * @default pino at level 'info'
@@ -90,18 +173,23 @@ export interface BusOptions {
 }
 
 export interface ResolvedOptions {
-  pool: Required<PoolOptions>;
+  pool: Required<Omit<PoolOptions, 'resourceLimits'>> & Pick<PoolOptions, 'resourceLimits'>;
   queue: Required<QueueOptions>;
   logger: Logger | undefined;
+  retry: Required<RetryOptions> | false;
+  circuitBreaker: Required<CircuitBreakerOptions> | false;
+  deadLetter: (Required<Omit<DeadLetterOptions, 'path'>> & Pick<DeadLetterOptions, 'path'>) | false;
+  handlerTimeoutMs: number | false;
 }
 
-export const DEFAULT_OPTIONS: Readonly<{ pool: Required<PoolOptions>; queue: Required<QueueOptions> }> = Object.freeze({
+export const DEFAULT_OPTIONS = Object.freeze({
   pool: Object.freeze({
     minThreads: 1,
     maxThreads: availableParallelism(),
     idleTimeoutMs: 10_000,
     maxBatch: 1024,
     lingerMs: 20,
+    resourceLimits: undefined as PoolOptions['resourceLimits'],
   }),
   queue: Object.freeze({
     capacity: 65_536,
@@ -112,6 +200,11 @@ export const DEFAULT_OPTIONS: Readonly<{ pool: Required<PoolOptions>; queue: Req
     strategy: 'reject-new' as BackpressureStrategy,
     maxDelayMs: 10,
   }),
+  retry: Object.freeze({ maxRetries: 3, initialDelayMs: 100, maxDelayMs: 10_000, multiplier: 2, jitter: true }),
+  circuitBreaker: Object.freeze({ failureThreshold: 5, windowMs: 60_000, recoveryTimeoutMs: 60_000, successThreshold: 3 }),
+  deadLetter: Object.freeze({ capacity: 1000, path: undefined as string | undefined }),
+  /** What ResilientMessageBus uses when `handlerTimeoutMs` is not given. */
+  handlerTimeoutMs: 30_000,
 });
 
 export const STRATEGIES: readonly BackpressureStrategy[] = ['reject-new', 'drop-oldest', 'adaptive-rate-limit'];
@@ -147,11 +240,26 @@ function finite(name: string, value: number): void {
   }
 }
 
+/**
+ * A feature option: `false` is off, an object is on (merged over defaults),
+ * absent is `resilientDefault` (on for ResilientMessageBus, off for MessageBus).
+ */
+function feature<T extends object>(name: string, value: unknown, defaults: T, resilientDefault: boolean): T | false {
+  if (value === false) return false;
+  if (value === undefined) return resilientDefault ? { ...defaults } : false;
+  if (value === true) return { ...defaults };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`${name} must be false or an object, got ${show(value)}`);
+  }
+  checkKeys(`${name}.`, value, Object.keys(defaults));
+  return { ...defaults, ...value };
+}
+
 /** Merges the user's options over the defaults once, and validates every field. */
-export function resolveOptions(options: BusOptions | undefined): ResolvedOptions {
+export function resolveOptions(options: BusOptions | undefined, resilient = false): ResolvedOptions {
   checkObject('options', options);
   const o = options ?? {};
-  checkKeys('options.', o, ['pool', 'queue', 'logger']);
+  checkKeys('options.', o, ['pool', 'queue', 'logger', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs']);
   checkObject('pool', o.pool);
   checkObject('queue', o.queue);
   checkKeys('pool.', o.pool ?? {}, Object.keys(DEFAULT_OPTIONS.pool));
@@ -197,5 +305,42 @@ export function resolveOptions(options: BusOptions | undefined): ResolvedOptions
       }
     }
   }
-  return { pool, queue, logger };
+  const retry = feature('retry', o.retry, DEFAULT_OPTIONS.retry, resilient);
+  if (retry) {
+    integer('retry.maxRetries', retry.maxRetries, 0, 1000);
+    integer('retry.initialDelayMs', retry.initialDelayMs, 0, 86_400_000);
+    integer('retry.maxDelayMs', retry.maxDelayMs, retry.initialDelayMs, 86_400_000);
+    finite('retry.multiplier', retry.multiplier);
+    if (retry.multiplier < 1) throw new RangeError(`retry.multiplier must be >= 1, got ${show(retry.multiplier)}`);
+    if (typeof retry.jitter !== 'boolean') throw new TypeError(`retry.jitter must be a boolean, got ${show(retry.jitter)}`);
+  }
+  const circuitBreaker = feature('circuitBreaker', o.circuitBreaker, DEFAULT_OPTIONS.circuitBreaker, resilient);
+  if (circuitBreaker) {
+    integer('circuitBreaker.failureThreshold', circuitBreaker.failureThreshold, 1, 100_000);
+    integer('circuitBreaker.windowMs', circuitBreaker.windowMs, 1, 86_400_000);
+    integer('circuitBreaker.recoveryTimeoutMs', circuitBreaker.recoveryTimeoutMs, 1, 86_400_000);
+    integer('circuitBreaker.successThreshold', circuitBreaker.successThreshold, 1, 100_000);
+  }
+  const deadLetter = feature('deadLetter', o.deadLetter, DEFAULT_OPTIONS.deadLetter, resilient);
+  if (deadLetter) {
+    integer('deadLetter.capacity', deadLetter.capacity, 1, 10_000_000);
+    if (deadLetter.path !== undefined && (typeof deadLetter.path !== 'string' || deadLetter.path.length === 0)) {
+      throw new TypeError(`deadLetter.path must be a non-empty string (a JSON Lines file), got ${show(deadLetter.path)}`);
+    }
+  }
+  let handlerTimeoutMs: number | false;
+  if (o.handlerTimeoutMs === undefined) handlerTimeoutMs = resilient ? DEFAULT_OPTIONS.handlerTimeoutMs : false;
+  else if (o.handlerTimeoutMs === false) handlerTimeoutMs = false;
+  else {
+    integer('handlerTimeoutMs', o.handlerTimeoutMs, 1, 86_400_000);
+    handlerTimeoutMs = o.handlerTimeoutMs;
+  }
+  if (pool.resourceLimits !== undefined) {
+    checkObject('pool.resourceLimits', pool.resourceLimits);
+    checkKeys('pool.resourceLimits.', pool.resourceLimits, ['maxOldGenerationSizeMb', 'maxYoungGenerationSizeMb', 'codeRangeSizeMb', 'stackSizeMb']);
+    for (const [k, v] of Object.entries(pool.resourceLimits)) {
+      if (v !== undefined && (typeof v !== 'number' || !(v > 0))) throw new RangeError(`pool.resourceLimits.${k} must be a number > 0, got ${show(v)}`);
+    }
+  }
+  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs };
 }

@@ -1,13 +1,11 @@
 import { MessageBus } from './message_bus.js';
-import type { BusOptions } from './options.js';
 
 /**
- * MessageBus with the resilience features on by default (retry with backoff,
- * circuit breakers, dead-letter queue). Until those land it behaves exactly
- * as MessageBus; code written against it keeps working as they arrive.
+ * MessageBus with every resilience feature on unless its option is `false`:
+ * retries with exponential backoff, a circuit breaker per handler, the
+ * dead-letter queue and handler timeouts. (On MessageBus each is off unless
+ * its option is given.)
  */
 export class ResilientMessageBus extends MessageBus {
-  constructor(options?: BusOptions) {
-    super(options);
-  }
+  protected static override readonly resilientByDefault: boolean = true;
 }

@@ -104,6 +104,19 @@ export class Router {
     return (this.#events.get(topic) ?? []).filter((r) => r.ref !== undefined).length;
   }
 
+  /** The handler named `name` on a topic (event handlers first, then the command handler). */
+  find(topic: string, name: string): Registration | undefined {
+    const reg = this.#events.get(topic)?.find((r) => r.name === name);
+    if (reg !== undefined) return reg;
+    const command = this.#commands.get(topic);
+    return command?.name === name ? command : undefined;
+  }
+
+  /** A route to one handler only (a replayed dead letter goes to the handler it failed in). */
+  single(reg: Registration): Route {
+    return this.#build(reg.topic, [reg]);
+  }
+
   /** Every registered worker handler, for the start-up probe. */
   workerRefs(): WorkerHandlerRef[] {
     const refs: WorkerHandlerRef[] = [];

@@ -81,6 +81,10 @@ export interface BusStats {
   rejected: number;
   /** Events pending when `stop` gave up on them. */
   abandoned: number;
+  /** Failed attempts scheduled to run again. */
+  retried: number;
+  /** Deliveries that exhausted their retries into the dead-letter queue. */
+  deadLettered: number;
   /** Unsettled events. */
   queueSize: number;
   backpressureActive: boolean;

@@ -42,6 +42,7 @@ export class HandlerTable {
   readonly #registry: SharedRegistryReader;
   readonly #loaded: (LoadedHandler | undefined)[] = [];
   readonly #failed = new Map<number, Error>();
+  readonly #breakers: number[] = [];
   readonly #tsxEsmApi: string | undefined;
 
   constructor(registry: SharedRegistryReader, tsxEsmApi: string | undefined) {
@@ -52,6 +53,22 @@ export class HandlerTable {
   /** The loaded function, or undefined when `load(id)` must be awaited first. */
   get(id: number): LoadedHandler | undefined {
     return this.#loaded[id];
+  }
+
+  /** The handler's breaker index in the shared board (-1: none). */
+  breaker(id: number): number {
+    let b = this.#breakers[id];
+    if (b === undefined) {
+      const entry = this.#registry.get(id);
+      b = entry.kind === ENTRY_HANDLER ? entry.breaker : -1;
+      this.#breakers[id] = b;
+    }
+    return b;
+  }
+
+  name(id: number): string {
+    const entry = this.#registry.get(id);
+    return entry.kind === ENTRY_HANDLER ? entry.name : `#${id}`;
   }
 
   async load(id: number): Promise<LoadedHandler> {

@@ -9,7 +9,7 @@ import { workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
 import {
   MAIN_WAITING, OUT_DONE, OUT_FAILED, PROGRESS, REC_ATTEMPT, REC_BYTES, REC_FLAGS,
-  REC_HANDLER_COUNT, REC_HEADER_BYTES, REC_PAYLOAD_BYTES, REC_PUBLISHED_AT, REC_SEQ, REC_SESSION_BYTES,
+  OUT_REFUSED, OUT_SUCCEEDED, REC_HANDLER_COUNT, REC_HEADER_BYTES, REC_ID_BYTES, REC_PAYLOAD_BYTES, REC_PUBLISHED_AT, REC_SEQ, REC_SESSION_BYTES,
   REC_TOPIC, RF_BINARY, RF_COMMAND, RF_PAD, RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR,
   SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord, type SharedBusMemory,
 } from '../src/shared/layout.js';
@@ -31,6 +31,9 @@ const readers = memory.lanes.map((sab, lane) => new LaneRingReader(control, sab,
 const registry = new SharedRegistryReader(memory.registry);
 const handlers = new HandlerTable(registry, memory.tsxEsmApi);
 const outcomeWriters = memory.outcomes.map((sab) => new OutcomeRingWriter(control, sab));
+const breakers = new Int32Array(memory.breakers);
+const BREAKER_OPEN = 1;
+const BREAKER_HALF_OPEN = 2;
 const topics: string[] = [];
 const lanePicker = new LanePicker();
 const laneHasRecords = (lane: number): boolean => readers[lane].waiting() > 0;
@@ -165,6 +168,9 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     let at = off + REC_HEADER_BYTES + 4 * handlerCount;
     const sessionId = sessionBytes > 0 ? bytes.toString('utf8', at, at + sessionBytes) : undefined;
     at += sessionBytes;
+    const idBytes = i32[w + (REC_ID_BYTES >> 2)];
+    const id = idBytes > 0 ? bytes.toString('utf8', at, at + idBytes) : memory.idPrefix + seq;
+    at += idBytes;
 
     let failed = 0;
     let payload: unknown;
@@ -181,7 +187,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
       decodeError = err;
     }
     const event = {
-      id: memory.idPrefix + seq,
+      id,
       topic: topicName(topicId),
       payload,
       priority,
@@ -193,6 +199,14 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     for (let h = 0; h < handlerCount; h++) {
       const handlerId = i32[idsAt + h];
       control[handlerWord] = h;
+      // The breaker is checked right before the call: deliveries already claimed are refused too.
+      const breaker = handlers.breaker(handlerId);
+      if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_OPEN) {
+        failed++;
+        const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
+        report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, `circuit for handler '${handlers.name(handlerId)}' is open`, record);
+        continue;
+      }
       try {
         if (decodeError !== undefined) throw decodeError;
         const fn: LoadedHandler = handlers.get(handlerId) ?? (await handlers.load(handlerId));
@@ -201,6 +215,9 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
           result = await result;
         }
         counters.processed++;
+        if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_HALF_OPEN) {
+          report(out, slot, OUT_SUCCEEDED, seq, topicId, handlerId, attempt, '', undefined);
+        }
       } catch (err) {
         failed++;
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;

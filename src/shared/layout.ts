@@ -45,9 +45,9 @@
  *    +32 i32 handlerCount
  *    +36 i32 payloadBytes
  *    +40 i32 sessionBytes
- *    +44 i32 (reserved)
+ *    +44 i32 idBytes       > 0: the event id is given (a replayed dead letter keeps its id)
  *    +48 i32[handlerCount] handler ids, in the order they must run
- *        utf8 session id, then payload bytes (JSON text or raw binary)
+ *        utf8 session id, utf8 event id, then payload bytes (JSON text or raw binary)
  *
  *    A slot's [START, END) gates the producer: bytes from the oldest START of
  *    any busy slot onward are never overwritten, so a worker reads records in
@@ -112,6 +112,7 @@ export const REC_PUBLISHED_AT = 24;
 export const REC_HANDLER_COUNT = 32;
 export const REC_PAYLOAD_BYTES = 36;
 export const REC_SESSION_BYTES = 40;
+export const REC_ID_BYTES = 44;
 export const REC_HEADER_BYTES = 48;
 
 export const RF_PAD = 1 << 0;
@@ -139,8 +140,12 @@ export const OUT_HEADER_BYTES = 40;
 export const OUT_PAD = 0;
 /** A handler threw (or its module failed to load); text is the message. */
 export const OUT_FAILED = 1;
-/** A tracked record finished with every handler succeeding; text is a command's JSON result. */
+/** Every handler of the record ran (or was refused); text is a command's JSON result. */
 export const OUT_DONE = 2;
+/** An open circuit breaker refused the delivery: a failed attempt, but not a handler failure. */
+export const OUT_REFUSED = 3;
+/** A delivery succeeded while its breaker was half-open: a trial the breaker counts. */
+export const OUT_SUCCEEDED = 4;
 
 export const align8 = (n: number): number => (n + 7) & ~7;
 
@@ -155,6 +160,8 @@ export interface SharedBusMemory {
   registry: SharedArrayBuffer;
   /** Per-bus prefix of event ids, so ids stay unique across restarts. */
   idPrefix: string;
+  /** Circuit state per breaker index (Int32: 0 closed, 1 open, 2 half-open), written by main. */
+  breakers: SharedArrayBuffer;
   /** file: URL of tsx's ESM API, when workers must import TypeScript handler modules. */
   tsxEsmApi?: string | undefined;
 }

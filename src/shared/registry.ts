@@ -26,6 +26,8 @@ export interface HandlerEntry {
   module: string;
   exportName: string;
   name: string;
+  /** Index of the handler's circuit breaker in the shared board, -1 without breakers. */
+  breaker: number;
 }
 export interface TopicEntry {
   kind: typeof ENTRY_TOPIC;
@@ -83,8 +85,8 @@ export class SharedRegistryWriter {
     return this.#intern(`t:${topic}`, ENTRY_TOPIC, { topic });
   }
 
-  handlerId(module: string, exportName: string, name: string): number {
-    return this.#intern(`h:${module}#${exportName}`, ENTRY_HANDLER, { module, exportName, name });
+  handlerId(module: string, exportName: string, name: string, breaker: number): number {
+    return this.#intern(`h:${module}#${exportName}#${name}`, ENTRY_HANDLER, { module, exportName, name, breaker });
   }
 
   entry(id: number): RegistryEntry {
