@@ -38,9 +38,37 @@ describe('option validation', () => {
     [{ queue: { maxDelayMs: -1 } }, RangeError, /queue\.maxDelayMs must be >= 0, got -1/],
     [{ logger: {} }, TypeError, /logger must have debug, info, warn and error methods \(pino-compatible\); logger\.debug is missing/],
     [{ logger: { debug() {}, info() {}, warn() {} } }, TypeError, /logger\.error is missing/],
+    [{ pool: { resourceLimits: { maxOldGenerationSizeMb: 0 } } }, RangeError, /pool\.resourceLimits\.maxOldGenerationSizeMb must be a number > 0, got 0/],
+    [{ pool: { resourceLimits: { heap: 1 } } }, TypeError, /pool\.resourceLimits\.heap is not an option/],
+    [{ retry: 3 }, TypeError, /retry must be false or an object, got 3/],
+    [{ retry: { tries: 3 } }, TypeError, /retry\.tries is not an option \(allowed: maxRetries, initialDelayMs, maxDelayMs, multiplier, jitter\)/],
+    [{ retry: { maxRetries: -1 } }, RangeError, /retry\.maxRetries must be in \[0, 1000\], got -1/],
+    [{ retry: { maxRetries: 1.5 } }, TypeError, /retry\.maxRetries must be an integer, got 1\.5/],
+    [{ retry: { initialDelayMs: -1 } }, RangeError, /retry\.initialDelayMs must be in \[0, 86400000\], got -1/],
+    [{ retry: { initialDelayMs: 500, maxDelayMs: 100 } }, RangeError, /retry\.maxDelayMs must be in \[500, 86400000\], got 100/],
+    [{ retry: { multiplier: 0.5 } }, RangeError, /retry\.multiplier must be >= 1, got 0\.5/],
+    [{ retry: { multiplier: Infinity } }, TypeError, /retry\.multiplier must be a finite number/],
+    [{ retry: { jitter: 'yes' } }, TypeError, /retry\.jitter must be a boolean, got 'yes'/],
+    [{ circuitBreaker: 'on' }, TypeError, /circuitBreaker must be false or an object, got 'on'/],
+    [{ circuitBreaker: { threshold: 1 } }, TypeError, /circuitBreaker\.threshold is not an option \(allowed: failureThreshold, windowMs, recoveryTimeoutMs, successThreshold\)/],
+    [{ circuitBreaker: { failureThreshold: 0 } }, RangeError, /circuitBreaker\.failureThreshold must be in \[1, 100000\], got 0/],
+    [{ circuitBreaker: { windowMs: 0 } }, RangeError, /circuitBreaker\.windowMs must be in \[1, /],
+    [{ circuitBreaker: { recoveryTimeoutMs: 'soon' } }, TypeError, /circuitBreaker\.recoveryTimeoutMs must be an integer, got 'soon'/],
+    [{ circuitBreaker: { successThreshold: 0 } }, RangeError, /circuitBreaker\.successThreshold must be in \[1, /],
+    [{ deadLetter: [] }, TypeError, /deadLetter must be false or an object/],
+    [{ deadLetter: { file: 'x' } }, TypeError, /deadLetter\.file is not an option \(allowed: capacity, path\)/],
+    [{ deadLetter: { capacity: 0 } }, RangeError, /deadLetter\.capacity must be in \[1, 10000000\], got 0/],
+    [{ deadLetter: { path: '' } }, TypeError, /deadLetter\.path must be a non-empty string \(a JSON Lines file\), got ''/],
+    [{ deadLetter: { path: 42 } }, TypeError, /deadLetter\.path must be a non-empty string/],
+    [{ handlerTimeoutMs: 0 }, RangeError, /handlerTimeoutMs must be in \[1, 86400000\], got 0/],
+    [{ handlerTimeoutMs: '5s' }, TypeError, /handlerTimeoutMs must be an integer, got '5s'/],
   ])('rejects %j', (options, type, message) => {
     expect(() => make(options)).toThrow(type);
     expect(() => make(options)).toThrow(message);
+  });
+
+  it('takes true for a feature with its defaults, and false to turn it off', () => {
+    expect(() => make({ retry: true, circuitBreaker: false, deadLetter: { capacity: 5 }, handlerTimeoutMs: false, logger: quietLogger() })).not.toThrow();
   });
 
   it('keeps the default minThreads within a smaller maxThreads', () => {

@@ -96,8 +96,7 @@ async function drain(task: DrainTask): Promise<null> {
     Atomics.store(control, slotWord(slot, SLOT_SETTLED), counters.settled);
     Atomics.store(control, slotWord(slot, SLOT_PROCESSED), counters.processed);
     Atomics.store(control, slotWord(slot, SLOT_BUSY), 0);
-    Atomics.add(control, PROGRESS, 1);
-    if (Atomics.load(control, MAIN_WAITING) !== 0) Atomics.notify(control, PROGRESS);
+    notifyMain();
   }
   return null;
 }
@@ -121,10 +120,17 @@ function errorText(err: unknown): string {
 function report(out: OutcomeRingWriter, slot: number, kind: number, seq: number, topicId: number,
   handlerId: number, attempt: number, text: string, record: Uint8Array | undefined): void {
   while (!out.tryWrite(kind, seq, topicId, handlerId, attempt, text, record)) {
-    Atomics.add(control, PROGRESS, 1);
-    Atomics.notify(control, PROGRESS);
+    notifyMain();
     Atomics.wait(control, slotWord(slot, SLOT_BUSY), 1, 5);
   }
+  // Failures are rare and main must see them at once: its circuit breaker may
+  // need to open before this worker reaches the rest of the batch.
+  if (kind === OUT_FAILED) notifyMain();
+}
+
+function notifyMain(): void {
+  Atomics.add(control, PROGRESS, 1);
+  if (Atomics.load(control, MAIN_WAITING) !== 0) Atomics.notify(control, PROGRESS);
 }
 
 async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWriter, task: DrainTask,

@@ -79,15 +79,20 @@ export class BreakerBoard {
     const pending = this.#timers.get(name);
     if (pending) clearTimeout(pending);
     this.#timers.delete(name);
-    if (to === 'open') {
-      const entry = this.#byName.get(name)!;
-      const timer = setTimeout(() => {
-        this.#timers.delete(name);
-        void entry.breaker.state; // reading the state moves an expired open circuit to half-open
-      }, Math.max(0, (entry.breaker.reopensAt ?? 0) - this.#clock.now()));
-      timer.unref();
-      this.#timers.set(name, timer);
-    }
+    if (to === 'open') this.#wakeWhenDue(name);
     this.#onTransition(name, from, to);
+  }
+
+  /** Reads an open breaker's state when its recovery time is due, which moves it to half-open. */
+  #wakeWhenDue(name: string): void {
+    const breaker = this.#byName.get(name)!.breaker;
+    const dueIn = (breaker.reopensAt ?? 0) - this.#clock.now();
+    const timer = setTimeout(() => {
+      this.#timers.delete(name);
+      // Timers run on a coarser clock and may fire a fraction of a millisecond early: look again then.
+      if (breaker.state === 'open') this.#wakeWhenDue(name);
+    }, Math.max(1, Math.ceil(dueIn)));
+    timer.unref();
+    this.#timers.set(name, timer);
   }
 }

@@ -1,0 +1,402 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MessageBus, ResilientMessageBus, type BusOptions, type CircuitState, type DeadLetterEntry, type HandlerErrorEvent } from '../src/index.js';
+import { Recording, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
+
+const buses: MessageBus[] = [];
+const recordings: Recording[] = [];
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ringbus-test-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
+  for (const r of recordings.splice(0)) r.close();
+});
+
+function setup(options: BusOptions = {}, Bus: typeof MessageBus = MessageBus): { bus: MessageBus; rec: Recording } {
+  const bus = new Bus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
+  const rec = new Recording();
+  buses.push(bus);
+  recordings.push(rec);
+  return { bus, rec };
+}
+
+const noJitter = { initialDelayMs: 100, multiplier: 2, maxDelayMs: 10_000, jitter: false };
+
+describe('retry', () => {
+  it('backs off 1x, 2x, 4x the initial delay between attempts (jitter off)', async () => {
+    const { bus, rec } = setup({ retry: { ...noJitter, maxRetries: 3 } });
+    bus.registerEventHandler('job', recorder('flaky'));
+    await bus.start();
+    bus.publish('job', rec.payload('f', { failUntil: 3 }));
+    await bus.drain();
+    await rec.waitFor(4);
+    const starts = rec.ended().map((m) => m.start);
+    expect(rec.ended().map((m) => m.attempt)).toEqual([0, 1, 2, 3]);
+    const gaps = starts.slice(1).map((t, i) => t - starts[i]);
+    // Timers never fire early; late by dispatch and scheduling noise only (generous on a shared 2-core machine).
+    [100, 200, 400].forEach((expected, i) => {
+      expect(gaps[i]).toBeGreaterThanOrEqual(expected - 2);
+      expect(gaps[i]).toBeLessThan(expected + 80);
+    });
+    expect(bus.stats()).toMatchObject({ processed: 1, failed: 3, retried: 3, deadLettered: 0, queueSize: 0 });
+  });
+
+  it('retries only the failed handler of an event, and the handler sees the attempt', async () => {
+    const { bus, rec } = setup({ retry: { ...noJitter, initialDelayMs: 5, maxRetries: 2 } });
+    bus.registerEventHandler('job', recorder('flaky'), { name: 'flaky' });
+    bus.registerEventHandler('job', recorder('recordB'), { name: 'steady' });
+    await bus.start();
+    bus.publish('job', rec.payload('e', { failUntil: 2 }));
+    await bus.drain();
+    await rec.waitFor(4);
+    const runs = rec.ended().map((m) => `${m.handler}@${m.attempt}`);
+    expect(runs.sort()).toEqual(['A@0', 'A@1', 'A@2', 'B@0']);
+    expect(bus.stats()).toMatchObject({ processed: 2, failed: 2, retried: 2 });
+  });
+
+  it('execute retries and reports the attempts it took', async () => {
+    const { bus, rec } = setup({ retry: { ...noJitter, initialDelayMs: 5 } });
+    bus.registerCommandHandler('cmd', recorder('flaky'));
+    bus.registerCommandHandler('inline', (e) => {
+      if (e.attempt < 1) throw new Error('not yet');
+      return `inline ok at ${e.attempt}`;
+    });
+    await bus.start();
+    expect(await bus.execute('cmd', rec.payload('c', { failUntil: 2 }))).toEqual({ success: true, result: 'ok after 2', attempts: 3 });
+    expect(await bus.execute('inline', 0)).toEqual({ success: true, result: 'inline ok at 1', attempts: 2 });
+    expect(await bus.execute('cmd', rec.payload('never', { failUntil: 99 }))).toEqual({
+      success: false, error: 'flaky failure on attempt 3', attempts: 4,
+    });
+  });
+
+  it('holds the event in the capacity while its retry waits', async () => {
+    const { bus, rec } = setup({ retry: { ...noJitter, initialDelayMs: 300, maxRetries: 1 }, queue: { capacity: 1 } });
+    bus.registerEventHandler('job', recorder('flaky'));
+    await bus.start();
+    bus.publish('job', rec.payload('f', { failUntil: 1 }));
+    await rec.waitFor(1);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(bus.stats().queueSize).toBe(1); // failed once, waiting for its retry
+    expect(bus.publish('job', rec.payload('g'))).toBe(false);
+    await bus.drain();
+    expect(bus.publish('job', rec.payload('h'))).toBe(true);
+  });
+});
+
+describe('dead-letter queue', () => {
+  it('dead-letters a delivery that exhausted its retries, with every field, and emits it', async () => {
+    const { bus } = setup({ retry: { ...noJitter, initialDelayMs: 5, maxRetries: 1 }, deadLetter: {} });
+    bus.registerEventHandler('orders', handler('fail'), { name: 'charge' });
+    const emitted: DeadLetterEntry[] = [];
+    bus.on('dead-letter', (e) => emitted.push(e));
+    await bus.start();
+    const before = Date.now();
+    bus.publish('orders', { message: 'card declined' }, { priority: 'high', sessionId: 's-1' });
+    await bus.drain();
+    expect(emitted).toHaveLength(1);
+    const [entry] = emitted;
+    expect(entry).toMatchObject({
+      handler: 'charge', error: 'card declined', attempts: 2,
+      event: { topic: 'orders', payload: { message: 'card declined' }, priority: 'high', sessionId: 's-1' },
+    });
+    expect(typeof entry.id).toBe('string');
+    expect(typeof entry.event.id).toBe('string');
+    expect(entry.event.publishedAt).toBeGreaterThanOrEqual(before);
+    expect(entry.firstAttemptAt).toBeGreaterThanOrEqual(entry.event.publishedAt);
+    expect(entry.lastAttemptAt).toBeGreaterThanOrEqual(entry.firstAttemptAt + 5);
+    expect(bus.deadLetters.list()).toEqual([entry]);
+    expect(bus.stats()).toMatchObject({ processed: 0, failed: 2, retried: 1, deadLettered: 1, queueSize: 0 });
+  });
+
+  it('dead-letters inline deliveries too, keeping the payload as published', async () => {
+    const { bus } = setup({ retry: { ...noJitter, maxRetries: 0 }, deadLetter: {} });
+    bus.registerEventHandler('glue', () => {
+      throw new Error('inline broke');
+    }, { name: 'glue-handler' });
+    await bus.start();
+    bus.publish('glue', { n: 1 });
+    await bus.drain();
+    expect(bus.deadLetters.list()).toEqual([expect.objectContaining({ handler: 'glue-handler', error: 'inline broke', attempts: 1, event: expect.objectContaining({ payload: { n: 1 } }) })]);
+  });
+
+  it('keeps at most capacity entries in memory, evicting the oldest', async () => {
+    const { bus } = setup({ retry: false, deadLetter: { capacity: 2 } });
+    bus.registerEventHandler('t', handler('fail'));
+    await bus.start();
+    for (let i = 0; i < 5; i++) bus.publish('t', { message: `m${i}` });
+    await bus.drain();
+    expect(bus.deadLetters.size).toBe(2);
+    expect(bus.deadLetters.evicted).toBe(3);
+    expect(bus.deadLetters.list().map((e) => e.error)).toEqual(['m3', 'm4']);
+    expect(bus.stats().deadLettered).toBe(5);
+  });
+
+  it('replays to that handler only, with fresh attempts and the original event id', async () => {
+    const flag = join(dir, `healthy-${Date.now()}`);
+    const { bus, rec } = setup({ retry: { ...noJitter, initialDelayMs: 5, maxRetries: 1 }, deadLetter: {} });
+    bus.registerEventHandler('t', recorder('needsFile'), { name: 'needs-file' });
+    bus.registerEventHandler('t', recorder('recordB'), { name: 'other' });
+    await bus.start();
+    bus.publish('t', rec.payload('x', { path: flag }));
+    await bus.drain();
+    await rec.waitFor(1);
+    const [entry] = bus.deadLetters.list();
+    expect(entry.handler).toBe('needs-file');
+    await writeFile(flag, '');
+    expect(await bus.deadLetters.replay(entry.id)).toBe(1);
+    await bus.drain();
+    await rec.waitFor(2);
+    const replayed = rec.ended()[1];
+    expect(replayed).toMatchObject({ handler: 'A', attempt: 0, id: entry.event.id }); // only needs-file ran again
+    expect(bus.deadLetters.size).toBe(0);
+    await expect(bus.deadLetters.replay('nope')).rejects.toThrow(/no dead letter with id 'nope'/);
+  });
+
+  it('survives a restart and an eviction from memory through its JSON Lines file', async () => {
+    const path = join(dir, `dlq-${Date.now()}.jsonl`);
+    const first = setup({ retry: false, deadLetter: { capacity: 1, path } }).bus;
+    first.registerEventHandler('t', handler('fail'), { name: 'f' });
+    await first.start();
+    first.publish('t', { message: 'one' });
+    first.publish('t', new Uint8Array([1, 2, 3])); // binary payloads survive the file too
+    first.publish('t', { message: 'three' });
+    await first.drain();
+    expect(first.deadLetters.size).toBe(1); // the others were evicted from memory, not from the file
+    await first.stop();
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(3);
+
+    const second = setup({ retry: false, deadLetter: { capacity: 10, path } }).bus;
+    second.registerEventHandler('t', (e) => e.payload, { name: 'f' }); // healthy now
+    expect(second.deadLetters.size).toBe(0);
+    await second.start();
+    const loaded = second.deadLetters.list();
+    expect(loaded.map((e) => e.error)).toEqual(['one', expect.stringMatching(/./), 'three']);
+    expect(loaded[1].event.payload).toEqual(new Uint8Array([1, 2, 3]));
+    expect(await second.deadLetters.replay(loaded[0].id)).toBe(1);
+    await second.drain();
+    await second.stop();
+
+    const third = setup({ retry: false, deadLetter: { path } }).bus;
+    await third.start();
+    expect(third.deadLetters.list().map((e) => e.id)).toEqual([loaded[1].id, loaded[2].id]);
+    third.deadLetters.clear();
+    await third.stop();
+
+    const fourth = setup({ retry: false, deadLetter: { path } }).bus;
+    await fourth.start();
+    expect(fourth.deadLetters.size).toBe(0);
+  });
+
+  it('fails start() naming the file when it is not JSON Lines', async () => {
+    const path = join(dir, `bad-${Date.now()}.jsonl`);
+    await writeFile(path, 'not json\n{"op":"add","entry":{"id":"x"}}\n');
+    const { bus } = setup({ deadLetter: { path } });
+    await expect(bus.start()).rejects.toThrow(new RegExp(`deadLetter\\.path ${path}.*line 1 is not JSON`));
+  });
+});
+
+describe('circuit breaker', () => {
+  const breaker = { failureThreshold: 2, windowMs: 60_000, recoveryTimeoutMs: 300, successThreshold: 1 };
+
+  it('goes closed → open → half-open → closed, and an open circuit does not invoke the handler', async () => {
+    const { bus } = setup({ circuitBreaker: breaker });
+    let broken = true;
+    let calls = 0;
+    bus.registerEventHandler('t', () => {
+      calls++;
+      if (broken) throw new Error('down');
+    }, { name: 'svc' });
+    const moves: string[] = [];
+    bus.on('circuit', ({ handler: h, from, to }) => moves.push(`${h}:${from}->${to}`));
+    const errors: HandlerErrorEvent[] = [];
+    bus.on('handler-error', (e) => errors.push(e));
+    await bus.start();
+    bus.publish('t', 1);
+    bus.publish('t', 2);
+    await bus.drain();
+    expect(bus.circuitState('svc')).toBe('open');
+    bus.publish('t', 3);
+    await bus.drain();
+    expect(calls).toBe(2);
+    expect(errors[2].error).toBe("circuit for handler 'svc' is open");
+    await new Promise((r) => setTimeout(r, 350));
+    expect(bus.circuitState('svc')).toBe('half_open');
+    broken = false;
+    bus.publish('t', 4);
+    await bus.drain();
+    expect(calls).toBe(3);
+    expect(bus.circuitState('svc')).toBe('closed');
+    expect(moves).toEqual(['svc:closed->open', 'svc:open->half_open', 'svc:half_open->closed']);
+    expect(bus.stats()).toMatchObject({ processed: 1, failed: 3 });
+  });
+
+  it('reopens from half-open on a failure', async () => {
+    const { bus } = setup({ circuitBreaker: breaker });
+    bus.registerEventHandler('t', handler('fail'), { name: 'svc' });
+    const moves: CircuitState[] = [];
+    bus.on('circuit', ({ to }) => moves.push(to));
+    await bus.start();
+    bus.publish('t', {});
+    bus.publish('t', {});
+    await bus.drain();
+    await new Promise((r) => setTimeout(r, 350));
+    bus.publish('t', {});
+    await bus.drain();
+    expect(moves).toEqual(['open', 'half_open', 'open']);
+  });
+
+  it('keeps a breaker per handler', async () => {
+    const { bus } = setup({ circuitBreaker: breaker });
+    let good = 0;
+    bus.registerEventHandler('t', () => {
+      throw new Error('bad');
+    }, { name: 'bad' });
+    bus.registerEventHandler('t', () => void good++, { name: 'good' });
+    await bus.start();
+    for (let i = 0; i < 5; i++) bus.publish('t', i);
+    await bus.drain();
+    expect(bus.circuitState('bad')).toBe('open');
+    expect(bus.circuitState('good')).toBe('closed');
+    expect(good).toBe(5);
+  });
+
+  it('refuses, inside the worker, deliveries already handed to it once the circuit opens', async () => {
+    const { bus, rec } = setup({ circuitBreaker: breaker });
+    bus.registerEventHandler('t', recorder('flaky'), { name: 'remote' });
+    const errors: string[] = [];
+    bus.on('handler-error', (e) => errors.push(e.error));
+    // Queued before start: the worker claims all six as one batch; each runs 40 ms before failing.
+    for (let i = 0; i < 6; i++) bus.publish('t', rec.payload(`e${i}`, { spinMs: 40 }));
+    await bus.start();
+    await bus.drain();
+    expect(bus.laneDepths().normal).toBe(0);
+    // Two failures open it; main sees each failure within a millisecond or so, the worker the next record.
+    expect(rec.ended('start').length).toBeLessThanOrEqual(3);
+    expect(errors.filter((e) => e === "circuit for handler 'remote' is open").length).toBeGreaterThanOrEqual(3);
+    expect(bus.stats()).toMatchObject({ failed: 6, processed: 0 });
+  });
+
+  it('makes execute fail fast while open', async () => {
+    const { bus } = setup({ circuitBreaker: breaker });
+    bus.registerCommandHandler('cmd', handler('fail'), { name: 'svc' });
+    await bus.start();
+    await bus.execute('cmd', {});
+    await bus.execute('cmd', {});
+    const t0 = performance.now();
+    expect(await bus.execute('cmd', {})).toEqual({ success: false, error: "circuit for handler 'svc' is open", attempts: 0 });
+    expect(performance.now() - t0).toBeLessThan(50);
+  });
+
+  it('sends refused deliveries through retry to the dead-letter queue when the circuit stays open', async () => {
+    const { bus } = setup({ circuitBreaker: { ...breaker, recoveryTimeoutMs: 60_000 }, retry: { ...noJitter, initialDelayMs: 5, maxRetries: 2 }, deadLetter: {} });
+    bus.registerEventHandler('t', handler('fail'), { name: 'svc' });
+    await bus.start();
+    bus.publish('t', { message: 'boom' });
+    await bus.drain();
+    expect(bus.circuitState('svc')).toBe('open');
+    expect(bus.deadLetters.list()).toEqual([expect.objectContaining({ handler: 'svc', attempts: 3, error: "circuit for handler 'svc' is open" })]);
+  });
+});
+
+describe('handler timeout and crashes', () => {
+  it('fails a hung handler with a timeout, replaces its worker and re-runs the rest of its batch uncharged', async () => {
+    const { bus, rec } = setup({ handlerTimeoutMs: 300 });
+    bus.registerEventHandler('t', recorder('hangIf'), { name: 'maybe-hang' });
+    bus.registerCommandHandler('hang', handler('hang'));
+    bus.registerCommandHandler('echo', handler('echo'));
+    const errors: HandlerErrorEvent[] = [];
+    bus.on('handler-error', (e) => errors.push(e));
+    for (let i = 0; i < 6; i++) bus.publish('t', rec.payload(`e${i}`, { hang: i === 2 }));
+    await bus.start();
+    await bus.drain();
+    await rec.waitFor(5);
+    expect(rec.tags().sort()).toEqual(['e0', 'e1', 'e3', 'e4', 'e5']);
+    expect(errors.map((e) => e.error)).toEqual(["handler 'maybe-hang' timed out after 300 ms"]);
+    const t0 = performance.now();
+    const r = await bus.execute('hang', null);
+    expect(r).toEqual({ success: false, error: "handler 'hang' timed out after 300 ms", attempts: 1 });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
+    expect(await bus.execute('echo', 'recovered')).toEqual({ success: true, result: 'recovered', attempts: 1 });
+  });
+
+  it('charges a worker exit to the delivery that was running and retries it', async () => {
+    const log = memoryLogger();
+    const { bus, rec } = setup({ logger: log, retry: { ...noJitter, initialDelayMs: 5 } });
+    bus.registerEventHandler('t', recorder('exitOnFirstAttempt'));
+    for (let i = 0; i < 30; i++) bus.publish('t', rec.payload(`e${i}`, { exit: i === 4 }));
+    await bus.start();
+    await bus.drain();
+    await rec.waitFor(30);
+    expect(new Set(rec.tags()).size).toBe(30);
+    expect(rec.ended().find((m) => m.tag === 'e4')?.attempt).toBe(1);
+    expect(bus.stats()).toMatchObject({ processed: 30, failed: 1, retried: 1, queueSize: 0 });
+  });
+
+  it('replaces a worker that runs out of memory (resourceLimits)', async () => {
+    const { bus } = setup({ pool: { maxThreads: 1, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4 } } });
+    bus.registerCommandHandler('hog', handler('hog'));
+    bus.registerCommandHandler('echo', handler('echo'));
+    await bus.start();
+    const r = await bus.execute('hog', null);
+    expect(r.success).toBe(false);
+    expect(r.error).toMatch(/worker exited while running handler 'hog'/);
+    expect(await bus.execute('echo', 'ok')).toMatchObject({ success: true });
+  });
+});
+
+describe('accounting under chaos', () => {
+  it('settles every delivery exactly once: processed or dead-lettered', async () => {
+    const { bus } = setup(
+      { pool: { maxThreads: 2 }, retry: { ...noJitter, initialDelayMs: 1, maxRetries: 2 }, deadLetter: { capacity: 10_000 }, circuitBreaker: false },
+      ResilientMessageBus,
+    );
+    bus.registerEventHandler('c', recorder('chaos'));
+    await bus.start();
+    const n = 3000;
+    for (let i = 0; i < n; i++) bus.publish('c', { seed: i, failRate: 0.2, crashEvery: 600 });
+    await bus.drain();
+    const s = bus.stats();
+    expect(s.published).toBe(n);
+    expect(s.processed + s.deadLettered).toBe(n);
+    expect(s.failed).toBe(s.retried + s.deadLettered);
+    expect(s.deadLettered).toBeGreaterThan(0); // 0.2^3: about 24 of 3000
+    expect(s.queueSize).toBe(0);
+    expect(new Set(bus.deadLetters.list().map((e) => e.event.id)).size).toBe(s.deadLettered);
+  });
+});
+
+describe('feature flags', () => {
+  it('MessageBus has every resilience feature off unless given', async () => {
+    const { bus } = setup();
+    bus.registerEventHandler('t', handler('fail'), { name: 'f' });
+    await bus.start();
+    for (let i = 0; i < 10; i++) bus.publish('t', {});
+    await bus.drain();
+    expect(bus.stats()).toMatchObject({ failed: 10, retried: 0, deadLettered: 0 });
+    expect(bus.circuitState('f')).toBe('closed');
+    expect(bus.deadLetters.size).toBe(0);
+  });
+
+  it('ResilientMessageBus has them on unless false', async () => {
+    const { bus } = setup({ retry: { initialDelayMs: 1, maxRetries: 1 } }, ResilientMessageBus);
+    bus.registerEventHandler('t', handler('fail'), { name: 'f' });
+    await bus.start();
+    bus.publish('t', {});
+    await bus.drain();
+    expect(bus.stats()).toMatchObject({ failed: 2, retried: 1, deadLettered: 1 });
+    const off = setup({ retry: false, deadLetter: false, circuitBreaker: false, handlerTimeoutMs: false }, ResilientMessageBus).bus;
+    off.registerEventHandler('t', handler('fail'), { name: 'f' });
+    await off.start();
+    for (let i = 0; i < 10; i++) off.publish('t', {});
+    await off.drain();
+    expect(off.stats()).toMatchObject({ failed: 10, retried: 0, deadLettered: 0 });
+    expect(off.circuitState('f')).toBe('closed');
+  });
+});
