@@ -60,14 +60,15 @@ export class RetryScheduler<T> {
     if (next >= this.#timerAt) return;
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timerAt = next;
-    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.max(0, next - this.#clock.now()));
+    this.#timer = this.#clock.setTimeout(() => this.#fire(), Math.max(1, Math.ceil(next - this.#clock.now())));
   }
 
   #fire(): void {
     this.#timer = undefined;
     this.#timerAt = Infinity;
     const now = this.#clock.now();
-    while (this.#due.length > 0 && this.#due[0] <= now + 1) this.#run(this.#pop());
+    // Node's timers may fire a fraction of a millisecond early: what is not due yet waits for the next turn.
+    while (this.#due.length > 0 && this.#due[0] <= now) this.#run(this.#pop());
     this.#arm();
   }
 
