@@ -14,6 +14,8 @@ import { BackpressureError, BusStoppedError, CircuitOpenError, HandlerLoadError,
 import { ExponentialBackoff } from './retry/backoff.js';
 import { RetryScheduler } from './retry/retry_scheduler.js';
 import { RateLimitedLog } from './rate_limited_log.js';
+import { BusMetrics } from './metrics/bus_metrics.js';
+import { MAILBOX_BYTES, readMailbox, resetMailbox, type WorkerMetricsReport } from './shared/metrics_mailbox.js';
 import { Fifo } from './fifo.js';
 import {
   assertModuleExists, defaultWorkerHandlerName, isTypeScriptModule, isWorkerHandlerRef, type WorkerHandlerRef,
@@ -25,7 +27,7 @@ import { LaneRingWriter } from './ring/lane_ring_writer.js';
 import { PendingRecord, decodeRecord, recordFlags, recordSeq, rewriteRecord, viewOf } from './ring/record.js';
 import { Router, type Registration, type Route } from './router.js';
 import {
-  LANE_COUNT, MAIN_WAITING, WAKE_PENDING, OUT_DONE, OUT_FAILED, OUT_REFUSED, OUT_SUCCEEDED, PROGRESS, RF_BINARY, RF_COMMAND, RF_LANE_SHIFT,
+  FLUSH_REQUEST, RF_CONTINUATION, LANE_COUNT, MAIN_WAITING, SLOT_FLUSHED, WAKE_PENDING, OUT_DONE, OUT_FAILED, OUT_REFUSED, OUT_SUCCEEDED, PROGRESS, RF_BINARY, RF_COMMAND, RF_LANE_SHIFT,
   RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_END, SLOT_HANDLER_INDEX, SLOT_LANE,
   SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, align8, controlWords, slotWord, type SharedBusMemory,
 } from './shared/layout.js';
@@ -82,6 +84,9 @@ interface Ledger {
   failedAttempt: number;
   /** Epoch ms of each failing delivery's first failure, by handler name. */
   firstFailureAt: Map<string, number>;
+  /** For the end-to-end time when the event settles. */
+  topic: string;
+  publishedAt: number;
 }
 
 /** One failed attempt at one delivery, wherever it ran. */
@@ -207,6 +212,8 @@ export class Dispatcher {
   #retried = 0;
   #deadLettered = 0;
   readonly #breakers: BreakerBoard;
+  readonly #metrics: BusMetrics;
+  readonly #flushWaiters: { request: number; resolve: () => void }[] = [];
   readonly #backoff: ExponentialBackoff | undefined;
   readonly #retries = new RetryScheduler<RetryItem>((item) => this.#runRetry(item));
   readonly #ledger = new Map<number, Ledger>();
@@ -241,30 +248,43 @@ export class Dispatcher {
       outcomes: Array.from({ length: this.#slots }, () => new SharedArrayBuffer(outcomeBytes)),
       registry: this.#registry.sab,
       breakers: new SharedArrayBuffer(4),
+      metrics: Array.from({ length: this.#slots }, () => new SharedArrayBuffer(MAILBOX_BYTES)),
       idPrefix: `${randomBytes(6).toString('base64url')}-`,
     };
     this.#control = new Int32Array(this.#memory.control);
     this.#writers = this.#memory.lanes.map((sab, lane) => new LaneRingWriter(this.#control, sab, lane, this.#slots));
-    this.#router = new Router(this.#registry);
+    this.#metrics = new BusMetrics({
+      stats: () => this.stats(),
+      liveReports: () => this.#liveReports(),
+      handlerName: (id) => this.#handlerName(id),
+      topicName: (id) => this.#topicName(id),
+      breakerStates: () => this.#breakers.snapshot(),
+      deadLetterSize: () => this.#deadLetterQueue.size,
+    });
+    this.#router = new Router(this.#registry, (topic) => this.#metrics.topic(topic));
     this.#inline = new InlineRunner({
       refusal: (_job, handler) => (this.#breakers.allows(handler.name) ? undefined : new CircuitOpenError(handler.name).message),
-      failed: (job, handler, error, refused) => {
+      failed: (job, handler, error, refused, ns) => {
         if (this.#terminating) return;
+        if (!refused && this.#options.metrics) this.#metrics.handler(handler.name).processing.record(ns);
         this.#attemptFailed({
           seq: job.seq, lane: LANE_OF[job.event.priority], topic: job.event.topic, handler: handler.name,
           attempt: job.event.attempt, error: errorMessage(error), refused, job, reg: handler,
         });
       },
-      succeeded: (_job, handler) => {
+      succeeded: (_job, handler, ns) => {
         if (this.#terminating) return;
         this.#processedMain++;
+        const counters = this.#metrics.handler(handler.name);
+        counters.succeeded++;
+        if (this.#options.metrics) counters.processing.record(ns);
         this.#breakers.onSuccess(handler.name);
       },
       done: (job, failures, result) => {
         // After stop() gave up on pending events, a late async handler's completion is already counted as abandoned.
-        if (!this.#terminating) this.#recordDone(job.seq, job.event.attempt, failures > 0, result);
+        if (!this.#terminating) this.#recordDone(job.seq, job.event.attempt, failures > 0, result, job.event);
       },
-    });
+    }, options.metrics);
     this.#queue = new BoundedEventQueue(queue, () => this.#workerSettled());
     this.#breakers = new BreakerBoard(options.circuitBreaker, (handler, from, to) => this.#circuitMoved(handler, from, to));
     this.#memory.breakers = this.#breakers.sab;
@@ -454,12 +474,17 @@ export class Dispatcher {
     }
     this.#state = 'stopped';
     this.#resolveDrainWaiters();
+    for (const { resolve } of this.#flushWaiters.splice(0)) resolve();
     this.#log.info(this.stats(), 'bus stopped');
   }
 
   drain(): Promise<void> {
-    if (this.#queue.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    const settled = this.#queue.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    return settled.then(() => this.#flushMetrics());
+  }
+
+  get metrics(): BusMetrics {
+    return this.#metrics;
   }
 
   // ---------------------------------------------------------------- publishing
@@ -471,18 +496,19 @@ export class Dispatcher {
   /** The scratch record holds the encoded event: apply the capacity strategy and commit. */
   #publishPrepared(topic: string, payload: unknown, lane: number): boolean {
     if (this.#closed()) {
-      this.#rejected++;
+      this.#reject(topic);
       return false;
     }
     if (!this.#queue.hasRoom()) {
       if (this.#options.queue.strategy !== 'drop-oldest') {
-        this.#rejected++;
+        this.#reject(topic);
         return false;
       }
       if (!this.#dropOldest(lane)) {
         // Everything waiting outranks this event: it is the one dropped.
         this.#published++;
-        this.#dropped++;
+        this.#metrics.topic(topic).published++;
+        this.#drop(topic);
         return true;
       }
     }
@@ -525,7 +551,8 @@ export class Dispatcher {
     if (!this.#breakers.allows(handler)) return { success: false, error: new CircuitOpenError(handler).message, attempts: 0 };
     if (this.#options.queue.strategy === 'drop-oldest' && !this.#closed() && !this.#queue.hasRoom() && !this.#dropOldest(lane)) {
       this.#published++;
-      this.#dropped++;
+      this.#metrics.topic(topic).published++;
+      this.#drop(topic);
       return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
     }
     try {
@@ -546,7 +573,7 @@ export class Dispatcher {
    */
   async #withRoom<T>(topic: string, timeoutMs: number, commit: (reserved: boolean) => T): Promise<T> {
     if (this.#closed()) {
-      this.#rejected++;
+      this.#reject(topic);
       throw new BusStoppedError(this.#state);
     }
     if (this.#queue.waiting === 0 && this.#queue.hasRoom()) return commit(false);
@@ -554,13 +581,13 @@ export class Dispatcher {
     this.#pending.clear();
     const granted = await this.#queue.waitForRoom(timeoutMs);
     if (!granted) {
-      this.#rejected++;
+      this.#reject(topic);
       if (this.#closed()) throw new BusStoppedError(this.#state);
       throw new BackpressureError(topic, timeoutMs);
     }
     if (this.#closed()) {
       this.#queue.release();
-      this.#rejected++;
+      this.#reject(topic);
       throw new BusStoppedError(this.#state);
     }
     this.#pending.restore(encoded);
@@ -622,8 +649,10 @@ export class Dispatcher {
     const backpressureOn = this.#queue.accept(reserved);
     this.#published++;
     const seq = ++this.#seq;
-    const publishedAt = Date.now();
+    // Epoch ms with sub-ms precision, comparable across threads (each thread's timeOrigin + now()).
+    const publishedAt = performance.timeOrigin + performance.now();
     const route = routeOverride ?? (resolveCommand ? this.#router.commandRoute(topic) : this.#router.eventRoute(topic));
+    (route?.counters ?? this.#metrics.topic(topic)).published++;
     if (route === undefined || route.stages.length === 0) {
       // No handler (or the command handler went away while waiting for room).
       resolveCommand?.({ success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 });
@@ -687,25 +716,36 @@ export class Dispatcher {
       const writer = this.#writers[l];
       const off = writer.takeOldest();
       if (off >= 0) {
-        this.#dropped++;
+        this.#drop(this.#topicName(writer.view.i32[(off >> 2) + 2]));
         this.#droppedEvent(recordSeq(writer.view, off), (recordFlags(writer.view, off) & RF_TRACKED) !== 0);
         return true;
       }
-      const standalone = this.#overflow[l].shift();
-      if (standalone) {
-        const view = viewOf(standalone.buffer, standalone.byteOffset, standalone.byteLength);
-        this.#dropped++;
-        this.#droppedEvent(recordSeq(view, 0), (recordFlags(view, 0) & RF_TRACKED) !== 0);
+      const head = this.#overflow[l].peek();
+      if (head && !(recordFlags(viewOf(head.buffer, head.byteOffset, head.byteLength), 0) & RF_CONTINUATION)) {
+        this.#overflow[l].shift();
+        const d = decodeRecord(head);
+        this.#drop(this.#topicName(d.topicId));
+        this.#droppedEvent(d.seq, (d.flags & RF_TRACKED) !== 0);
         return true;
       }
       const job = this.#inline.takeOldest(l);
       if (job) {
-        this.#dropped++;
+        this.#drop(job.event.topic);
         this.#droppedEvent(job.seq, this.#tracked.has(job.seq));
         return true;
       }
     }
     return false;
+  }
+
+  #drop(topic: string): void {
+    this.#dropped++;
+    this.#metrics.topic(topic).dropped++;
+  }
+
+  #reject(topic: string): void {
+    this.#rejected++;
+    this.#metrics.topic(topic).rejected++;
   }
 
   #droppedEvent(seq: number, tracked: boolean): void {
@@ -764,6 +804,9 @@ export class Dispatcher {
     const c = this.#control;
     for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR]) Atomics.store(c, slotWord(slot, field), 0);
     Atomics.store(c, slotWord(slot, SLOT_HANDLER_INDEX), -1);
+    // A new task has answered no flush request yet.
+    Atomics.store(c, slotWord(slot, SLOT_FLUSHED), Atomics.load(c, FLUSH_REQUEST) - 1);
+    resetMailbox(this.#memory.metrics[slot]);
     resetOutcomes(c, slot);
     this.#activeSlots.add(slot);
     const { maxBatch, maxThreads, lingerMs } = this.#options.pool;
@@ -771,6 +814,7 @@ export class Dispatcher {
       kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs,
       keepFailedRecords: this.#options.retry !== false || this.#options.deadLetter !== false,
       maxResultBytes: this.#options.queue.maxPayloadBytes,
+      metrics: this.#options.metrics,
     };
     const abort = new AbortController();
     this.#abort[slot] = abort;
@@ -822,6 +866,9 @@ export class Dispatcher {
     if (crashedMidBatch && !this.#terminating) this.#recoverBatch(slot, err, timedOut);
     this.#retiredSettled += Atomics.load(c, slotWord(slot, SLOT_SETTLED));
     this.#retiredProcessed += Atomics.load(c, slotWord(slot, SLOT_PROCESSED));
+    const report = readMailbox(this.#memory.metrics[slot]);
+    if (report !== undefined) this.#metrics.retire(report);
+    resetMailbox(this.#memory.metrics[slot]);
     for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED]) Atomics.store(c, slotWord(slot, field), 0);
     this.#activeSlots.delete(slot);
     this.#freeSlots.push(slot);
@@ -834,6 +881,7 @@ export class Dispatcher {
     }
     this.#collect();
     this.#pump();
+    this.#checkFlushes();
   }
 
   /**
@@ -866,7 +914,7 @@ export class Dispatcher {
       });
       const remaining = d.handlerIds.subarray(handlerIndex + 1);
       // What is left of the record reports back explicitly, so main sees its pass end.
-      if (remaining.length > 0) this.#writeEncoded(lane, rewriteRecord(crashed, remaining, d.attempt, RF_TRACKED));
+      if (remaining.length > 0) this.#writeEncoded(lane, rewriteRecord(crashed, remaining, d.attempt, RF_TRACKED | RF_CONTINUATION));
       else this.#recordDone(d.seq, d.attempt, true, undefined);
     }
     for (const record of records) this.#writeEncoded(lane, record);
@@ -907,8 +955,48 @@ export class Dispatcher {
     this.#progressSeen = Atomics.load(this.#control, PROGRESS);
     this.#collect();
     this.#pump();
+    this.#checkFlushes();
     this.#armProgress();
   };
+
+  #liveReports(): WorkerMetricsReport[] {
+    const reports: WorkerMetricsReport[] = [];
+    for (const slot of this.#activeSlots) {
+      const report = readMailbox(this.#memory.metrics[slot]);
+      if (report !== undefined) reports.push(report);
+    }
+    return reports;
+  }
+
+  /**
+   * Asks every running worker to publish its metrics now, and resolves once
+   * each has (or its task ended, which publishes too): so the numbers read
+   * after drain() include every settled event.
+   */
+  #flushMetrics(): Promise<void> {
+    if (!this.#options.metrics || this.#activeSlots.size === 0) return Promise.resolve();
+    const request = Atomics.add(this.#control, FLUSH_REQUEST, 1) + 1;
+    this.#wake(Infinity);
+    return new Promise((resolve) => {
+      this.#flushWaiters.push({ request, resolve });
+      this.#checkFlushes();
+    });
+  }
+
+  #checkFlushes(): void {
+    if (this.#flushWaiters.length === 0) return;
+    for (let i = this.#flushWaiters.length - 1; i >= 0; i--) {
+      const { request, resolve } = this.#flushWaiters[i];
+      let answered = true;
+      for (const slot of this.#activeSlots) {
+        if (((Atomics.load(this.#control, slotWord(slot, SLOT_FLUSHED)) - request) | 0) < 0) answered = false;
+      }
+      if (answered) {
+        this.#flushWaiters.splice(i, 1);
+        resolve();
+      }
+    }
+  }
 
   #collect(): void {
     for (const slot of this.#activeSlots) this.#drainSlot(slot);
@@ -971,6 +1059,8 @@ export class Dispatcher {
    */
   #attemptFailed(f: FailedAttempt): void {
     this.#failed++;
+    const counters = this.#metrics.handler(f.handler);
+    counters.failed++;
     if (!f.refused) this.#breakers.onFailure(f.handler);
     if (this.#emitter.listenerCount('handler-error') > 0) {
       const eventId = f.job?.event.id ?? (f.record ? decodeRecord(f.record).id : undefined) ?? this.#memory.idPrefix + f.seq;
@@ -979,7 +1069,8 @@ export class Dispatcher {
     }
     let ledger = this.#ledger.get(f.seq);
     if (ledger === undefined) {
-      ledger = { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map() };
+      const publishedAt = f.job?.event.publishedAt ?? this.#tracked.get(f.seq)?.publishedAt ?? (f.record ? decodeRecord(f.record).publishedAt : 0);
+      ledger = { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map(), topic: f.topic, publishedAt };
       this.#ledger.set(f.seq, ledger);
     }
     ledger.failedAttempt = f.attempt;
@@ -992,11 +1083,12 @@ export class Dispatcher {
       ledger.firstFailureAt.set(f.handler, firstAt);
       ledger.outstanding++;
       this.#retried++;
+      counters.retried++;
       const next = f.attempt + 1;
       const item: RetryItem = {
         lane: f.lane,
-        record: f.record && f.handlerId !== undefined ? rewriteRecord(f.record, [f.handlerId], next, RF_TRACKED) : undefined,
-        job: f.job && f.reg ? { seq: f.seq, event: { ...f.job.event, attempt: next }, handlers: [f.reg] } : undefined,
+        record: f.record && f.handlerId !== undefined ? rewriteRecord(f.record, [f.handlerId], next, RF_TRACKED | RF_CONTINUATION) : undefined,
+        job: f.job && f.reg ? { seq: f.seq, event: { ...f.job.event, attempt: next }, handlers: [f.reg], continuation: true } : undefined,
         failure: f,
         firstAt,
       };
@@ -1030,7 +1122,7 @@ export class Dispatcher {
    * A record or inline job finished: attempt 0 is a stage of the event's
    * first pass, a higher attempt is one retried delivery.
    */
-  #recordDone(seq: number, attempt: number, failed: boolean, result: unknown): void {
+  #recordDone(seq: number, attempt: number, failed: boolean, result: unknown, origin?: BusEvent): void {
     const t = this.#tracked.get(seq);
     if (t?.resolveCommand && !failed && !t.commandResolved) {
       t.commandResolved = true;
@@ -1038,7 +1130,7 @@ export class Dispatcher {
     }
     if (attempt > 0) {
       const ledger = this.#ledger.get(seq);
-      if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq);
+      if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq, undefined);
       return;
     }
     if (t !== undefined && !t.resolveCommand && ++t.stage < t.route.stages.length) {
@@ -1047,11 +1139,21 @@ export class Dispatcher {
     }
     const ledger = this.#ledger.get(seq);
     if (ledger !== undefined && ledger.outstanding > 0) ledger.baseDone = true;
-    else this.#finish(seq);
+    else this.#finish(seq, origin);
   }
 
-  /** Every delivery of the event is processed, dead-lettered or finally failed. */
-  #finish(seq: number): void {
+  /**
+   * Every delivery of the event is processed, dead-lettered or finally
+   * failed. Events settled here (not implicitly by a worker) get their
+   * end-to-end time measured here.
+   */
+  #finish(seq: number, origin: { topic: string; publishedAt: number } | undefined): void {
+    if (this.#options.metrics) {
+      const known = this.#tracked.get(seq) ?? this.#ledger.get(seq) ?? origin;
+      if (known !== undefined && known.publishedAt > 0) {
+        this.#metrics.topic(known.topic).endToEnd.record((performance.timeOrigin + performance.now() - known.publishedAt) * 1e6);
+      }
+    }
     this.#ledger.delete(seq);
     this.#tracked.delete(seq);
     this.#settle(1);
@@ -1062,7 +1164,7 @@ export class Dispatcher {
     if (stage.inWorker) {
       const p = this.#pending;
       p.clear();
-      p.flags = t.payloadFlags | (t.lane << RF_LANE_SHIFT) | RF_TRACKED;
+      p.flags = t.payloadFlags | (t.lane << RF_LANE_SHIFT) | RF_TRACKED | RF_CONTINUATION;
       p.topicId = t.route.topicId;
       p.attempt = 0;
       p.seq = t.seq;
@@ -1076,7 +1178,9 @@ export class Dispatcher {
       this.#writeRecord(t.lane);
       p.clear();
     } else {
-      this.#inline.enqueue(t.lane, { seq: t.seq, event: this.#event(t.seq, t.topic, t.payload, t.lane, t.sessionId, t.publishedAt), handlers: stage.handlers });
+      this.#inline.enqueue(t.lane, {
+        seq: t.seq, event: this.#event(t.seq, t.topic, t.payload, t.lane, t.sessionId, t.publishedAt), handlers: stage.handlers, continuation: true,
+      });
     }
   }
 
@@ -1113,10 +1217,11 @@ export class Dispatcher {
     }
     for (const { entry, seq } of batch) {
       this.#deadLettered++;
+      this.#metrics.handler(entry.handler).deadLettered++;
       this.#deadLetterLog.warn({ handler: entry.handler, topic: entry.event.topic, eventId: entry.event.id, error: entry.error, attempts: entry.attempts }, 'delivery dead-lettered');
       this.#emitter.emit('dead-letter', entry);
       const ledger = this.#ledger.get(seq);
-      if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq);
+      if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq, undefined);
     }
   };
 

@@ -17,3 +17,4 @@ export type {
   BusEvent, BusStats, CommandHandlerOptions, CommandResult, EventHandlerOptions, ExecuteOptions, Handler,
   HandlerErrorEvent, Priority, PublishAsyncOptions, PublishOptions, StopOptions,
 } from './types.js';
+export type { BusMetrics, LatencySummary, MetricsSnapshot } from './metrics/bus_metrics.js';

@@ -10,13 +10,16 @@ export interface InlineJob {
   readonly seq: number;
   readonly event: BusEvent;
   readonly handlers: readonly Registration[];
+  /** Part of an event already under way (a retry, a later stage): drop-oldest never drops it. */
+  readonly continuation?: boolean;
 }
 
 export interface InlineSink {
   /** Why the handler may not run now (an open circuit), or undefined. */
   refusal(job: InlineJob, handler: Registration): string | undefined;
-  failed(job: InlineJob, handler: Registration, error: unknown, refused: boolean): void;
-  succeeded(job: InlineJob, handler: Registration): void;
+  /** `ns`: how long the attempt ran (0 when not timed or refused). */
+  failed(job: InlineJob, handler: Registration, error: unknown, refused: boolean, ns: number): void;
+  succeeded(job: InlineJob, handler: Registration, ns: number): void;
   /** Every handler of the job ran; `result` is the last handler's (a command's) result. */
   done(job: InlineJob, failures: number, result: unknown): void;
 }
@@ -42,8 +45,11 @@ export class InlineRunner {
   #size = 0;
   #inFlight = 0;
 
-  constructor(sink: InlineSink) {
+  readonly #timed: boolean;
+
+  constructor(sink: InlineSink, timed: boolean) {
     this.#sink = sink;
+    this.#timed = timed;
   }
 
   get size(): number {
@@ -66,8 +72,9 @@ export class InlineRunner {
     this.#schedule();
   }
 
-  /** The oldest job of a lane that has not started, for drop-oldest. */
+  /** The oldest job of a lane that has not started, for drop-oldest (none if it continues an event under way). */
   takeOldest(lane: number): InlineJob | undefined {
+    if (this.#lanes[lane].peek()?.continuation) return undefined;
     const job = this.#lanes[lane].shift();
     if (job) this.#size--;
     return job;
@@ -120,36 +127,41 @@ export class InlineRunner {
       if (refusal !== undefined) {
         failures++;
         result = undefined;
-        this.#sink.failed(job, handlers[i], refusal, true);
+        this.#sink.failed(job, handlers[i], refusal, true, 0);
         continue;
       }
+      const t0 = this.#timed ? performance.now() : 0;
       let r: unknown;
       try {
         r = handlers[i].fn!(job.event);
       } catch (err) {
         failures++;
         result = undefined;
-        this.#sink.failed(job, handlers[i], err, false);
+        this.#sink.failed(job, handlers[i], err, false, this.#since(t0));
         continue;
       }
       if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
         this.#inFlight++;
         (r as PromiseLike<unknown>).then(
           (value) => {
-            this.#sink.succeeded(job, handlers[i]);
+            this.#sink.succeeded(job, handlers[i], this.#since(t0));
             this.#resume(job, i + 1, failures, value);
           },
           (err: unknown) => {
-            this.#sink.failed(job, handlers[i], err, false);
+            this.#sink.failed(job, handlers[i], err, false, this.#since(t0));
             this.#resume(job, i + 1, failures + 1, undefined);
           },
         );
         return;
       }
-      this.#sink.succeeded(job, handlers[i]);
+      this.#sink.succeeded(job, handlers[i], this.#since(t0));
       result = r;
     }
     this.#sink.done(job, failures, result);
+  }
+
+  #since(t0: number): number {
+    return this.#timed ? (performance.now() - t0) * 1e6 : 0;
   }
 
   #resume(job: InlineJob, from: number, failures: number, result: unknown): void {

@@ -12,6 +12,7 @@ import type { HandlerLoadError } from './errors.js';
 import type { CircuitState } from './breaker/circuit_breaker.js';
 import type { DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
 import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
+import type { BusMetrics } from './metrics/bus_metrics.js';
 
 /** Events a bus emits. */
 export interface MessageBusEvents {
@@ -92,6 +93,11 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
   /** Counters and the queue's state, as plain numbers. */
   stats(): BusStats {
     return this.#engine.stats();
+  }
+
+  /** Counters, HDR latency percentiles and the Prometheus exposition: `metrics.snapshot()`, `metrics.prometheus()`, `metrics.registry`. */
+  get metrics(): BusMetrics {
+    return this.#engine.metrics;
   }
 
   /** The state of a handler's circuit breaker ('closed' for a handler without one). */

@@ -170,6 +170,12 @@ export interface BusOptions {
    * @default pino at level 'info'
    */
   logger?: Logger;
+  /**
+   * Time every handler attempt and every event end to end (`bus.metrics`).
+   * Counters are kept either way; turn timing off only to measure what it costs.
+   * @default true
+   */
+  metrics?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -180,6 +186,7 @@ export interface ResolvedOptions {
   circuitBreaker: Required<CircuitBreakerOptions> | false;
   deadLetter: (Required<Omit<DeadLetterOptions, 'path'>> & Pick<DeadLetterOptions, 'path'>) | false;
   handlerTimeoutMs: number | false;
+  metrics: boolean;
 }
 
 export const DEFAULT_OPTIONS = Object.freeze({
@@ -259,7 +266,7 @@ function feature<T extends object>(name: string, value: unknown, defaults: T, re
 export function resolveOptions(options: BusOptions | undefined, resilient = false): ResolvedOptions {
   checkObject('options', options);
   const o = options ?? {};
-  checkKeys('options.', o, ['pool', 'queue', 'logger', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs']);
+  checkKeys('options.', o, ['pool', 'queue', 'logger', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs', 'metrics']);
   checkObject('pool', o.pool);
   checkObject('queue', o.queue);
   checkKeys('pool.', o.pool ?? {}, Object.keys(DEFAULT_OPTIONS.pool));
@@ -342,5 +349,7 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
       if (v !== undefined && (typeof v !== 'number' || !(v > 0))) throw new RangeError(`pool.resourceLimits.${k} must be a number > 0, got ${show(v)}`);
     }
   }
-  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs };
+  const metrics = o.metrics ?? true;
+  if (typeof metrics !== 'boolean') throw new TypeError(`metrics must be a boolean, got ${show(metrics)}`);
+  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics };
 }

@@ -2,6 +2,7 @@ import { DuplicateCommandHandlerError } from './errors.js';
 import type { WorkerHandlerRef } from './handler_ref.js';
 import type { SharedRegistryWriter } from './shared/registry.js';
 import type { Handler } from './types.js';
+import type { TopicCounters } from './metrics/bus_metrics.js';
 
 /** One handler registered on one topic. */
 export interface Registration {
@@ -32,23 +33,27 @@ export interface Stage {
 
 export interface Route {
   readonly topic: string;
+  /** The topic's metrics counters (undefined on the shared empty route). */
+  readonly counters: TopicCounters | undefined;
   /** Registry id of the topic (-1 when no stage runs in a worker). */
   readonly topicId: number;
   readonly stages: readonly Stage[];
 }
 
-const EMPTY: Route = Object.freeze({ topic: '', topicId: -1, stages: Object.freeze([]) });
+const EMPTY: Route = Object.freeze({ topic: '', topicId: -1, stages: Object.freeze([]), counters: undefined });
 
 /** Which handlers run for a topic, cached per topic until a registration changes it. */
 export class Router {
   readonly #registry: SharedRegistryWriter;
+  readonly #countersFor: (topic: string) => TopicCounters;
   readonly #events = new Map<string, Registration[]>();
   readonly #commands = new Map<string, Registration>();
   readonly #routes = new Map<string, Route>();
   readonly #commandRoutes = new Map<string, Route>();
 
-  constructor(registry: SharedRegistryWriter) {
+  constructor(registry: SharedRegistryWriter, countersFor: (topic: string) => TopicCounters) {
     this.#registry = registry;
+    this.#countersFor = countersFor;
   }
 
   add(reg: Registration): () => void {
@@ -137,7 +142,7 @@ export class Router {
     }
     if (run.length > 0) stages.push(stage(run));
     const topicId = stages.some((s) => s.inWorker) ? this.#registry.topicId(topic) : -1;
-    return Object.freeze({ topic, topicId, stages: Object.freeze(stages) });
+    return Object.freeze({ topic, topicId, stages: Object.freeze(stages), counters: this.#countersFor(topic) });
   }
 }
 

@@ -13,7 +13,7 @@ describe('option validation', () => {
 
   it.each([
     [null, TypeError, /options must be an object, got null/],
-    [{ bogus: 1 }, TypeError, /options\.bogus is not an option \(allowed: pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs\)/],
+    [{ bogus: 1 }, TypeError, /options\.bogus is not an option \(allowed: pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics\)/],
     [{ pool: 3 }, TypeError, /pool must be an object, got 3/],
     [{ queue: [] }, TypeError, /queue must be an object/],
     [{ pool: { threads: 2 } }, TypeError, /pool\.threads is not an option \(allowed: minThreads, maxThreads/],

@@ -11,11 +11,12 @@ import {
   MAIN_WAITING, OUT_DONE, OUT_FAILED, PROGRESS, REC_ATTEMPT, REC_BYTES, REC_FLAGS,
   OUT_REFUSED, OUT_SUCCEEDED, REC_HANDLER_COUNT, REC_HEADER_BYTES, REC_ID_BYTES, REC_PAYLOAD_BYTES, REC_PUBLISHED_AT, REC_SEQ, REC_SESSION_BYTES,
   REC_TOPIC, RF_BINARY, RF_COMMAND, RF_PAD, RF_TRACKED, RF_UNDEFINED, SLEEPERS, SLOT_BUSY, SLOT_CURSOR,
-  SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord, type SharedBusMemory,
+  FLUSH_REQUEST, SLOT_FLUSHED, SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord, type SharedBusMemory,
 } from '../src/shared/layout.js';
 import { errorMessage } from '../src/shared/error_message.js';
 import { LanePicker } from '../src/shared/lane_picker.js';
 import { OutcomeRingWriter } from '../src/shared/outcome_ring.js';
+import { MetricsRecorder } from './metrics_recorder.js';
 import { ENTRY_TOPIC, SharedRegistryReader } from '../src/shared/registry.js';
 import { PRIORITY_NAMES, type DrainTask, type ProbeResult, type ProbeTask, type RuntimeTask } from '../src/shared/task.js';
 import { HandlerTable, loadHandler, type LoadedHandler } from './handler_table.js';
@@ -65,19 +66,31 @@ function batchTarget(waiting: number, task: DrainTask): number {
   return Math.max(1, Math.min(n, task.maxBatch));
 }
 
+/** Answers main's request for fresh metrics (it waits for them before drain() resolves). */
+function answerFlush(slot: number, metrics: MetricsRecorder | undefined): void {
+  const request = Atomics.load(control, FLUSH_REQUEST);
+  if (Atomics.load(control, slotWord(slot, SLOT_FLUSHED)) === request) return;
+  metrics?.publish(performance.now());
+  Atomics.store(control, slotWord(slot, SLOT_FLUSHED), request);
+  notifyMain();
+}
+
 async function drain(task: DrainTask): Promise<null> {
   const slot = task.slot;
   const out = outcomeWriters[slot];
   out.attach(slot);
   const counters = { settled: 0, processed: 0 };
+  const metrics = task.metrics ? new MetricsRecorder(memory.metrics[slot]) : undefined;
   let idleSince = -1;
   while (Atomics.load(control, STOP) === 0) {
+    answerFlush(slot, metrics);
     const lane = pickLane();
     if (lane < 0) {
       const now = performance.now();
       if (idleSince < 0) idleSince = now;
       const remaining = task.lingerMs - (now - idleSince);
       if (remaining <= 0) break;
+      metrics?.maybePublish(now);
       const seen = Atomics.load(control, WAKE);
       Atomics.store(control, WAKE_PENDING, 0);
       Atomics.add(control, SLEEPERS, 1);
@@ -90,14 +103,18 @@ async function drain(task: DrainTask): Promise<null> {
     const n = reader.claim(slot, batchTarget(reader.waiting(), task));
     if (n === 0) continue;
     const t0 = performance.now();
-    await runBatch(reader, slot, out, task, counters);
-    const perRecord = (performance.now() - t0) / n;
+    await runBatch(reader, slot, out, task, counters, metrics);
+    const t1 = performance.now();
+    const perRecord = (t1 - t0) / n;
     msPerRecord = msPerRecord === 0 ? perRecord : msPerRecord * 0.8 + perRecord * 0.2;
+    // Metrics first: once main sees these events settled, what was measured of them is published or due.
+    metrics?.maybePublish(t1);
     Atomics.store(control, slotWord(slot, SLOT_SETTLED), counters.settled);
     Atomics.store(control, slotWord(slot, SLOT_PROCESSED), counters.processed);
     Atomics.store(control, slotWord(slot, SLOT_BUSY), 0);
     notifyMain();
   }
+  metrics?.publish(performance.now());
   return null;
 }
 
@@ -134,7 +151,9 @@ function notifyMain(): void {
 }
 
 async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWriter, task: DrainTask,
-  counters: { settled: number; processed: number }): Promise<void> {
+  counters: { settled: number; processed: number }, metrics: MetricsRecorder | undefined): Promise<void> {
+  const timeOrigin = performance.timeOrigin;
+  let t = 0;
   const { i32, f64, u8, bytes, mask } = reader;
   const priority = PRIORITY_NAMES[reader.lane];
   const cursorWord = slotWord(slot, SLOT_CURSOR);
@@ -213,6 +232,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, `circuit for handler '${handlers.name(handlerId)}' is open`, record);
         continue;
       }
+      if (metrics) t = performance.now();
       try {
         if (decodeError !== undefined) throw decodeError;
         const fn: LoadedHandler = handlers.get(handlerId) ?? (await handlers.load(handlerId));
@@ -221,16 +241,28 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
           result = await result;
         }
         counters.processed++;
+        if (metrics) {
+          const t2 = performance.now();
+          metrics.processing(handlerId, (t2 - t) * 1e6, true);
+          t = t2;
+        }
         if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_HALF_OPEN) {
           report(out, slot, OUT_SUCCEEDED, seq, topicId, handlerId, attempt, '', undefined);
         }
       } catch (err) {
         failed++;
+        if (metrics) {
+          const t2 = performance.now();
+          metrics.processing(handlerId, (t2 - t) * 1e6, false);
+          t = t2;
+        }
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
         report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record);
       }
     }
     if (failed === 0 && !(flags & RF_TRACKED)) {
+      // Settled here: its end-to-end time ends here too. (Main measures the events it settles itself.)
+      if (metrics && t > 0) metrics.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
       control[settledWord] = ++counters.settled;
       control[processedWord] = counters.processed;
       control[cursorWord] = pos; // fully accounted: a crash from here on does not touch it

@@ -1,5 +1,5 @@
 import {
-  RF_PAD, REC_BYTES, REC_FLAGS, SLOT_BUSY, SLOT_LANE, SLOT_START, before, claimCountWord, claimPosWord,
+  RF_CONTINUATION, RF_PAD, REC_BYTES, REC_FLAGS, SLOT_BUSY, SLOT_LANE, SLOT_START, before, claimCountWord, claimPosWord,
   publishCountWord, publishPosWord, slotWord,
 } from '../shared/layout.js';
 import { recordFlags, recordLength, viewOf, type PendingRecord, type RecordView } from './record.js';
@@ -58,7 +58,8 @@ export class LaneRingWriter {
    * Removes the oldest record nobody has claimed, as drop-oldest needs.
    * Competes with workers through the same CAS they use, so a record is
    * either dropped here or run there, never both. Returns its offset in the
-   * ring (still readable until the next write) or -1 if there is none.
+   * ring (still readable until the next write) or -1 if there is none, or if
+   * the oldest continues an event already under way (those are never dropped).
    */
   takeOldest(): number {
     const c = this.#control;
@@ -74,6 +75,7 @@ export class LaneRingWriter {
         off = pos & this.#mask;
         if (pos === published) return -1;
       }
+      if (recordFlags(this.view, off) & RF_CONTINUATION) return -1;
       const next = (pos + recordLength(this.view, off)) | 0;
       if (Atomics.compareExchange(c, claimAt, claim, next) === claim) {
         Atomics.add(c, claimCountWord(this.lane), 1);

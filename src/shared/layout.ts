@@ -13,6 +13,7 @@
  *    ----  ------------------------  ------------  --------------------------------------
  *     0    STOP                      main          1 = workers return their task now
  *     0    SLEEPERS                  workers       workers parked in Atomics.wait on WAKE
+ *     0    FLUSH_REQUEST             main          bumped (and WAKE notified) when main wants fresh metrics
  *     1    WAKE                      main          bumped + notified when a record lands
  *     1    WAKE_PENDING              main/workers  1 = a wake is on its way; a worker clears it before parking
  *     3    PROGRESS                  workers       bumped + notified after each batch
@@ -27,6 +28,7 @@
  *          OUT_WRITE, OUT_READ       cursors of the slot's outcome ring
  *          SETTLED, PROCESSED        records settled implicitly / successful deliveries,
  *                                    single-writer counters main sums without contention
+ *          FLUSHED                   the last FLUSH_REQUEST this slot's worker answered
  *
  *    Positions are byte counters that grow forever and wrap at 2^32; they are
  *    compared with serial-number arithmetic (`(a - b) | 0`), so a ring may be
@@ -75,6 +77,7 @@ export const CACHE_LINE_WORDS = 16;
 
 export const STOP = 0;
 export const SLEEPERS = 1;
+export const FLUSH_REQUEST = 2;
 export const WAKE = 1 * CACHE_LINE_WORDS;
 export const WAKE_PENDING = WAKE + 1;
 export const PROGRESS = 3 * CACHE_LINE_WORDS;
@@ -97,6 +100,7 @@ export const SLOT_OUT_READ = 6;
 export const SLOT_SETTLED = 7;
 export const SLOT_PROCESSED = 8;
 export const SLOT_HANDLER_INDEX = 9;
+export const SLOT_FLUSHED = 10;
 export const slotWord = (slot: number, field: number): number =>
   (FIRST_SLOT_LINE + slot) * CACHE_LINE_WORDS + field;
 
@@ -124,6 +128,8 @@ export const RF_UNDEFINED = 1 << 2;
 export const RF_TRACKED = 1 << 3;
 /** A command: report the handler's result. */
 export const RF_COMMAND = 1 << 4;
+/** Part of an event already under way (a retry, a later stage, what a crash left): drop-oldest never drops it. */
+export const RF_CONTINUATION = 1 << 5;
 export const RF_LANE_SHIFT = 8;
 
 // Outcome entries.
@@ -160,6 +166,8 @@ export interface SharedBusMemory {
   registry: SharedArrayBuffer;
   /** Per-bus prefix of event ids, so ids stay unique across restarts. */
   idPrefix: string;
+  /** Per slot: the worker's metrics mailbox (see metrics_mailbox.ts). */
+  metrics: SharedArrayBuffer[];
   /** Circuit state per breaker index (Int32: 0 closed, 1 open, 2 half-open), written by main. */
   breakers: SharedArrayBuffer;
   /** file: URL of tsx's ESM API, when workers must import TypeScript handler modules. */

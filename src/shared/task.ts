@@ -12,6 +12,8 @@ export interface DrainTask {
   keepFailedRecords: boolean;
   /** Largest command result (JSON bytes): results travel back like payloads, with the same limit. */
   maxResultBytes: number;
+  /** Time handlers and events (off only to measure what metrics cost). */
+  metrics: boolean;
 }
 
 export interface ProbeTask {
