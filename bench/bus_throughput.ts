@@ -16,6 +16,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '1' },
     binary: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    'no-metrics': { type: 'boolean', default: false },
   },
 });
 const events = Number(args.events);
@@ -31,7 +32,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 async function busRound(): Promise<number> {
-  const bus = new MessageBus({ logger: silent, pool: { minThreads: threads, maxThreads: threads } });
+  const bus = new MessageBus({ logger: silent, pool: { minThreads: threads, maxThreads: threads }, metrics: !args['no-metrics'] });
   bus.registerEventHandler('order.created', workerHandler(new URL('./handlers.mjs', import.meta.url), 'noop'));
   await bus.start();
   const t0 = performance.now();

@@ -150,79 +150,55 @@ function notifyMain(): void {
   if (Atomics.load(control, MAIN_WAITING) !== 0) Atomics.notify(control, PROGRESS);
 }
 
+/** One decoded record of the batch being run. */
+interface BatchRecord {
+  pos: number;
+  next: number;
+  off: number;
+  len: number;
+  flags: number;
+  handlerCount: number;
+  idsAt: number;
+  topicId: number;
+  seq: number;
+  attempt: number;
+  event: { id: string; topic: string; payload: unknown; priority: string; sessionId: string | undefined; attempt: number; publishedAt: number };
+  decodeError: unknown;
+}
+
+/** Reused across batches: the decoded records of the current one. */
+const batch: BatchRecord[] = [];
+
+/**
+ * Decodes every record of the claimed span first, then runs the handlers back
+ * to back. So a handler's measured time is its own (one clock read per
+ * handler call, no decoding inside it), and the records stay gated in the
+ * ring until the batch ends, for crash forensics and failure copies.
+ */
 async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWriter, task: DrainTask,
   counters: { settled: number; processed: number }, metrics: MetricsRecorder | undefined): Promise<void> {
-  const timeOrigin = performance.timeOrigin;
-  let t = 0;
-  const { i32, f64, u8, bytes, mask } = reader;
-  const priority = PRIORITY_NAMES[reader.lane];
+  const n = decodeBatch(reader);
+  const { i32, u8 } = reader;
   const cursorWord = slotWord(slot, SLOT_CURSOR);
   const handlerWord = slotWord(slot, SLOT_HANDLER_INDEX);
   // Plain per-record writes (published with Atomics.store per batch): if this
   // worker dies mid-batch, main reads exactly how far it got.
   const settledWord = slotWord(slot, SLOT_SETTLED);
   const processedWord = slotWord(slot, SLOT_PROCESSED);
-  // Binary payloads are copied out of the ring into one buffer per batch:
-  // one ArrayBuffer allocation per batch instead of one per event. (A handler
-  // that keeps a payload keeps that batch's buffer alive; it is bounded by
-  // the batch's size in the ring.)
-  let arena: Uint8Array | undefined;
-  let arenaAt = 0;
   // CURSOR: the first record not fully accounted for; HANDLER_INDEX: the handler
   // running on it, -1 between records. Main reads both if this worker dies.
   control[cursorWord] = reader.start;
   control[handlerWord] = -1;
-  for (let pos = reader.start; pos !== reader.end; ) {
-    const off = pos & mask;
-    const w = off >> 2;
-    const len = i32[w + (REC_BYTES >> 2)];
-    const flags = i32[w + (REC_FLAGS >> 2)];
-    pos = (pos + len) | 0;
-    if (flags & RF_PAD) {
-      control[cursorWord] = pos;
-      continue;
-    }
-
-    const handlerCount = i32[w + (REC_HANDLER_COUNT >> 2)];
-    const payloadBytes = i32[w + (REC_PAYLOAD_BYTES >> 2)];
-    const sessionBytes = i32[w + (REC_SESSION_BYTES >> 2)];
-    const attempt = i32[w + (REC_ATTEMPT >> 2)];
-    const seq = f64[(off + REC_SEQ) >> 3];
-    const topicId = i32[w + (REC_TOPIC >> 2)];
-    const idsAt = w + (REC_HEADER_BYTES >> 2);
-    let at = off + REC_HEADER_BYTES + 4 * handlerCount;
-    const sessionId = sessionBytes > 0 ? bytes.toString('utf8', at, at + sessionBytes) : undefined;
-    at += sessionBytes;
-    const idBytes = i32[w + (REC_ID_BYTES >> 2)];
-    const id = idBytes > 0 ? bytes.toString('utf8', at, at + idBytes) : memory.idPrefix + seq;
-    at += idBytes;
-
+  const timeOrigin = performance.timeOrigin;
+  let t = metrics ? performance.now() : 0;
+  for (let k = 0; k < n; k++) {
+    const r = batch[k];
+    const { off, len, flags, seq, topicId, attempt, event } = r;
+    control[cursorWord] = r.pos;
     let failed = 0;
-    let payload: unknown;
-    let decodeError: unknown;
-    try {
-      if (flags & RF_BINARY) {
-        arena ??= new Uint8Array((reader.end - reader.start) | 0);
-        arena.set(u8.subarray(at, at + payloadBytes), arenaAt);
-        payload = arena.subarray(arenaAt, arenaAt + payloadBytes);
-        arenaAt = (arenaAt + payloadBytes + 7) & ~7; // 8-aligned, so typed-array views over a payload work
-      }
-      else if (!(flags & RF_UNDEFINED)) payload = JSON.parse(bytes.toString('utf8', at, at + payloadBytes));
-    } catch (err) {
-      decodeError = err;
-    }
-    const event = {
-      id,
-      topic: topicName(topicId),
-      payload,
-      priority,
-      sessionId,
-      attempt,
-      publishedAt: f64[(off + REC_PUBLISHED_AT) >> 3],
-    };
     let result: unknown;
-    for (let h = 0; h < handlerCount; h++) {
-      const handlerId = i32[idsAt + h];
+    for (let h = 0; h < r.handlerCount; h++) {
+      const handlerId = i32[r.idsAt + h];
       control[handlerWord] = h;
       // The breaker is checked right before the call: deliveries already claimed are refused too.
       const breaker = handlers.breaker(handlerId);
@@ -230,11 +206,11 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         failed++;
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
         report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, `circuit for handler '${handlers.name(handlerId)}' is open`, record);
+        if (metrics) t = performance.now();
         continue;
       }
-      if (metrics) t = performance.now();
       try {
-        if (decodeError !== undefined) throw decodeError;
+        if (r.decodeError !== undefined) throw r.decodeError;
         const fn: LoadedHandler = handlers.get(handlerId) ?? (await handlers.load(handlerId));
         result = fn(event);
         if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
@@ -260,12 +236,13 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record);
       }
     }
+    r.event = EMPTY_EVENT; // let the payload go once its handlers are done
     if (failed === 0 && !(flags & RF_TRACKED)) {
       // Settled here: its end-to-end time ends here too. (Main measures the events it settles itself.)
-      if (metrics && t > 0) metrics.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
+      if (metrics) metrics.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
       control[settledWord] = ++counters.settled;
       control[processedWord] = counters.processed;
-      control[cursorWord] = pos; // fully accounted: a crash from here on does not touch it
+      control[cursorWord] = r.next; // fully accounted: a crash from here on does not touch it
       control[handlerWord] = -1;
       continue;
     }
@@ -286,11 +263,84 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         text = '';
         counters.processed--;
         control[processedWord] = counters.processed;
-        report(out, slot, OUT_FAILED, seq, topicId, i32[idsAt], attempt, problem, undefined);
+        report(out, slot, OUT_FAILED, seq, topicId, i32[r.idsAt], attempt, problem, undefined);
       }
     }
     report(out, slot, OUT_DONE, seq, topicId, -1, attempt, text, undefined);
-    control[cursorWord] = pos;
+    control[cursorWord] = r.next;
     control[handlerWord] = -1;
   }
+  control[cursorWord] = reader.end; // pad records at the end, if any
+}
+
+const EMPTY_EVENT: BatchRecord['event'] = Object.freeze({
+  id: '', topic: '', payload: undefined, priority: '', sessionId: undefined, attempt: 0, publishedAt: 0,
+}) as BatchRecord['event'];
+
+/** Decodes the claimed span into `batch`; returns how many records (pad records skipped). */
+function decodeBatch(reader: LaneRingReader): number {
+  const { i32, f64, u8, bytes, mask } = reader;
+  const priority = PRIORITY_NAMES[reader.lane];
+  // Binary payloads are copied out of the ring into one buffer per batch:
+  // one ArrayBuffer allocation per batch instead of one per event. (A handler
+  // that keeps a payload keeps that batch's buffer alive; it is bounded by
+  // the batch's size in the ring.)
+  let arena: Uint8Array | undefined;
+  let arenaAt = 0;
+  let n = 0;
+  for (let pos = reader.start; pos !== reader.end; ) {
+    const off = pos & mask;
+    const w = off >> 2;
+    const len = i32[w + (REC_BYTES >> 2)];
+    const flags = i32[w + (REC_FLAGS >> 2)];
+    const start = pos;
+    pos = (pos + len) | 0;
+    if (flags & RF_PAD) continue;
+    const handlerCount = i32[w + (REC_HANDLER_COUNT >> 2)];
+    const payloadBytes = i32[w + (REC_PAYLOAD_BYTES >> 2)];
+    const sessionBytes = i32[w + (REC_SESSION_BYTES >> 2)];
+    const attempt = i32[w + (REC_ATTEMPT >> 2)];
+    const seq = f64[(off + REC_SEQ) >> 3];
+    const topicId = i32[w + (REC_TOPIC >> 2)];
+    let at = off + REC_HEADER_BYTES + 4 * handlerCount;
+    const sessionId = sessionBytes > 0 ? bytes.toString('utf8', at, at + sessionBytes) : undefined;
+    at += sessionBytes;
+    const idBytes = i32[w + (REC_ID_BYTES >> 2)];
+    const id = idBytes > 0 ? bytes.toString('utf8', at, at + idBytes) : memory.idPrefix + seq;
+    at += idBytes;
+    let payload: unknown;
+    let decodeError: unknown;
+    try {
+      if (flags & RF_BINARY) {
+        arena ??= new Uint8Array((reader.end - reader.start) | 0);
+        arena.set(u8.subarray(at, at + payloadBytes), arenaAt);
+        payload = arena.subarray(arenaAt, arenaAt + payloadBytes);
+        arenaAt = (arenaAt + payloadBytes + 7) & ~7; // 8-aligned, so typed-array views over a payload work
+      } else if (!(flags & RF_UNDEFINED)) {
+        payload = JSON.parse(bytes.toString('utf8', at, at + payloadBytes));
+      }
+    } catch (err) {
+      decodeError = err;
+    }
+    const event = { id, topic: topicName(topicId), payload, priority, sessionId, attempt, publishedAt: f64[(off + REC_PUBLISHED_AT) >> 3] };
+    const r = batch[n];
+    if (r === undefined) {
+      batch[n] = { pos: start, next: pos, off, len, flags, handlerCount, idsAt: w + (REC_HEADER_BYTES >> 2), topicId, seq, attempt, event, decodeError };
+    } else {
+      r.pos = start;
+      r.next = pos;
+      r.off = off;
+      r.len = len;
+      r.flags = flags;
+      r.handlerCount = handlerCount;
+      r.idsAt = w + (REC_HEADER_BYTES >> 2);
+      r.topicId = topicId;
+      r.seq = seq;
+      r.attempt = attempt;
+      r.event = event;
+      r.decodeError = decodeError;
+    }
+    n++;
+  }
+  return n;
 }
