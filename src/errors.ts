@@ -61,3 +61,10 @@ export class CircuitOpenError extends RingbusError {
     this.handler = handler;
   }
 }
+
+/** A configuration file or environment variable is wrong; the message names which, and the allowed values. */
+export class ConfigError extends RingbusError {
+  constructor(message: string) {
+    super('ERR_RINGBUS_CONFIG', message);
+  }
+}

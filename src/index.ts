@@ -18,3 +18,6 @@ export type {
   HandlerErrorEvent, Priority, PublishAsyncOptions, PublishOptions, StopOptions,
 } from './types.js';
 export type { BusMetrics, LatencySummary, MetricsSnapshot } from './metrics/bus_metrics.js';
+export { loadConfig, CONFIG_FILE_NAME, type LoadConfigOptions, type LoadedConfig, type ConfigSource, type ConfigValue } from './config/load_config.js';
+export { OPTION_TABLE, type OptionSpec } from './config/option_table.js';
+export { ConfigError } from './errors.js';

@@ -1,0 +1,52 @@
+import { OPTION_TABLE, type OptionSpec } from './option_table.js';
+
+type Schema = Record<string, unknown>;
+
+function leaf(spec: OptionSpec): Schema {
+  const base: Schema = { description: `${spec.description} Default: ${String(spec.default)}. Env: ${spec.env}.` };
+  switch (spec.type) {
+    case 'integer':
+      return spec.path === 'handlerTimeoutMs'
+        ? { ...base, oneOf: [{ type: 'integer', minimum: 1 }, { const: false }] }
+        : { ...base, type: 'integer', minimum: 0 };
+    case 'number':
+      return { ...base, type: 'number', minimum: 0 };
+    case 'boolean':
+      return { ...base, type: 'boolean' };
+    case 'string':
+      return { ...base, type: 'string', minLength: 1 };
+    case 'enum':
+      return { ...base, enum: [...spec.values!] };
+    case 'feature':
+      return base;
+  }
+}
+
+/** The JSON Schema of ringbus.config.json, derived from the option table (so editors complete it). */
+export function configJsonSchema(): Schema {
+  const properties: Record<string, Schema> = { $schema: { type: 'string' } };
+  const groups = new Map<string, Record<string, Schema>>();
+  for (const spec of OPTION_TABLE) {
+    const [group, key] = spec.path.split('.');
+    if (key === undefined) {
+      if (spec.type !== 'feature') properties[group] = leaf(spec);
+      continue;
+    }
+    if (!groups.has(group)) groups.set(group, {});
+    groups.get(group)![key] = leaf(spec);
+  }
+  for (const [group, props] of groups) {
+    const object: Schema = { type: 'object', additionalProperties: false, properties: props };
+    const feature = OPTION_TABLE.find((s) => s.path === group && s.type === 'feature');
+    properties[group] = feature
+      ? { description: feature.description, oneOf: [{ const: false }, { const: true }, object] }
+      : object;
+  }
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'ringbus configuration (ringbus.config.json)',
+    type: 'object',
+    additionalProperties: false,
+    properties,
+  };
+}
