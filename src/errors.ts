@@ -1,5 +1,6 @@
 /** Base of every error ringbus raises itself; `code` is stable across versions. */
 export class RingbusError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_RINGBUS_BACKPRESSURE`. */
   readonly code: string;
   constructor(code: string, message: string) {
     super(message);

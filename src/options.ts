@@ -189,6 +189,7 @@ export interface ResolvedOptions {
   metrics: boolean;
 }
 
+/** Every option's default, merged under what the user gives (see each option's `@default`). */
 export const DEFAULT_OPTIONS = Object.freeze({
   pool: Object.freeze({
     minThreads: 1,

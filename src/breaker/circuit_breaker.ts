@@ -1,3 +1,4 @@
+/** A circuit breaker's state: closed (deliveries run), open (refused), half_open (trials run). */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
 /** Numeric codes, as in shared memory and the `circuit_breaker_state` gauge. */
