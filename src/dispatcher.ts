@@ -333,6 +333,17 @@ export class Dispatcher {
     } else {
       throw new TypeError(`handler for topic '${topic}' must be a function or workerHandler(module, export), got ${String(handler)}`);
     }
+    if (this.#router.find(topic, reg.name) !== undefined && !command) {
+      if (typeof handler === 'function' && options?.name === undefined) {
+        // An unnamed function: number it, so breakers, metrics and dead letters can tell it apart.
+        let n = 2;
+        while (this.#router.find(topic, `${reg.name}-${n}`) !== undefined) n++;
+        reg = { ...reg, name: `${reg.name}-${n}` };
+        this.#breakers.index(reg.name);
+      } else {
+        throw new TypeError(`topic '${topic}' already has a handler named '${reg.name}'; give this one another name (option name)`);
+      }
+    }
     if (reg.ref && this.#router.workerHandlerCount(topic) >= MAX_WORKER_HANDLERS_PER_TOPIC) {
       throw new RangeError(`topic '${topic}' already has ${MAX_WORKER_HANDLERS_PER_TOPIC} worker handlers, the most one topic may have`);
     }
@@ -454,6 +465,11 @@ export class Dispatcher {
     for (const item of this.#retries.clear()) {
       if (this.#deadLetters === undefined) continue;
       const f = { ...item.failure, error: `${item.failure.error} (not retried: the bus stopped)` };
+      const tracked = this.#tracked.get(f.seq);
+      if (tracked?.resolveCommand && !tracked.commandResolved) {
+        tracked.commandResolved = true;
+        tracked.resolveCommand({ success: false, error: f.error, attempts: f.attempt + 1 });
+      }
       this.#deadLetterBatch.push({ entry: this.#deadLetterEntry(f, item.firstAt, Date.now()), seq: f.seq });
     }
     this.#flushDeadLetters();
@@ -1227,12 +1243,17 @@ export class Dispatcher {
 
   /** Publishes dead letters again, each to its own handler only, with fresh attempts and its original event id. */
   #republish(entries: DeadLetterEntry[]): number {
-    let accepted = 0;
-    for (const entry of entries) {
+    // Every entry's handler must exist before any is published again: all or nothing.
+    const regs = entries.map((entry) => {
       const reg = this.#router.find(entry.event.topic, entry.handler);
       if (reg === undefined) {
         throw new RangeError(`cannot replay dead letter ${entry.id}: no handler '${entry.handler}' on topic '${entry.event.topic}'`);
       }
+      return reg;
+    });
+    let accepted = 0;
+    for (const [i, entry] of entries.entries()) {
+      const reg = regs[i];
       if (this.#closed() || !this.#queue.hasRoom()) break;
       const lane = this.#prepare(entry.event.topic, entry.event.payload, { priority: entry.event.priority }, entry.event.sessionId);
       this.#pending.id = entry.event.id;

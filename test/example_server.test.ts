@@ -68,8 +68,9 @@ describe('examples/http-cpu-heavy', () => {
     // The same load with the work on the main thread blocks the loop for a whole render at a time.
     const inline = await load(await startServer({ INLINE: '1' }));
     expect(inline.results.map((r) => r.checksum)).toEqual(results.map((r) => r.checksum));
-    expect(inline.delay.max).toBeGreaterThanOrEqual(15); // a render is ~20 ms of CPU on this machine
-    expect(delay.max).toBeLessThan(inline.delay.max / 2);
-    expect(delay.p99).toBeLessThan(10);
+    // Inline, the loop waits a whole render (~20 ms of CPU here) at a time; through the bus only for
+    // the dispatcher's short turns. (p99, not max: one GC pause or a noisy neighbour can make any max.)
+    expect(inline.delay.p99).toBeGreaterThanOrEqual(15);
+    expect(delay.p99).toBeLessThan(Math.min(10, inline.delay.p99 / 2));
   }, 90_000);
 });

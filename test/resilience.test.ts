@@ -170,7 +170,7 @@ describe('dead-letter queue', () => {
     await first.drain();
     expect(first.deadLetters.size).toBe(1); // the others were evicted from memory, not from the file
     await first.stop();
-    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(3);
+    expect((await readFile(path, 'utf8')).split('\n').filter(Boolean)).toHaveLength(3);
 
     const second = setup({ retry: false, deadLetter: { capacity: 10, path } }).bus;
     second.registerEventHandler('t', (e) => e.payload, { name: 'f' }); // healthy now
@@ -398,5 +398,71 @@ describe('feature flags', () => {
     await off.drain();
     expect(off.stats()).toMatchObject({ failed: 10, retried: 0, deadLettered: 0 });
     expect(off.circuitState('f')).toBe('closed');
+  });
+});
+
+describe('edge cases found in review', () => {
+  it('keeps the successes of earlier handlers on a record whose later handler kills the worker', async () => {
+    const { bus, rec } = setup({ retry: { ...noJitter, initialDelayMs: 1 } });
+    bus.registerEventHandler('t', recorder('recordB'), { name: 'first', priority: 'high' });
+    bus.registerEventHandler('t', recorder('exitOnFirstAttempt'), { name: 'second' });
+    for (let i = 0; i < 5; i++) bus.publish('t', rec.payload(`e${i}`, { exit: i === 2 }));
+    await bus.start();
+    await bus.drain();
+    expect(bus.stats()).toMatchObject({ processed: 10, failed: 1, retried: 1, queueSize: 0 });
+  });
+
+  it('resolves a command whose retry is still waiting when the bus stops', async () => {
+    const { bus } = setup({ retry: { ...noJitter, initialDelayMs: 60_000, maxDelayMs: 60_000 }, deadLetter: {} });
+    bus.registerCommandHandler('cmd', handler('fail'));
+    await bus.start();
+    const pending = bus.execute('cmd', { message: 'nope' });
+    await new Promise((r) => setTimeout(r, 100));
+    await bus.stop({ drain: false });
+    expect(await pending).toEqual({ success: false, error: 'nope (not retried: the bus stopped)', attempts: 1 });
+    expect(bus.stats().deadLettered).toBe(1);
+  });
+
+  it('replays all or nothing: an entry without its handler leaves every entry dead', async () => {
+    const { bus } = setup({ deadLetter: {} });
+    bus.registerEventHandler('a', handler('fail'), { name: 'ha' });
+    const offB = bus.registerEventHandler('b', handler('fail'), { name: 'hb' });
+    await bus.start();
+    bus.publish('a', {});
+    bus.publish('b', {});
+    await bus.drain();
+    offB();
+    await expect(bus.deadLetters.replay()).rejects.toThrow(/no handler 'hb' on topic 'b'/);
+    expect(bus.deadLetters.size).toBe(2);
+    expect(bus.stats().published).toBe(2);
+  });
+
+  it('tells handlers of one topic apart by name: unnamed functions are numbered, a repeated name throws', () => {
+    const { bus } = setup({ circuitBreaker: {} });
+    bus.registerEventHandler('t', () => {});
+    bus.registerEventHandler('t', () => {});
+    expect(() => bus.registerEventHandler('t', handler('noop'), { name: 'anonymous' })).toThrow(
+      /topic 't' already has a handler named 'anonymous'; give this one another name/,
+    );
+    expect(bus.circuitState('anonymous-2')).toBe('closed');
+  });
+
+  it('keeps Buffer payloads as bytes in the file and survives a torn line', async () => {
+    const path = join(dir, `torn-${Date.now()}.jsonl`);
+    const first = setup({ deadLetter: { path } }).bus;
+    first.registerEventHandler('t', () => {
+      throw new Error('x');
+    }, { name: 'h' });
+    await first.start();
+    first.publish('t', Buffer.from([1, 2, 3]));
+    first.publish('t', { $binary: 'AQID' }); // JSON that only looks like an encoded payload
+    await first.drain();
+    await writeFile(path, `${await readFile(path, 'utf8')}{"op":"add","entry":{"id":"torn`); // another writer died mid-line
+    first.publish('t', 'after the tear');
+    await first.drain();
+    await first.stop();
+    const second = setup({ deadLetter: { path } }).bus;
+    await second.start();
+    expect(second.deadLetters.list().map((e) => e.event.payload)).toEqual([new Uint8Array([1, 2, 3]), { $binary: 'AQID' }, 'after the tear']);
   });
 });

@@ -216,7 +216,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
           result = await result;
         }
-        counters.processed++;
+        control[processedWord] = ++counters.processed; // per delivery: a crash on a later handler must not lose it
         if (metrics) {
           const t2 = performance.now();
           metrics.processing(handlerId, (t2 - t) * 1e6, true);

@@ -3,19 +3,38 @@ import { dirname } from 'node:path';
 import type { DeadLetterEntry } from './dead_letter_entry.js';
 import type { DeadLetterSink } from './dead_letter_sink.js';
 
-type Line =
-  | { op: 'add'; entry: DeadLetterEntry }
-  | { op: 'replayed' | 'cleared'; ids: string[] | 'all' };
+/**
+ * A dead letter as a line. The payload is kept apart with its encoding, so a
+ * binary payload (any Uint8Array, Buffers included) comes back as bytes and a
+ * JSON payload that merely looks like an encoded one comes back as it was.
+ */
+type StoredEntry = Omit<DeadLetterEntry, 'event'> & {
+  event: Omit<DeadLetterEntry['event'], 'payload'>;
+  payload: { json: unknown } | { base64: string } | { undefined: true };
+};
+type Line = { op: 'add'; entry: StoredEntry } | { op: 'replayed' | 'cleared'; ids: readonly string[] | 'all' };
 
-/** Binary payloads become `{ "$binary": base64 }` in the file and Uint8Arrays again on load. */
-function replacer(_key: string, value: unknown): unknown {
-  return value instanceof Uint8Array ? { $binary: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') } : value;
+function store(entry: DeadLetterEntry): StoredEntry {
+  const { payload, ...event } = entry.event;
+  const stored =
+    payload instanceof Uint8Array
+      ? { base64: Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64') }
+      : payload === undefined
+        ? { undefined: true as const }
+        : { json: payload };
+  return { ...entry, event, payload: stored };
 }
-function reviver(_key: string, value: unknown): unknown {
-  if (value !== null && typeof value === 'object' && typeof (value as { $binary?: unknown }).$binary === 'string' && Object.keys(value).length === 1) {
-    return new Uint8Array(Buffer.from((value as { $binary: string }).$binary, 'base64'));
-  }
-  return value;
+
+function restore(stored: StoredEntry): DeadLetterEntry {
+  const { payload, event, ...rest } = stored;
+  if (payload === undefined || payload === null || typeof payload !== 'object') return stored as unknown as DeadLetterEntry;
+  const value = 'base64' in payload ? new Uint8Array(Buffer.from(payload.base64, 'base64')) : 'json' in payload ? payload.json : undefined;
+  return { ...rest, event: { ...event, payload: value } };
+}
+
+/** Lines as appended: each starts on a fresh line, so a write torn by a crash cannot swallow the next one. */
+function addLines(entries: readonly DeadLetterEntry[]): string {
+  return entries.map((entry) => `\n${JSON.stringify({ op: 'add', entry: store(entry) } satisfies Line)}`).join('') + '\n';
 }
 
 /**
@@ -23,7 +42,10 @@ function reviver(_key: string, value: unknown): unknown {
  * write per batch) before the bus acknowledges it; replay and clear append
  * marks. `load` folds the file into what is still dead and rewrites it with
  * just that (write to a temporary file, then rename), so it does not grow
- * without bound across restarts. A torn last line (a crash mid-write) is skipped.
+ * without bound across restarts. A line torn by a crash mid-write (ours:
+ * it starts like one of our lines) is skipped; any other line that is not
+ * JSON means the path is not a dead-letter file, and loading fails rather
+ * than rewrite it. One bus (one process) per file.
  */
 export class JsonLinesDeadLetterSink implements DeadLetterSink {
   readonly path: string;
@@ -39,12 +61,12 @@ export class JsonLinesDeadLetterSink implements DeadLetterSink {
       if (raw.trim() === '') return;
       let line: Line;
       try {
-        line = JSON.parse(raw, reviver) as Line;
+        line = JSON.parse(raw) as Line;
       } catch (err) {
-        if (i === lines.length - 1 || (i === lines.length - 2 && lines[lines.length - 1] === '')) return; // torn tail
+        if (raw.startsWith('{"op":')) return; // one of ours, torn by a crash mid-write
         throw new Error(`dead-letter file ${path} line ${i + 1} is not JSON: ${(err as Error).message}`);
       }
-      if (line.op === 'add') live.set(line.entry.id, line.entry);
+      if (line.op === 'add') live.set(line.entry.id, restore(line.entry));
       else if (line.ids === 'all') live.clear();
       else for (const id of line.ids) live.delete(id);
     });
@@ -55,7 +77,7 @@ export class JsonLinesDeadLetterSink implements DeadLetterSink {
     if (!existsSync(this.path)) return [];
     const entries = JsonLinesDeadLetterSink.parse(readFileSync(this.path, 'utf8'), this.path);
     const tmp = `${this.path}.${process.pid}.tmp`;
-    writeFileSync(tmp, entries.map((entry) => `${JSON.stringify({ op: 'add', entry }, replacer)}\n`).join(''));
+    writeFileSync(tmp, addLines(entries));
     renameSync(tmp, this.path);
     return entries;
   }
@@ -63,12 +85,12 @@ export class JsonLinesDeadLetterSink implements DeadLetterSink {
   append(entries: readonly DeadLetterEntry[]): void {
     if (entries.length === 0) return;
     mkdirSync(dirname(this.path), { recursive: true });
-    appendFileSync(this.path, entries.map((entry) => `${JSON.stringify({ op: 'add', entry }, replacer)}\n`).join(''));
+    appendFileSync(this.path, addLines(entries));
   }
 
   mark(op: 'replayed' | 'cleared', ids: readonly string[] | 'all'): void {
     if (ids !== 'all' && ids.length === 0) return;
     mkdirSync(dirname(this.path), { recursive: true });
-    appendFileSync(this.path, `${JSON.stringify({ op, ids })}\n`);
+    appendFileSync(this.path, `\n${JSON.stringify({ op, ids } satisfies Line)}\n`);
   }
 }
