@@ -117,3 +117,12 @@ describe('the JSON Schema', () => {
     }
   });
 });
+
+describe('the README', () => {
+  it('documents every option and its environment variable', async () => {
+    const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    for (const spec of OPTION_TABLE) {
+      expect(readme, spec.path).toContain(`| \`${spec.path}\` | \`${spec.env}\` |`);
+    }
+  });
+});
