@@ -1,25 +1,17 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { BackpressureError, MessageBus, type BusOptions } from '../src/index.js';
-import { Recording, quietLogger, recorder } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { BackpressureError, type BusOptions } from '../src/index.js';
+import { busFixture, recorder, type BusUnderTest } from './helpers.js';
 
-const buses: MessageBus[] = [];
-const recordings: Recording[] = [];
+const setup = busFixture();
 /** One worker, held busy by a first event that spins `blockMs`, so the test controls what is queued. */
-async function blockedBus(queue: BusOptions['queue'], blockMs = 400): Promise<{ bus: MessageBus; rec: Recording }> {
-  const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, queue });
-  const rec = new Recording();
-  buses.push(bus);
-  recordings.push(rec);
-  bus.registerEventHandler('job', recorder('recordA'));
-  await bus.start();
-  bus.publish('job', rec.payload('blocker', { spinMs: blockMs }));
-  await rec.waitFor(1, 'start');
-  return { bus, rec };
+async function blockedBus(queue: BusOptions['queue'], blockMs = 400): Promise<BusUnderTest> {
+  const made = setup({ queue });
+  made.bus.registerEventHandler('job', recorder('recordA'));
+  await made.bus.start();
+  made.bus.publish('job', made.rec.payload('blocker', { spinMs: blockMs }));
+  await made.rec.waitFor(1, 'start');
+  return made;
 }
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
-  for (const r of recordings.splice(0)) r.close();
-});
 
 describe('capacity', () => {
   it('reject-new: publish returns false at capacity, counting the event in the worker', async () => {
@@ -36,10 +28,7 @@ describe('capacity', () => {
   });
 
   it('holds the bound while events sit in workers, not only in the lanes', async () => {
-    const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 2, maxBatch: 64 }, queue: { capacity: 4 } });
-    const rec = new Recording();
-    buses.push(bus);
-    recordings.push(rec);
+    const { bus, rec } = setup({ pool: { maxThreads: 2, maxBatch: 64 }, queue: { capacity: 4 } });
     bus.registerEventHandler('job', recorder('recordA'));
     await bus.start();
     // Each event runs 400 ms: far longer than a second worker takes to start, so none settles before the check.

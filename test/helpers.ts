@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import { workerHandler, type Logger, type WorkerHandlerRef } from '../src/index.js';
+import { afterEach } from 'vitest';
+import { MessageBus, workerHandler, type BusOptions, type Logger, type WorkerHandlerRef } from '../src/index.js';
 import type { RecordMessage } from './fixtures/recorder.js';
 
 export const HANDLERS = fileURLToPath(new URL('./fixtures/handlers.ts', import.meta.url));
@@ -69,3 +70,28 @@ export class Recording {
 }
 
 export const quietLogger = (): Logger => memoryLogger();
+
+export interface BusUnderTest {
+  bus: MessageBus;
+  rec: Recording;
+}
+
+/**
+ * Buses (and recordings) a test file creates, stopped and closed after each
+ * test. `setup(options)` makes one with a quiet logger and one worker unless
+ * the options say otherwise.
+ */
+export function busFixture(): (options?: BusOptions, Bus?: typeof MessageBus) => BusUnderTest {
+  const made: BusUnderTest[] = [];
+  afterEach(async () => {
+    const done = made.splice(0);
+    await Promise.all(done.map(({ bus }) => bus.stop({ drain: false })));
+    for (const { rec } of done) rec.close();
+  });
+  return (options = {}, Bus = MessageBus) => {
+    const bus = new Bus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
+    const made1 = { bus, rec: new Recording() };
+    made.push(made1);
+    return made1;
+  };
+}

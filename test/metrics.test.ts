@@ -1,22 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { build } from 'hdr-histogram-js';
-import { MessageBus, ResilientMessageBus, type BusOptions } from '../src/index.js';
+import { ResilientMessageBus } from '../src/index.js';
 import { LatencyAccumulator, bucketOf, bucketValue } from '../src/metrics/latency_accumulator.js';
-import { Recording, handler, quietLogger, recorder } from './helpers.js';
+import { busFixture, handler, recorder } from './helpers.js';
 
-const buses: MessageBus[] = [];
-const recordings: Recording[] = [];
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
-  for (const r of recordings.splice(0)) r.close();
-});
-function setup(options: BusOptions = {}, Bus: typeof MessageBus = MessageBus): { bus: MessageBus; rec: Recording } {
-  const bus = new Bus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
-  const rec = new Recording();
-  buses.push(bus);
-  recordings.push(rec);
-  return { bus, rec };
-}
+const setup = busFixture();
 
 /** A minimal parser of the Prometheus text format: every sample, with its TYPE. */
 function parsePrometheus(text: string): { types: Map<string, string>; samples: { name: string; labels: Record<string, string>; value: number }[] } {

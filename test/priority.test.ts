@@ -1,22 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { MessageBus, type Priority } from '../src/index.js';
+import { describe, expect, it } from 'vitest';
+import type { Priority } from '../src/index.js';
 import { STARVATION_LIMIT } from '../src/shared/lane_picker.js';
 import { LanePicker } from '../src/shared/lane_picker.js';
-import { Recording, quietLogger, recorder } from './helpers.js';
+import { busFixture, recorder, type BusUnderTest } from './helpers.js';
 
-const buses: MessageBus[] = [];
-const recordings: Recording[] = [];
-function setup(maxThreads = 1): { bus: MessageBus; rec: Recording } {
-  const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads } });
-  const rec = new Recording();
-  buses.push(bus);
-  recordings.push(rec);
-  return { bus, rec };
-}
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
-  for (const r of recordings.splice(0)) r.close();
-});
+const fixture = busFixture();
+const setup = (maxThreads = 1): BusUnderTest => fixture({ pool: { maxThreads } });
 
 describe('priority lanes', () => {
   it('dispatches higher lanes first when the only worker frees up', async () => {

@@ -1,20 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { MessageBus } from '../src/index.js';
-import { Recording, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { busFixture, handler, memoryLogger, recorder } from './helpers.js';
 
-const buses: MessageBus[] = [];
-const recordings: Recording[] = [];
-function setup(options: ConstructorParameters<typeof MessageBus>[0] = {}): { bus: MessageBus; rec: Recording } {
-  const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
-  const rec = new Recording();
-  buses.push(bus);
-  recordings.push(rec);
-  return { bus, rec };
-}
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
-  for (const r of recordings.splice(0)) r.close();
-});
+const setup = busFixture();
 
 describe('a worker that dies', () => {
   it('mid-batch: the running delivery fails, the rest of its batch runs again once, and the pool recovers', async () => {

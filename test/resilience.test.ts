@@ -1,12 +1,10 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { MessageBus, ResilientMessageBus, type BusOptions, type CircuitState, type DeadLetterEntry, type HandlerErrorEvent } from '../src/index.js';
-import { Recording, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ResilientMessageBus, type CircuitState, type DeadLetterEntry, type HandlerErrorEvent } from '../src/index.js';
+import { busFixture, handler, memoryLogger, recorder } from './helpers.js';
 
-const buses: MessageBus[] = [];
-const recordings: Recording[] = [];
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ringbus-test-'));
@@ -14,18 +12,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
-  for (const r of recordings.splice(0)) r.close();
-});
 
-function setup(options: BusOptions = {}, Bus: typeof MessageBus = MessageBus): { bus: MessageBus; rec: Recording } {
-  const bus = new Bus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
-  const rec = new Recording();
-  buses.push(bus);
-  recordings.push(rec);
-  return { bus, rec };
-}
+const setup = busFixture();
 
 const noJitter = { initialDelayMs: 100, multiplier: 2, maxDelayMs: 10_000, jitter: false };
 
