@@ -32,7 +32,7 @@ import {
   SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, align8, controlWords, slotWord, type SharedBusMemory,
 } from './shared/layout.js';
 import { errorMessage } from './shared/error_message.js';
-import { drainOutcomes, resetOutcomes, type Outcome } from './shared/outcome_ring.js';
+import { OutcomeRingReader, resetOutcomes, type Outcome } from './shared/outcome_ring.js';
 import { ENTRY_HANDLER, SharedRegistryWriter } from './shared/registry.js';
 import { PRIORITY_NAMES, type DrainTask, type Priority, type ProbeResult, type RuntimeTask } from './shared/task.js';
 import type {
@@ -179,6 +179,7 @@ export class Dispatcher {
   readonly #memory: SharedBusMemory;
   readonly #control: Int32Array;
   readonly #writers: LaneRingWriter[];
+  readonly #outcomeReaders: OutcomeRingReader[];
   readonly #overflow = Array.from({ length: LANE_COUNT }, () => new Fifo<Uint8Array>());
   readonly #registry: SharedRegistryWriter;
   readonly #router: Router;
@@ -253,6 +254,7 @@ export class Dispatcher {
     };
     this.#control = new Int32Array(this.#memory.control);
     this.#writers = this.#memory.lanes.map((sab, lane) => new LaneRingWriter(this.#control, sab, lane, this.#slots));
+    this.#outcomeReaders = this.#memory.outcomes.map((sab, slot) => new OutcomeRingReader(this.#control, sab, slot));
     this.#metrics = new BusMetrics({
       stats: () => this.stats(),
       liveReports: () => this.#liveReports(),
@@ -780,15 +782,21 @@ export class Dispatcher {
     return (this.#state === 'running' || this.#state === 'stopping') && !this.#terminating && this.#pool !== undefined;
   }
 
-  /** A record landed: wake a parked worker (one notify per parking, not per record), or start a task. */
+  /**
+   * A record landed: wake a parked worker, or start a task. The wake (a futex
+   * system call, 15–45 µs here) happens once per parking and after the
+   * publishing code's turn (a microtask), so no publish() call pays for it.
+   */
   #signalWork(): void {
     if (!this.#dispatching()) return;
     if (Atomics.load(this.#control, SLEEPERS) > 0) {
-      if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) this.#wake(1);
+      if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) queueMicrotask(this.#wakeOne);
     } else if (this.#freeSlots.length > 0 && this.#taskBackoff === undefined) {
       this.#submit();
     }
   }
+
+  readonly #wakeOne = (): void => this.#wake(1);
 
   #wake(count: number): void {
     Atomics.add(this.#control, WAKE, 1);
@@ -1021,7 +1029,7 @@ export class Dispatcher {
   }
 
   #drainSlot(slot: number): void {
-    drainOutcomes(this.#control, this.#memory.outcomes[slot], slot, this.#onOutcome);
+    this.#outcomeReaders[slot].drain(this.#onOutcome);
   }
 
   readonly #onOutcome = (o: Outcome): void => {

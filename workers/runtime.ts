@@ -170,6 +170,19 @@ interface BatchRecord {
 const batch: BatchRecord[] = [];
 
 /**
+ * A clock read costs ~50 ns, a no-op handler less. Below this much time per
+ * record, a batch is timed as a whole and each of its handler attempts is
+ * recorded at the batch's average (still one observation per attempt); above
+ * it, every call is timed on its own.
+ */
+const PER_CALL_TIMING_MS = 0.005;
+/** Reused: what a batch timed as a whole ran, to record once the batch ends. */
+const timedIds: number[] = [];
+const timedOk: boolean[] = [];
+const settledTopics: number[] = [];
+const settledPublishedAt: number[] = [];
+
+/**
  * Decodes every record of the claimed span first, then runs the handlers back
  * to back. So a handler's measured time is its own (one clock read per
  * handler call, no decoding inside it), and the records stay gated in the
@@ -190,7 +203,11 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
   control[cursorWord] = reader.start;
   control[handlerWord] = -1;
   const timeOrigin = performance.timeOrigin;
-  let t = metrics ? performance.now() : 0;
+  const batchStart = metrics ? performance.now() : 0;
+  const perCall = metrics !== undefined && msPerRecord >= PER_CALL_TIMING_MS;
+  let t = batchStart;
+  let timed = 0;
+  let settledHere = 0;
   for (let k = 0; k < n; k++) {
     const r = batch[k];
     const { off, len, flags, seq, topicId, attempt, event } = r;
@@ -206,7 +223,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         failed++;
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
         report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, `circuit for handler '${handlers.name(handlerId)}' is open`, record);
-        if (metrics) t = performance.now();
+        if (perCall) t = performance.now();
         continue;
       }
       try {
@@ -217,20 +234,26 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
           result = await result;
         }
         control[processedWord] = ++counters.processed; // per delivery: a crash on a later handler must not lose it
-        if (metrics) {
+        if (perCall) {
           const t2 = performance.now();
-          metrics.processing(handlerId, (t2 - t) * 1e6, true);
+          metrics!.processing(handlerId, (t2 - t) * 1e6, true);
           t = t2;
+        } else if (metrics) {
+          timedIds[timed] = handlerId;
+          timedOk[timed++] = true;
         }
         if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_HALF_OPEN) {
           report(out, slot, OUT_SUCCEEDED, seq, topicId, handlerId, attempt, '', undefined);
         }
       } catch (err) {
         failed++;
-        if (metrics) {
+        if (perCall) {
           const t2 = performance.now();
-          metrics.processing(handlerId, (t2 - t) * 1e6, false);
+          metrics!.processing(handlerId, (t2 - t) * 1e6, false);
           t = t2;
+        } else if (metrics) {
+          timedIds[timed] = handlerId;
+          timedOk[timed++] = false;
         }
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
         report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record);
@@ -239,7 +262,11 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     r.event = EMPTY_EVENT; // let the payload go once its handlers are done
     if (failed === 0 && !(flags & RF_TRACKED)) {
       // Settled here: its end-to-end time ends here too. (Main measures the events it settles itself.)
-      if (metrics) metrics.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
+      if (perCall) metrics!.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
+      else if (metrics) {
+        settledTopics[settledHere] = topicId;
+        settledPublishedAt[settledHere++] = event.publishedAt;
+      }
       control[settledWord] = ++counters.settled;
       control[processedWord] = counters.processed;
       control[cursorWord] = r.next; // fully accounted: a crash from here on does not touch it
@@ -271,6 +298,12 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     control[handlerWord] = -1;
   }
   control[cursorWord] = reader.end; // pad records at the end, if any
+  if (metrics && !perCall) {
+    const end = performance.now();
+    const average = timed > 0 ? ((end - batchStart) * 1e6) / timed : 0;
+    for (let i = 0; i < timed; i++) metrics.processing(timedIds[i], average, timedOk[i]);
+    for (let i = 0; i < settledHere; i++) metrics.endToEnd(settledTopics[i], (timeOrigin + end - settledPublishedAt[i]) * 1e6);
+  }
 }
 
 const EMPTY_EVENT: BatchRecord['event'] = Object.freeze({

@@ -76,7 +76,7 @@ function summarize(acc: LatencyAccumulator | undefined): LatencySummary {
   const h = toHistogram(acc);
   return {
     count: h.totalCount,
-    sum: (h.mean * h.totalCount) / 1e9,
+    sum: acc.sum() / 1e9,
     p50: h.getValueAtPercentile(50) / 1e9,
     p95: h.getValueAtPercentile(95) / 1e9,
     p99: h.getValueAtPercentile(99) / 1e9,

@@ -73,13 +73,33 @@ export class OutcomeRingWriter {
   }
 }
 
-/** Main side: drains every entry a slot's worker has published so far. */
-export function drainOutcomes(control: Int32Array, sab: SharedArrayBuffer, slot: number, sink: (o: Outcome) => void): void {
-  const i32 = new Int32Array(sab);
-  const f64 = new Float64Array(sab);
-  const bytes = Buffer.from(sab);
-  const u8 = new Uint8Array(sab);
-  const size = sab.byteLength;
+/** Main side of a slot's outcome ring. */
+export class OutcomeRingReader {
+  readonly #control: Int32Array;
+  readonly #slot: number;
+  readonly #i32: Int32Array;
+  readonly #f64: Float64Array;
+  readonly #bytes: Buffer;
+  readonly #u8: Uint8Array;
+
+  constructor(control: Int32Array, sab: SharedArrayBuffer, slot: number) {
+    this.#control = control;
+    this.#slot = slot;
+    this.#i32 = new Int32Array(sab);
+    this.#f64 = new Float64Array(sab);
+    this.#bytes = Buffer.from(sab);
+    this.#u8 = new Uint8Array(sab);
+  }
+
+  /** Hands every entry the worker has published so far to `sink`, oldest first. */
+  drain(sink: (o: Outcome) => void): void {
+    drainOutcomes(this.#control, this.#i32, this.#f64, this.#bytes, this.#u8, this.#slot, sink);
+  }
+}
+
+function drainOutcomes(control: Int32Array, i32: Int32Array, f64: Float64Array, bytes: Buffer, u8: Uint8Array, slot: number,
+  sink: (o: Outcome) => void): void {
+  const size = u8.byteLength;
   const write = Atomics.load(control, slotWord(slot, SLOT_OUT_WRITE));
   let read = Atomics.load(control, slotWord(slot, SLOT_OUT_READ));
   while (read !== write) {
