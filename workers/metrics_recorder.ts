@@ -28,6 +28,13 @@ export class MetricsRecorder {
     this.#dirty = true;
   }
 
+  /** `attempts` attempts of one handler that took `ns` each (a batch timed as a whole), `succeeded` of them successful. */
+  processingTimes(handlerId: number, ns: number, attempts: number, succeeded: number): void {
+    (this.#processing[handlerId] ??= new LatencyAccumulator()).recordTimes(ns, attempts);
+    if (succeeded > 0) this.#succeeded[handlerId] = (this.#succeeded[handlerId] ?? 0) + succeeded;
+    this.#dirty = true;
+  }
+
   endToEnd(topicId: number, ns: number): void {
     (this.#endToEnd[topicId] ??= new LatencyAccumulator()).record(ns);
     this.#dirty = true;

@@ -176,9 +176,10 @@ const batch: BatchRecord[] = [];
  * it, every call is timed on its own.
  */
 const PER_CALL_TIMING_MS = 0.005;
-/** Reused: what a batch timed as a whole ran, to record once the batch ends. */
-const timedIds: number[] = [];
-const timedOk: boolean[] = [];
+/** Reused: what a batch timed as a whole ran (attempts and successes per handler id), to record once it ends. */
+const timedAttempts: number[] = [];
+const timedSucceeded: number[] = [];
+const timedHandlers: number[] = [];
 const settledTopics: number[] = [];
 const settledPublishedAt: number[] = [];
 
@@ -239,8 +240,10 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
           metrics!.processing(handlerId, (t2 - t) * 1e6, true);
           t = t2;
         } else if (metrics) {
-          timedIds[timed] = handlerId;
-          timedOk[timed++] = true;
+          if (!(timedAttempts[handlerId] > 0)) timedHandlers.push(handlerId);
+          timedAttempts[handlerId] = (timedAttempts[handlerId] | 0) + 1;
+          timedSucceeded[handlerId] = (timedSucceeded[handlerId] | 0) + 1;
+          timed++;
         }
         if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_HALF_OPEN) {
           report(out, slot, OUT_SUCCEEDED, seq, topicId, handlerId, attempt, '', undefined);
@@ -252,8 +255,9 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
           metrics!.processing(handlerId, (t2 - t) * 1e6, false);
           t = t2;
         } else if (metrics) {
-          timedIds[timed] = handlerId;
-          timedOk[timed++] = false;
+          if (!(timedAttempts[handlerId] > 0)) timedHandlers.push(handlerId);
+          timedAttempts[handlerId] = (timedAttempts[handlerId] | 0) + 1;
+          timed++;
         }
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
         report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record);
@@ -301,7 +305,12 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
   if (metrics && !perCall) {
     const end = performance.now();
     const average = timed > 0 ? ((end - batchStart) * 1e6) / timed : 0;
-    for (let i = 0; i < timed; i++) metrics.processing(timedIds[i], average, timedOk[i]);
+    for (const id of timedHandlers) {
+      metrics.processingTimes(id, average, timedAttempts[id], timedSucceeded[id] | 0);
+      timedAttempts[id] = 0;
+      timedSucceeded[id] = 0;
+    }
+    timedHandlers.length = 0;
     for (let i = 0; i < settledHere; i++) metrics.endToEnd(settledTopics[i], (timeOrigin + end - settledPublishedAt[i]) * 1e6);
   }
 }

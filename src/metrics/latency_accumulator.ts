@@ -42,6 +42,12 @@ export class LatencyAccumulator {
     this.count++;
   }
 
+  /** `times` observations of the same value. */
+  recordTimes(ns: number, times: number): void {
+    this.counts[bucketOf(ns)] += times;
+    this.count += times;
+  }
+
   /** Sum of the values (bucket midpoints), in ns: cheaper than an HDR histogram's mean. */
   sum(): number {
     let total = 0;
