@@ -40,6 +40,12 @@ export class MetricsRecorder {
     this.#dirty = true;
   }
 
+  /** The end-to-end accumulator of a topic, for recording a batch's events without a call each. */
+  endToEndOf(topicId: number): LatencyAccumulator {
+    this.#dirty = true;
+    return (this.#endToEnd[topicId] ??= new LatencyAccumulator());
+  }
+
   /** Publishes if there is news and the last publication is older than the interval. */
   maybePublish(now: number): void {
     if (this.#dirty && now - this.#publishedAt >= PUBLISH_EVERY_MS) this.publish(now);

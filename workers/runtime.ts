@@ -17,6 +17,7 @@ import { errorMessage } from '../src/shared/error_message.js';
 import { LanePicker } from '../src/shared/lane_picker.js';
 import { OutcomeRingWriter } from '../src/shared/outcome_ring.js';
 import { MetricsRecorder } from './metrics_recorder.js';
+import type { LatencyAccumulator } from '../src/metrics/latency_accumulator.js';
 import { ENTRY_TOPIC, SharedRegistryReader } from '../src/shared/registry.js';
 import { PRIORITY_NAMES, type DrainTask, type ProbeResult, type ProbeTask, type RuntimeTask } from '../src/shared/task.js';
 import { HandlerTable, loadHandler, type LoadedHandler } from './handler_table.js';
@@ -311,7 +312,16 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
       timedSucceeded[id] = 0;
     }
     timedHandlers.length = 0;
-    for (let i = 0; i < settledHere; i++) metrics.endToEnd(settledTopics[i], (timeOrigin + end - settledPublishedAt[i]) * 1e6);
+    const endAt = timeOrigin + end;
+    let topic = -1;
+    let acc: LatencyAccumulator | undefined;
+    for (let i = 0; i < settledHere; i++) {
+      if (settledTopics[i] !== topic) {
+        topic = settledTopics[i];
+        acc = metrics.endToEndOf(topic);
+      }
+      acc!.record((endAt - settledPublishedAt[i]) * 1e6);
+    }
   }
 }
 
