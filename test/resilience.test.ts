@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ResilientMessageBus, type CircuitState, type DeadLetterEntry, type HandlerErrorEvent } from '../src/index.js';
+import { ResilientMessageBus, workerHandler, type CircuitState, type DeadLetterEntry, type HandlerErrorEvent } from '../src/index.js';
 import { busFixture, handler, memoryLogger, recorder } from './helpers.js';
 
 let dir: string;
@@ -340,6 +340,31 @@ describe('handler timeout and crashes', () => {
 });
 
 describe('accounting under chaos', () => {
+  it('settles every delivery of three handlers exactly once through failures, exits and timeouts', async () => {
+    const chaos = (name: string) => workerHandler(new URL('../bench/chaos_handlers.mjs', import.meta.url), name);
+    const { bus } = setup({
+      pool: { maxThreads: 2 },
+      retry: { maxRetries: 2, initialDelayMs: 1, maxDelayMs: 10 },
+      circuitBreaker: { failureThreshold: 50, windowMs: 1000, recoveryTimeoutMs: 100, successThreshold: 2 },
+      deadLetter: { capacity: 10_000 },
+      handlerTimeoutMs: 250,
+    }, ResilientMessageBus);
+    for (const name of ['transient', 'permanent', 'volatile']) bus.registerEventHandler('chaos', chaos(name), { name });
+    await bus.start();
+    const n = 3000;
+    // ~5% transient failures, 1 event in 97 always failing, 2 worker exits, 1 hung handler.
+    for (let seed = 0; seed < n; seed++) bus.publish('chaos', { seed, transient: 0.05, permanentEvery: 97, exitEvery: 1500, hangEvery: 3000 });
+    await bus.drain();
+    const s = bus.stats();
+    expect(s.published).toBe(n);
+    expect(s.processed + s.deadLettered).toBe(3 * n);
+    expect(s.failed).toBe(s.retried + s.deadLettered);
+    expect(s.deadLettered).toBeGreaterThanOrEqual(Math.floor(n / 97)); // every permanent failure, at least
+    expect(new Set(bus.deadLetters.list().map((e) => `${e.event.id}/${e.handler}`)).size).toBe(s.deadLettered);
+    expect(bus.deadLetters.list().filter((e) => e.handler === 'transient')).toEqual([]); // transient ones recovered
+    expect(s).toMatchObject({ queueSize: 0, dropped: 0, abandoned: 0 });
+  }, 60_000);
+
   it('settles every delivery exactly once: processed or dead-lettered', async () => {
     const { bus } = setup(
       { pool: { maxThreads: 2 }, retry: { ...noJitter, initialDelayMs: 1, maxRetries: 2 }, deadLetter: { capacity: 10_000 }, circuitBreaker: false },
