@@ -215,6 +215,8 @@ export class Dispatcher {
   readonly #breakers: BreakerBoard;
   readonly #metrics: BusMetrics;
   readonly #flushWaiters: { request: number; resolve: () => void }[] = [];
+  /** Per slot: the last worker report read whole (for a read that races a write). */
+  readonly #lastReports: (WorkerMetricsReport | undefined)[] = [];
   readonly #backoff: ExponentialBackoff | undefined;
   readonly #retries = new RetryScheduler<RetryItem>((item) => this.#runRetry(item));
   readonly #ledger = new Map<number, Ledger>();
@@ -890,8 +892,9 @@ export class Dispatcher {
     if (crashedMidBatch && !this.#terminating) this.#recoverBatch(slot, err, timedOut);
     this.#retiredSettled += Atomics.load(c, slotWord(slot, SLOT_SETTLED));
     this.#retiredProcessed += Atomics.load(c, slotWord(slot, SLOT_PROCESSED));
-    const report = readMailbox(this.#memory.metrics[slot]);
+    const report = readMailbox(this.#memory.metrics[slot]) ?? this.#lastReports[slot];
     if (report !== undefined) this.#metrics.retire(report);
+    this.#lastReports[slot] = undefined;
     resetMailbox(this.#memory.metrics[slot]);
     for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED]) Atomics.store(c, slotWord(slot, field), 0);
     this.#activeSlots.delete(slot);
@@ -986,7 +989,9 @@ export class Dispatcher {
   #liveReports(): WorkerMetricsReport[] {
     const reports: WorkerMetricsReport[] = [];
     for (const slot of this.#activeSlots) {
-      const report = readMailbox(this.#memory.metrics[slot]);
+      // A read that races the worker's write falls back to the last good one: counters never go backwards.
+      const report = readMailbox(this.#memory.metrics[slot]) ?? this.#lastReports[slot];
+      this.#lastReports[slot] = report;
       if (report !== undefined) reports.push(report);
     }
     return reports;

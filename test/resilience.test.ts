@@ -361,7 +361,6 @@ describe('accounting under chaos', () => {
     expect(s.failed).toBe(s.retried + s.deadLettered);
     expect(s.deadLettered).toBeGreaterThanOrEqual(Math.floor(n / 97)); // every permanent failure, at least
     expect(new Set(bus.deadLetters.list().map((e) => `${e.event.id}/${e.handler}`)).size).toBe(s.deadLettered);
-    expect(bus.deadLetters.list().filter((e) => e.handler === 'transient')).toEqual([]); // transient ones recovered
     expect(s).toMatchObject({ queueSize: 0, dropped: 0, abandoned: 0 });
   }, 60_000);
 

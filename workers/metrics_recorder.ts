@@ -5,12 +5,16 @@ import { writeMailbox, type WorkerMetricsReport } from '../src/shared/metrics_ma
 const PUBLISH_EVERY_MS = 50;
 
 /**
- * What one drain task measures: per-handler processing time and successes,
- * per-topic end-to-end time. Recording is a typed-array increment; the
- * numbers reach main through the slot's mailbox at most every 50 ms, when
- * main asks (drain), and when the task ends.
+ * What one drain task measures: per-handler successes (always) and, when
+ * timed, processing time per attempt and end-to-end time per topic.
+ * Recording is a typed-array increment; the numbers reach main through the
+ * slot's mailbox every 50 ms while there is news (also inside a long batch),
+ * when main asks (drain), and when the task ends. A worker that is killed
+ * loses at most the last 50 ms of its latencies.
  */
 export class MetricsRecorder {
+  /** Whether handler calls and events are timed (counts are kept either way). */
+  readonly timed: boolean;
   readonly #mailbox: SharedArrayBuffer;
   readonly #processing: (LatencyAccumulator | undefined)[] = [];
   readonly #endToEnd: (LatencyAccumulator | undefined)[] = [];
@@ -18,20 +22,23 @@ export class MetricsRecorder {
   #dirty = false;
   #publishedAt = 0;
 
-  constructor(mailbox: SharedArrayBuffer) {
+  constructor(mailbox: SharedArrayBuffer, timed: boolean) {
     this.#mailbox = mailbox;
+    this.timed = timed;
   }
 
-  processing(handlerId: number, ns: number, ok: boolean): void {
-    (this.#processing[handlerId] ??= new LatencyAccumulator()).record(ns);
-    if (ok) this.#succeeded[handlerId] = (this.#succeeded[handlerId] ?? 0) + 1;
+  succeeded(handlerId: number): void {
+    this.#succeeded[handlerId] = (this.#succeeded[handlerId] ?? 0) + 1;
     this.#dirty = true;
   }
 
-  /** `attempts` attempts of one handler that took `ns` each (a batch timed as a whole), `succeeded` of them successful. */
-  processingTimes(handlerId: number, ns: number, attempts: number, succeeded: number): void {
-    (this.#processing[handlerId] ??= new LatencyAccumulator()).recordTimes(ns, attempts);
-    if (succeeded > 0) this.#succeeded[handlerId] = (this.#succeeded[handlerId] ?? 0) + succeeded;
+  /** A success that turned out not to be one (its command result could not be sent back). */
+  retractSuccess(handlerId: number): void {
+    this.#succeeded[handlerId]--;
+  }
+
+  processing(handlerId: number, ns: number): void {
+    (this.#processing[handlerId] ??= new LatencyAccumulator()).record(ns);
     this.#dirty = true;
   }
 
@@ -40,29 +47,28 @@ export class MetricsRecorder {
     this.#dirty = true;
   }
 
-  /** The end-to-end accumulator of a topic, for recording a batch's events without a call each. */
-  endToEndOf(topicId: number): LatencyAccumulator {
-    this.#dirty = true;
-    return (this.#endToEnd[topicId] ??= new LatencyAccumulator());
-  }
-
   /** Publishes if there is news and the last publication is older than the interval. */
   maybePublish(now: number): void {
     if (this.#dirty && now - this.#publishedAt >= PUBLISH_EVERY_MS) this.publish(now);
   }
 
+  publishIfDirty(now: number): void {
+    if (this.#dirty) this.publish(now);
+  }
+
   publish(now: number): void {
     const report: WorkerMetricsReport = { processing: {}, endToEnd: {}, succeeded: {} };
+    this.#succeeded.forEach((n, id) => {
+      if (n) report.succeeded[id] = n;
+    });
     this.#processing.forEach((acc, id) => {
       if (acc) report.processing[id] = acc.sparse();
     });
     this.#endToEnd.forEach((acc, id) => {
       if (acc) report.endToEnd[id] = acc.sparse();
     });
-    this.#succeeded.forEach((n, id) => {
-      if (n) report.succeeded[id] = n;
-    });
-    writeMailbox(this.#mailbox, report);
+    // If the latencies ever outgrow the mailbox, the counts still get through.
+    if (!writeMailbox(this.#mailbox, report)) writeMailbox(this.#mailbox, { processing: {}, endToEnd: {}, succeeded: report.succeeded });
     this.#dirty = false;
     this.#publishedAt = now;
   }

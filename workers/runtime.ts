@@ -17,7 +17,6 @@ import { errorMessage } from '../src/shared/error_message.js';
 import { LanePicker } from '../src/shared/lane_picker.js';
 import { OutcomeRingWriter } from '../src/shared/outcome_ring.js';
 import { MetricsRecorder } from './metrics_recorder.js';
-import type { LatencyAccumulator } from '../src/metrics/latency_accumulator.js';
 import { ENTRY_TOPIC, SharedRegistryReader } from '../src/shared/registry.js';
 import { PRIORITY_NAMES, type DrainTask, type ProbeResult, type ProbeTask, type RuntimeTask } from '../src/shared/task.js';
 import { HandlerTable, loadHandler, type LoadedHandler } from './handler_table.js';
@@ -68,10 +67,10 @@ function batchTarget(waiting: number, task: DrainTask): number {
 }
 
 /** Answers main's request for fresh metrics (it waits for them before drain() resolves). */
-function answerFlush(slot: number, metrics: MetricsRecorder | undefined): void {
+function answerFlush(slot: number, metrics: MetricsRecorder): void {
   const request = Atomics.load(control, FLUSH_REQUEST);
   if (Atomics.load(control, slotWord(slot, SLOT_FLUSHED)) === request) return;
-  metrics?.publish(performance.now());
+  metrics.publish(performance.now());
   Atomics.store(control, slotWord(slot, SLOT_FLUSHED), request);
   notifyMain();
 }
@@ -81,7 +80,8 @@ async function drain(task: DrainTask): Promise<null> {
   const out = outcomeWriters[slot];
   out.attach(slot);
   const counters = { settled: 0, processed: 0 };
-  const metrics = task.metrics ? new MetricsRecorder(memory.metrics[slot]) : undefined;
+  // Successes per handler are always counted; `task.metrics` only decides whether calls are timed.
+  const metrics = new MetricsRecorder(memory.metrics[slot], task.metrics);
   let idleSince = -1;
   while (Atomics.load(control, STOP) === 0) {
     answerFlush(slot, metrics);
@@ -91,7 +91,8 @@ async function drain(task: DrainTask): Promise<null> {
       if (idleSince < 0) idleSince = now;
       const remaining = task.lingerMs - (now - idleSince);
       if (remaining <= 0) break;
-      metrics?.maybePublish(now);
+      // Going idle: publish what is new, so a scrape between bursts sees every settled event.
+      metrics.publishIfDirty(now);
       const seen = Atomics.load(control, WAKE);
       Atomics.store(control, WAKE_PENDING, 0);
       Atomics.add(control, SLEEPERS, 1);
@@ -109,13 +110,13 @@ async function drain(task: DrainTask): Promise<null> {
     const perRecord = (t1 - t0) / n;
     msPerRecord = msPerRecord === 0 ? perRecord : msPerRecord * 0.8 + perRecord * 0.2;
     // Metrics first: once main sees these events settled, what was measured of them is published or due.
-    metrics?.maybePublish(t1);
+    metrics.maybePublish(t1);
     Atomics.store(control, slotWord(slot, SLOT_SETTLED), counters.settled);
     Atomics.store(control, slotWord(slot, SLOT_PROCESSED), counters.processed);
     Atomics.store(control, slotWord(slot, SLOT_BUSY), 0);
     notifyMain();
   }
-  metrics?.publish(performance.now());
+  metrics.publish(performance.now());
   return null;
 }
 
@@ -170,19 +171,6 @@ interface BatchRecord {
 /** Reused across batches: the decoded records of the current one. */
 const batch: BatchRecord[] = [];
 
-/**
- * A clock read costs ~50 ns, a no-op handler less. Below this much time per
- * record, a batch is timed as a whole and each of its handler attempts is
- * recorded at the batch's average (still one observation per attempt); above
- * it, every call is timed on its own.
- */
-const PER_CALL_TIMING_MS = 0.005;
-/** Reused: what a batch timed as a whole ran (attempts and successes per handler id), to record once it ends. */
-const timedAttempts: number[] = [];
-const timedSucceeded: number[] = [];
-const timedHandlers: number[] = [];
-const settledTopics: number[] = [];
-const settledPublishedAt: number[] = [];
 
 /**
  * Decodes every record of the claimed span first, then runs the handlers back
@@ -191,7 +179,7 @@ const settledPublishedAt: number[] = [];
  * ring until the batch ends, for crash forensics and failure copies.
  */
 async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWriter, task: DrainTask,
-  counters: { settled: number; processed: number }, metrics: MetricsRecorder | undefined): Promise<void> {
+  counters: { settled: number; processed: number }, metrics: MetricsRecorder): Promise<void> {
   const n = decodeBatch(reader);
   const { i32, u8 } = reader;
   const cursorWord = slotWord(slot, SLOT_CURSOR);
@@ -205,11 +193,9 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
   control[cursorWord] = reader.start;
   control[handlerWord] = -1;
   const timeOrigin = performance.timeOrigin;
-  const batchStart = metrics ? performance.now() : 0;
-  const perCall = metrics !== undefined && msPerRecord >= PER_CALL_TIMING_MS;
-  let t = batchStart;
-  let timed = 0;
-  let settledHere = 0;
+  // One clock read per handler call (~50 ns): each attempt's own duration, outliers included.
+  const timed = metrics.timed;
+  let t = timed ? performance.now() : 0;
   for (let k = 0; k < n; k++) {
     const r = batch[k];
     const { off, len, flags, seq, topicId, attempt, event } = r;
@@ -225,7 +211,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
         failed++;
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
         report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, `circuit for handler '${handlers.name(handlerId)}' is open`, record);
-        if (perCall) t = performance.now();
+        if (timed) t = performance.now();
         continue;
       }
       try {
@@ -236,29 +222,22 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
           result = await result;
         }
         control[processedWord] = ++counters.processed; // per delivery: a crash on a later handler must not lose it
-        if (perCall) {
+        metrics.succeeded(handlerId);
+        if (timed) {
           const t2 = performance.now();
-          metrics!.processing(handlerId, (t2 - t) * 1e6, true);
+          metrics.processing(handlerId, (t2 - t) * 1e6);
           t = t2;
-        } else if (metrics) {
-          if (!(timedAttempts[handlerId] > 0)) timedHandlers.push(handlerId);
-          timedAttempts[handlerId] = (timedAttempts[handlerId] | 0) + 1;
-          timedSucceeded[handlerId] = (timedSucceeded[handlerId] | 0) + 1;
-          timed++;
+          metrics.maybePublish(t2); // a long batch still publishes every 50 ms
         }
         if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_HALF_OPEN) {
           report(out, slot, OUT_SUCCEEDED, seq, topicId, handlerId, attempt, '', undefined);
         }
       } catch (err) {
         failed++;
-        if (perCall) {
+        if (timed) {
           const t2 = performance.now();
-          metrics!.processing(handlerId, (t2 - t) * 1e6, false);
+          metrics.processing(handlerId, (t2 - t) * 1e6);
           t = t2;
-        } else if (metrics) {
-          if (!(timedAttempts[handlerId] > 0)) timedHandlers.push(handlerId);
-          timedAttempts[handlerId] = (timedAttempts[handlerId] | 0) + 1;
-          timed++;
         }
         const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
         report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record);
@@ -267,11 +246,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     r.event = EMPTY_EVENT; // let the payload go once its handlers are done
     if (failed === 0 && !(flags & RF_TRACKED)) {
       // Settled here: its end-to-end time ends here too. (Main measures the events it settles itself.)
-      if (perCall) metrics!.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
-      else if (metrics) {
-        settledTopics[settledHere] = topicId;
-        settledPublishedAt[settledHere++] = event.publishedAt;
-      }
+      if (timed) metrics.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
       control[settledWord] = ++counters.settled;
       control[processedWord] = counters.processed;
       control[cursorWord] = r.next; // fully accounted: a crash from here on does not touch it
@@ -279,6 +254,8 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
       continue;
     }
     control[processedWord] = counters.processed;
+    // With neither retry nor dead letters, a failure is final here and main has no record to time it by.
+    if (timed && !task.keepFailedRecords && !(flags & RF_TRACKED)) metrics.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
     let text = '';
     if (failed === 0 && flags & RF_COMMAND && result !== undefined) {
       let problem: string | undefined;
@@ -293,6 +270,7 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
       }
       if (problem !== undefined) {
         text = '';
+        metrics.retractSuccess(i32[r.idsAt]);
         counters.processed--;
         control[processedWord] = counters.processed;
         report(out, slot, OUT_FAILED, seq, topicId, i32[r.idsAt], attempt, problem, undefined);
@@ -303,26 +281,6 @@ async function runBatch(reader: LaneRingReader, slot: number, out: OutcomeRingWr
     control[handlerWord] = -1;
   }
   control[cursorWord] = reader.end; // pad records at the end, if any
-  if (metrics && !perCall) {
-    const end = performance.now();
-    const average = timed > 0 ? ((end - batchStart) * 1e6) / timed : 0;
-    for (const id of timedHandlers) {
-      metrics.processingTimes(id, average, timedAttempts[id], timedSucceeded[id] | 0);
-      timedAttempts[id] = 0;
-      timedSucceeded[id] = 0;
-    }
-    timedHandlers.length = 0;
-    const endAt = timeOrigin + end;
-    let topic = -1;
-    let acc: LatencyAccumulator | undefined;
-    for (let i = 0; i < settledHere; i++) {
-      if (settledTopics[i] !== topic) {
-        topic = settledTopics[i];
-        acc = metrics.endToEndOf(topic);
-      }
-      acc!.record((endAt - settledPublishedAt[i]) * 1e6);
-    }
-  }
 }
 
 const EMPTY_EVENT: BatchRecord['event'] = Object.freeze({

@@ -7,7 +7,7 @@ import { LatencyAccumulator } from './latency_accumulator.js';
 /** Percentiles of a latency, in seconds. */
 export interface LatencySummary {
   count: number;
-  /** Sum of the observations (from the HDR mean: within its 0.1% resolution). */
+  /** Sum of the observations (from the bucket midpoints: within 0.4%). */
   sum: number;
   p50: number;
   p95: number;
@@ -281,7 +281,8 @@ export class BusMetrics {
         get: async () => {
           const values: { labels: Record<string, string | number>; value: number; metricName?: string }[] = [];
           for (const [key, l] of Object.entries(rows(fresh()))) {
-            const q: Record<string, number> = { 0.5: l.p50, 0.95: l.p95, 0.99: l.p99 };
+            // No observation: no quantile (NaN, as Prometheus clients expose it), not 0.
+            const q: Record<string, number> = l.count === 0 ? { 0.5: NaN, 0.95: NaN, 0.99: NaN } : { 0.5: l.p50, 0.95: l.p95, 0.99: l.p99 };
             for (const quantile of QUANTILES) values.push({ labels: { [label]: key, quantile }, value: q[quantile] });
             values.push({ metricName: `${name}_sum`, labels: { [label]: key }, value: l.sum });
             values.push({ metricName: `${name}_count`, labels: { [label]: key }, value: l.count });

@@ -11,7 +11,7 @@
 const VERSION = 0;
 const LENGTH = 1;
 const BODY_START = 8;
-export const MAILBOX_BYTES = 1 << 20;
+export const MAILBOX_BYTES = 4 << 20;
 
 /** What a worker has measured since its task began (cumulative). */
 export interface WorkerMetricsReport {
