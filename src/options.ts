@@ -1,4 +1,6 @@
+import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from './logger.js';
 
 /** What happens to a publish when `queue.capacity` events are unsettled. */
@@ -334,6 +336,13 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
     integer('deadLetter.capacity', deadLetter.capacity, 1, 10_000_000);
     if (deadLetter.path !== undefined && (typeof deadLetter.path !== 'string' || deadLetter.path.length === 0)) {
       throw new TypeError(`deadLetter.path must be a non-empty string (a JSON Lines file), got ${show(deadLetter.path)}`);
+    }
+    if (deadLetter.path !== undefined) {
+      const file = resolve(deadLetter.path);
+      if (!existsSync(dirname(file)) || !statSync(dirname(file)).isDirectory()) {
+        throw new RangeError(`deadLetter.path ${deadLetter.path}: its directory does not exist`);
+      }
+      if (existsSync(file) && !statSync(file).isFile()) throw new RangeError(`deadLetter.path ${deadLetter.path} is not a file`);
     }
   }
   let handlerTimeoutMs: number | false;

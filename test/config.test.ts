@@ -71,7 +71,9 @@ describe('loadConfig errors name the source and the allowed values', () => {
     [{ RINGBUS_HIGH_WATER_MARK: 'high' }, /^RINGBUS_HIGH_WATER_MARK: 'high' is not a number/],
     [{ RINGBUS_RETRY_JITTER: 'yes' }, /^RINGBUS_RETRY_JITTER: 'yes' is not 'true' or 'false'/],
     [{ RINGBUS_QUEUE_STRATEGY: 'drop-newest' }, /^RINGBUS_QUEUE_STRATEGY: 'drop-newest' is not one of reject-new, drop-oldest, adaptive-rate-limit/],
-    [{ RINGBUS_MAX_THREDS: '2' }, /^RINGBUS_MAX_THREDS is not a ringbus setting \(known: RINGBUS_CONFIG, RINGBUS_MIN_THREADS, RINGBUS_MAX_THREADS/],
+    [{ RINGBUS_MAX_THREDS: '2' }, /^RINGBUS_MAX_THREDS is not a ringbus setting \(known: RINGBUS_CONFIG, RINGBUS_DEBUG, RINGBUS_MIN_THREADS, RINGBUS_MAX_THREADS/],
+    [{ RINGBUS_RETRY: 'false', RINGBUS_RETRY_MAX_RETRIES: '5' }, /^RINGBUS_RETRY=false turns retry off, but RINGBUS_RETRY_MAX_RETRIES configures it$/],
+    [{ RINGBUS_DEAD_LETTER_PATH: '/nonexistent/dir/dead.jsonl' }, /^RINGBUS_DEAD_LETTER_PATH: deadLetter\.path \/nonexistent\/dir\/dead\.jsonl: its directory does not exist$/],
     [{ RINGBUS_CONFIG: '/nonexistent/ringbus.json' }, /^config file \/nonexistent\/ringbus\.json \(from RINGBUS_CONFIG\) does not exist$/],
   ])('env %j', (env, message) => {
     expect(() => loadConfig({ cwd: dir, env })).toThrow(ConfigError);

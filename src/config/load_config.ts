@@ -111,13 +111,19 @@ function fromEnv(env: Record<string, string | undefined>): { layer: Layer; where
   const where = new Map<string, string>();
   const known = new Map(OPTION_TABLE.map((s) => [s.env, s]));
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('RINGBUS_') || name === 'RINGBUS_CONFIG' || raw === undefined) continue;
+    if (!name.startsWith('RINGBUS_') || name === 'RINGBUS_CONFIG' || name === 'RINGBUS_DEBUG' || raw === undefined) continue;
     const spec = known.get(name);
     if (spec === undefined) {
-      throw new ConfigError(`${name} is not a ringbus setting (known: RINGBUS_CONFIG, ${[...known.keys()].join(', ')})`);
+      throw new ConfigError(`${name} is not a ringbus setting (known: RINGBUS_CONFIG, RINGBUS_DEBUG, ${[...known.keys()].join(', ')})`);
     }
     setPath(layer, spec.path, parseEnv(spec, raw));
     where.set(spec.path, name);
+  }
+  // RINGBUS_RETRY=false with RINGBUS_RETRY_MAX_RETRIES=5 says two things: refuse rather than guess.
+  for (const feature of OPTION_TABLE.filter((s) => s.type === 'feature')) {
+    if (env[feature.env]?.trim() !== 'false') continue;
+    const settings = [...where].filter(([path]) => path.startsWith(`${feature.path}.`)).map(([, variable]) => variable);
+    if (settings.length > 0) throw new ConfigError(`${feature.env}=false turns ${feature.path} off, but ${settings.join(', ')} configure${settings.length === 1 ? 's' : ''} it`);
   }
   return { layer, where };
 }
