@@ -130,6 +130,15 @@ for (const p of PHASES) {
 const SKIP_BASELINES = parsed['skip-baselines'] === true || !PHASES.has('baselines');
 const JSON_OUT = parsed.json === true;
 const REPORT = flag('report');
+// Find out now, not after a long run, if the report cannot be written.
+if (REPORT) {
+  try {
+    writeFileSync(REPORT, '');
+  } catch (err) {
+    process.stderr.write(`ringbus bench: cannot write the report to ${REPORT}: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
 
 // ------------------------------------------------------------------ shared setup
 

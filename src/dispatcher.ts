@@ -444,6 +444,7 @@ export class Dispatcher {
     this.#state = 'stopping';
     this.#queue.rejectWaiters();
     if (drain && this.#queue.size > 0) {
+      this.#log.info({ pending: this.#queue.size, timeoutMs }, 'stopping: draining pending events');
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<void>((resolve) => {
         if (timeoutMs !== Infinity) timer = setTimeout(resolve, timeoutMs);
@@ -477,6 +478,7 @@ export class Dispatcher {
       this.#deadLetterBatch.push({ entry: this.#deadLetterEntry(f, item.firstAt, Date.now()), seq: f.seq });
     }
     this.#flushDeadLetters();
+    this.#deadLetterLog.flush('deliveries dead-lettered');
     this.#breakers.stop();
     const abandoned = this.#queue.size;
     if (abandoned > 0) {

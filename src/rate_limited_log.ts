@@ -15,6 +15,13 @@ export class RateLimitedLog {
     this.#intervalMs = intervalMs;
   }
 
+  /** Says how many were kept quiet since the last line, if any (at stop: the end of a storm is reported too). */
+  flush(msg: string): void {
+    if (this.#suppressed === 0) return;
+    this.#log.warn({ suppressed: this.#suppressed }, `${msg}: ${this.#suppressed} more since the last report`);
+    this.#suppressed = 0;
+  }
+
   warn(fields: Record<string, unknown>, msg: string): void {
     const now = performance.now();
     if (now - this.#lastAt < this.#intervalMs) {

@@ -8,9 +8,9 @@ function leaf(spec: OptionSpec): Schema {
     case 'integer':
       return spec.path === 'handlerTimeoutMs'
         ? { ...base, oneOf: [{ type: 'integer', minimum: 1 }, { const: false }] }
-        : { ...base, type: 'integer', minimum: 0 };
+        : { ...base, type: 'integer', minimum: spec.minimum ?? 0, ...(spec.maximum !== undefined ? { maximum: spec.maximum } : {}) };
     case 'number':
-      return { ...base, type: 'number', minimum: 0 };
+      return { ...base, type: 'number', minimum: spec.minimum ?? 0, ...(spec.maximum !== undefined ? { maximum: spec.maximum } : {}) };
     case 'boolean':
       return { ...base, type: 'boolean' };
     case 'string':
@@ -35,6 +35,13 @@ export function configJsonSchema(): Schema {
     if (!groups.has(group)) groups.set(group, {});
     groups.get(group)![key] = leaf(spec);
   }
+  // Code or file only (no environment variables): Node's per-worker heap limits.
+  const mb = { type: 'number', exclusiveMinimum: 0 };
+  groups.get('pool')!.resourceLimits = {
+    description: "Heap limits per worker (Node's resourceLimits); a worker over them dies and is replaced. File or code only.",
+    type: 'object', additionalProperties: false,
+    properties: { maxOldGenerationSizeMb: mb, maxYoungGenerationSizeMb: mb, codeRangeSizeMb: mb, stackSizeMb: mb },
+  };
   for (const [group, props] of groups) {
     const object: Schema = { type: 'object', additionalProperties: false, properties: props };
     const feature = OPTION_TABLE.find((s) => s.path === group && s.type === 'feature');

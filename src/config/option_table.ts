@@ -11,6 +11,9 @@ export interface OptionSpec {
   readonly values?: readonly string[];
   readonly description: string;
   readonly default: unknown;
+  /** Bounds for the JSON Schema (the constructor checks the exact ones). */
+  readonly minimum?: number;
+  readonly maximum?: number;
 }
 
 const d = DEFAULT_OPTIONS;
@@ -21,31 +24,31 @@ const d = DEFAULT_OPTIONS;
  * README's table are all derived from it. (`logger` is code-only.)
  */
 export const OPTION_TABLE: readonly OptionSpec[] = [
-  { path: 'pool.minThreads', env: 'RINGBUS_MIN_THREADS', type: 'integer', default: d.pool.minThreads, description: 'Workers kept alive when idle.' },
-  { path: 'pool.maxThreads', env: 'RINGBUS_MAX_THREADS', type: 'integer', default: 'os.availableParallelism()', description: 'Most worker threads.' },
+  { path: 'pool.minThreads', env: 'RINGBUS_MIN_THREADS', type: 'integer', minimum: 0, default: d.pool.minThreads, description: 'Workers kept alive when idle.' },
+  { path: 'pool.maxThreads', env: 'RINGBUS_MAX_THREADS', type: 'integer', minimum: 1, default: 'os.availableParallelism()', description: 'Most worker threads.' },
   { path: 'pool.idleTimeoutMs', env: 'RINGBUS_IDLE_TIMEOUT_MS', type: 'integer', default: d.pool.idleTimeoutMs, description: 'An idle worker above minThreads ends after this.' },
-  { path: 'pool.maxBatch', env: 'RINGBUS_MAX_BATCH', type: 'integer', default: d.pool.maxBatch, description: 'Most records a worker claims at once.' },
+  { path: 'pool.maxBatch', env: 'RINGBUS_MAX_BATCH', type: 'integer', minimum: 1, default: d.pool.maxBatch, description: 'Most records a worker claims at once.' },
   { path: 'pool.lingerMs', env: 'RINGBUS_LINGER_MS', type: 'integer', default: d.pool.lingerMs, description: 'How long an idle worker parks for new records before returning its task.' },
-  { path: 'queue.capacity', env: 'RINGBUS_QUEUE_CAPACITY', type: 'integer', default: d.queue.capacity, description: 'Most unsettled events.' },
-  { path: 'queue.highWaterMark', env: 'RINGBUS_HIGH_WATER_MARK', type: 'number', default: d.queue.highWaterMark, description: 'Fraction of capacity that turns backpressure on.' },
-  { path: 'queue.lowWaterMark', env: 'RINGBUS_LOW_WATER_MARK', type: 'number', default: d.queue.lowWaterMark, description: 'Fraction of capacity that turns backpressure off.' },
-  { path: 'queue.maxPayloadBytes', env: 'RINGBUS_MAX_PAYLOAD_BYTES', type: 'integer', default: d.queue.maxPayloadBytes, description: 'Largest encoded payload or command result.' },
-  { path: 'queue.ringBytes', env: 'RINGBUS_RING_BYTES', type: 'integer', default: d.queue.ringBytes, description: "Bytes of each priority lane's shared ring." },
+  { path: 'queue.capacity', env: 'RINGBUS_QUEUE_CAPACITY', type: 'integer', minimum: 1, default: d.queue.capacity, description: 'Most unsettled events.' },
+  { path: 'queue.highWaterMark', env: 'RINGBUS_HIGH_WATER_MARK', type: 'number', minimum: 0, maximum: 1, default: d.queue.highWaterMark, description: 'Fraction of capacity that turns backpressure on.' },
+  { path: 'queue.lowWaterMark', env: 'RINGBUS_LOW_WATER_MARK', type: 'number', minimum: 0, maximum: 1, default: d.queue.lowWaterMark, description: 'Fraction of capacity that turns backpressure off.' },
+  { path: 'queue.maxPayloadBytes', env: 'RINGBUS_MAX_PAYLOAD_BYTES', type: 'integer', minimum: 1, default: d.queue.maxPayloadBytes, description: 'Largest encoded payload or command result.' },
+  { path: 'queue.ringBytes', env: 'RINGBUS_RING_BYTES', type: 'integer', minimum: 4096, default: d.queue.ringBytes, description: "Bytes of each priority lane's shared ring." },
   { path: 'queue.strategy', env: 'RINGBUS_QUEUE_STRATEGY', type: 'enum', values: STRATEGIES, default: d.queue.strategy, description: 'What happens at capacity.' },
   { path: 'queue.maxDelayMs', env: 'RINGBUS_MAX_DELAY_MS', type: 'number', default: d.queue.maxDelayMs, description: 'Largest adaptive-rate-limit delay.' },
   { path: 'retry', env: 'RINGBUS_RETRY', type: 'feature', default: 'off on MessageBus, on on ResilientMessageBus', description: "'false' turns retries off, 'true' on with defaults." },
   { path: 'retry.maxRetries', env: 'RINGBUS_RETRY_MAX_RETRIES', type: 'integer', default: d.retry.maxRetries, description: 'Retries after the first attempt.' },
   { path: 'retry.initialDelayMs', env: 'RINGBUS_RETRY_INITIAL_DELAY_MS', type: 'integer', default: d.retry.initialDelayMs, description: 'Delay before the first retry.' },
   { path: 'retry.maxDelayMs', env: 'RINGBUS_RETRY_MAX_DELAY_MS', type: 'integer', default: d.retry.maxDelayMs, description: 'Longest delay between retries.' },
-  { path: 'retry.multiplier', env: 'RINGBUS_RETRY_MULTIPLIER', type: 'number', default: d.retry.multiplier, description: 'Growth of the delay per retry.' },
+  { path: 'retry.multiplier', env: 'RINGBUS_RETRY_MULTIPLIER', type: 'number', minimum: 1, default: d.retry.multiplier, description: 'Growth of the delay per retry.' },
   { path: 'retry.jitter', env: 'RINGBUS_RETRY_JITTER', type: 'boolean', default: d.retry.jitter, description: 'Full jitter on retry delays.' },
   { path: 'circuitBreaker', env: 'RINGBUS_CIRCUIT_BREAKER', type: 'feature', default: 'off on MessageBus, on on ResilientMessageBus', description: "'false' turns circuit breakers off, 'true' on with defaults." },
-  { path: 'circuitBreaker.failureThreshold', env: 'RINGBUS_CIRCUIT_FAILURE_THRESHOLD', type: 'integer', default: d.circuitBreaker.failureThreshold, description: 'Failures within windowMs that open a circuit.' },
+  { path: 'circuitBreaker.failureThreshold', env: 'RINGBUS_CIRCUIT_FAILURE_THRESHOLD', type: 'integer', minimum: 1, default: d.circuitBreaker.failureThreshold, description: 'Failures within windowMs that open a circuit.' },
   { path: 'circuitBreaker.windowMs', env: 'RINGBUS_CIRCUIT_WINDOW_MS', type: 'integer', default: d.circuitBreaker.windowMs, description: 'The sliding window for failures.' },
   { path: 'circuitBreaker.recoveryTimeoutMs', env: 'RINGBUS_CIRCUIT_RECOVERY_TIMEOUT_MS', type: 'integer', default: d.circuitBreaker.recoveryTimeoutMs, description: 'How long a circuit stays open.' },
-  { path: 'circuitBreaker.successThreshold', env: 'RINGBUS_CIRCUIT_SUCCESS_THRESHOLD', type: 'integer', default: d.circuitBreaker.successThreshold, description: 'Successful trials that close a half-open circuit.' },
+  { path: 'circuitBreaker.successThreshold', env: 'RINGBUS_CIRCUIT_SUCCESS_THRESHOLD', type: 'integer', minimum: 1, default: d.circuitBreaker.successThreshold, description: 'Successful trials that close a half-open circuit.' },
   { path: 'deadLetter', env: 'RINGBUS_DEAD_LETTER', type: 'feature', default: 'off on MessageBus, on on ResilientMessageBus', description: "'false' turns the dead-letter queue off, 'true' on with defaults." },
-  { path: 'deadLetter.capacity', env: 'RINGBUS_DEAD_LETTER_CAPACITY', type: 'integer', default: d.deadLetter.capacity, description: 'Dead letters kept in memory.' },
+  { path: 'deadLetter.capacity', env: 'RINGBUS_DEAD_LETTER_CAPACITY', type: 'integer', minimum: 1, default: d.deadLetter.capacity, description: 'Dead letters kept in memory.' },
   { path: 'deadLetter.path', env: 'RINGBUS_DEAD_LETTER_PATH', type: 'string', default: 'none (memory only)', description: 'JSON Lines file that keeps dead letters across restarts.' },
   { path: 'handlerTimeoutMs', env: 'RINGBUS_HANDLER_TIMEOUT_MS', type: 'integer', default: 'off on MessageBus, 30000 on ResilientMessageBus', description: "A worker handler running longer fails and its worker is replaced ('false': off)." },
   { path: 'metrics', env: 'RINGBUS_METRICS', type: 'boolean', default: true, description: 'Time handler attempts and events end to end.' },
