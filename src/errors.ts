@@ -11,7 +11,9 @@ export class RingbusError extends Error {
 
 /** `publishAsync` (or `execute`) found no room in the queue within its `timeoutMs`. */
 export class BackpressureError extends RingbusError {
+  /** The topic that found no room. */
   readonly topic: string;
+  /** How long it waited. */
   readonly timeoutMs: number;
   constructor(topic: string, timeoutMs: number) {
     super('ERR_RINGBUS_BACKPRESSURE', `no room in the queue for topic '${topic}' within ${timeoutMs} ms`);
@@ -29,6 +31,7 @@ export class HandlerLoadError extends RingbusError {
 
 /** A second command handler for a topic that already has one. */
 export class DuplicateCommandHandlerError extends RingbusError {
+  /** The command topic that already has its handler. */
   readonly topic: string;
   constructor(topic: string) {
     super('ERR_RINGBUS_DUPLICATE_COMMAND_HANDLER', `topic '${topic}' already has a command handler`);
@@ -45,7 +48,9 @@ export class BusStoppedError extends RingbusError {
 
 /** A worker handler ran longer than `handlerTimeoutMs`; its worker was replaced. */
 export class HandlerTimeoutError extends RingbusError {
+  /** The handler's name. */
   readonly handler: string;
+  /** The `handlerTimeoutMs` it ran past. */
   readonly timeoutMs: number;
   constructor(handler: string, timeoutMs: number) {
     super('ERR_RINGBUS_HANDLER_TIMEOUT', `handler '${handler}' timed out after ${timeoutMs} ms`);
@@ -56,6 +61,7 @@ export class HandlerTimeoutError extends RingbusError {
 
 /** An open circuit breaker refused a delivery. */
 export class CircuitOpenError extends RingbusError {
+  /** The handler whose circuit is open. */
   readonly handler: string;
   constructor(handler: string) {
     super('ERR_RINGBUS_CIRCUIT_OPEN', `circuit for handler '${handler}' is open`);

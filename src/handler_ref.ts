@@ -10,6 +10,7 @@ export interface WorkerHandlerRef {
   readonly [WORKER_HANDLER]: true;
   /** The module as a file: URL. */
   readonly module: string;
+  /** The export to call ('default' for the default export). */
   readonly exportName: string;
 }
 

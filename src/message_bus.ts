@@ -16,7 +16,7 @@ import type { BusMetrics } from './metrics/bus_metrics.js';
 
 /** Events a bus emits. */
 export interface MessageBusEvents {
-  /** Unsettled events crossed the high water mark (`active: true`) or fell to the low one. */
+  /** Unsettled events crossed the high water mark (`active: true`) or fell to the low one (`active: false`). */
   backpressure: [{ active: boolean }];
   /** One delivery attempt failed. */
   'handler-error': [HandlerErrorEvent];

@@ -9,6 +9,7 @@ import type {
  * carries its `sessionId`, and `close()` removes every handler it registered.
  */
 export class BusSession {
+  /** Carried as `sessionId` by every event this session publishes. */
   readonly id: string;
   readonly #bus: MessageBus;
   readonly #unsubscribers = new Set<() => void>();
@@ -19,31 +20,37 @@ export class BusSession {
     this.id = id;
   }
 
+  /** True once `close()` ran: the session registers and publishes nothing more. */
   get closed(): boolean {
     return this.#closed;
   }
 
+  /** As MessageBus.registerEventHandler; `close()` removes the handler. */
   registerEventHandler<P = unknown>(topic: string, handler: Handler<P> | WorkerHandlerRef, options?: EventHandlerOptions): () => void {
     this.#assertOpen();
     return this.#track(this.#bus.registerEventHandler(topic, handler, options));
   }
 
+  /** As MessageBus.registerCommandHandler; `close()` removes the handler. */
   registerCommandHandler<P = unknown, R = unknown>(topic: string, handler: Handler<P, R> | WorkerHandlerRef,
     options?: CommandHandlerOptions): () => void {
     this.#assertOpen();
     return this.#track(this.#bus.registerCommandHandler(topic, handler, options));
   }
 
+  /** As MessageBus.publish, with this session's id. */
   publish(topic: string, payload: unknown, options?: PublishOptions): boolean {
     this.#assertOpen();
     return this.#bus.publish(topic, payload, { ...options, sessionId: this.id });
   }
 
+  /** As MessageBus.publishAsync, with this session's id. */
   publishAsync(topic: string, payload: unknown, options?: PublishAsyncOptions): Promise<boolean> {
     this.#assertOpen();
     return this.#bus.publishAsync(topic, payload, { ...options, sessionId: this.id });
   }
 
+  /** As MessageBus.execute, with this session's id. */
   execute<R = unknown>(topic: string, payload: unknown, options?: ExecuteOptions): Promise<CommandResult<R>> {
     this.#assertOpen();
     return this.#bus.execute<R>(topic, payload, { ...options, sessionId: this.id });
@@ -56,6 +63,7 @@ export class BusSession {
     this.#unsubscribers.clear();
   }
 
+  /** `await using s = bus.session()` closes it at the end of the block. */
   async [Symbol.asyncDispose](): Promise<void> {
     this.close();
   }

@@ -17,6 +17,7 @@ export interface DeadLetters {
   readonly evicted: number;
   /** Oldest first. */
   list(): DeadLetterEntry[];
+  /** One entry by its id. */
   get(id: string): DeadLetterEntry | undefined;
   /** Publishes one entry (or all) again to its handler only, with fresh attempts and the original event id; resolves how many. */
   replay(id?: string): Promise<number>;
