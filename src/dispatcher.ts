@@ -212,6 +212,8 @@ export class Dispatcher {
   #retiredProcessed = 0;
   #retried = 0;
   #deadLettered = 0;
+  #workerCrashes = 0;
+  #handlerTimeouts = 0;
   readonly #breakers: BreakerBoard;
   readonly #metrics: BusMetrics;
   readonly #flushWaiters: { request: number; resolve: () => void }[] = [];
@@ -891,6 +893,10 @@ export class Dispatcher {
     const timedOut = this.#timedOut.delete(slot);
     this.#drainSlot(slot);
     const crashedMidBatch = err !== undefined && Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1;
+    if (err !== undefined && !this.#terminating) {
+      if (timedOut) this.#handlerTimeouts++;
+      else this.#workerCrashes++;
+    }
     if (crashedMidBatch && !this.#terminating) this.#recoverBatch(slot, err, timedOut);
     this.#retiredSettled += Atomics.load(c, slotWord(slot, SLOT_SETTLED));
     this.#retiredProcessed += Atomics.load(c, slotWord(slot, SLOT_PROCESSED));
@@ -1324,6 +1330,8 @@ export class Dispatcher {
       abandoned: this.#abandoned,
       retried: this.#retried,
       deadLettered: this.#deadLettered,
+      workerCrashes: this.#workerCrashes,
+      handlerTimeouts: this.#handlerTimeouts,
       queueSize: this.#queue.size,
       backpressureActive: this.#queue.backpressureActive,
     };

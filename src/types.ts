@@ -85,6 +85,10 @@ export interface BusStats {
   retried: number;
   /** Deliveries that exhausted their retries into the dead-letter queue. */
   deadLettered: number;
+  /** Workers that died (crash, `process.exit`, out of memory) and were replaced. */
+  workerCrashes: number;
+  /** Workers ended by the watchdog for a handler past `handlerTimeoutMs`, and replaced. */
+  handlerTimeouts: number;
   /** Unsettled events. */
   queueSize: number;
   backpressureActive: boolean;

@@ -307,6 +307,7 @@ describe('handler timeout and crashes', () => {
     await rec.waitFor(5);
     expect(rec.tags().sort()).toEqual(['e0', 'e1', 'e3', 'e4', 'e5']);
     expect(errors.map((e) => e.error)).toEqual(["handler 'maybe-hang' timed out after 300 ms"]);
+    expect(bus.stats()).toMatchObject({ handlerTimeouts: 1, workerCrashes: 0 });
     const t0 = performance.now();
     const r = await bus.execute('hang', null);
     expect(r).toEqual({ success: false, error: "handler 'hang' timed out after 300 ms", attempts: 1 });
@@ -324,7 +325,7 @@ describe('handler timeout and crashes', () => {
     await rec.waitFor(30);
     expect(new Set(rec.tags()).size).toBe(30);
     expect(rec.ended().find((m) => m.tag === 'e4')?.attempt).toBe(1);
-    expect(bus.stats()).toMatchObject({ processed: 30, failed: 1, retried: 1, queueSize: 0 });
+    expect(bus.stats()).toMatchObject({ processed: 30, failed: 1, retried: 1, queueSize: 0, workerCrashes: 1, handlerTimeouts: 0 });
   });
 
   it('replaces a worker that runs out of memory (resourceLimits)', async () => {
