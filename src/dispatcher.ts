@@ -422,6 +422,7 @@ export class Dispatcher {
       }
     }
     this.#state = 'running';
+    this.#startWatchdog();
     for (const probe of this.#lateProbes.splice(0)) probe();
     this.#log.info({ threads: this.#options.pool.maxThreads, queued: this.#queue.size }, 'bus started');
     this.#inline.enable();
@@ -858,7 +859,8 @@ export class Dispatcher {
   }
 
   /**
-   * Handler timeouts without any cost in the worker: a timer samples each busy
+   * Handler timeouts without any cost in the worker (one timer while the bus
+   * runs, also for async inline handlers): it samples each busy
    * slot's (cursor, handler index); if the same handler of the same record is
    * still running `handlerTimeoutMs` after it was first seen, the task is
    * aborted, which makes Piscina terminate that worker (the only way to stop a
@@ -870,6 +872,11 @@ export class Dispatcher {
     this.#watchdog = setInterval(() => {
       const now = performance.now();
       const c = this.#control;
+      // Async inline handlers: their promise cannot be stopped, but the delivery fails on time.
+      this.#inline.expire(timeoutMs, (h) => {
+        this.#handlerTimeouts++;
+        return new HandlerTimeoutError(h.name, timeoutMs);
+      });
       for (const slot of this.#activeSlots) {
         const seen = this.#watched[slot];
         const handler = Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1 ? Atomics.load(c, slotWord(slot, SLOT_HANDLER_INDEX)) : -1;

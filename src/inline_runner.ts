@@ -44,6 +44,8 @@ export class InlineRunner {
   #running = false;
   #size = 0;
   #inFlight = 0;
+  /** Jobs waiting on an async handler: which handler, since when (for the handler timeout). */
+  readonly #awaiting = new Map<InlineJob, { index: number; since: number; failures: number; done: boolean }>();
 
   readonly #timed: boolean;
 
@@ -142,12 +144,20 @@ export class InlineRunner {
       }
       if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
         this.#inFlight++;
+        const waiting = { index: i, since: performance.now(), failures, done: false };
+        this.#awaiting.set(job, waiting);
         (r as PromiseLike<unknown>).then(
           (value) => {
+            if (waiting.done) return; // timed out already: its result comes too late
+            waiting.done = true;
+            this.#awaiting.delete(job);
             this.#sink.succeeded(job, handlers[i], this.#since(t0));
             this.#resume(job, i + 1, failures, value);
           },
           (err: unknown) => {
+            if (waiting.done) return;
+            waiting.done = true;
+            this.#awaiting.delete(job);
             this.#sink.failed(job, handlers[i], err, false, this.#since(t0));
             this.#resume(job, i + 1, failures + 1, undefined);
           },
@@ -158,6 +168,23 @@ export class InlineRunner {
       result = r;
     }
     this.#sink.done(job, failures, result);
+  }
+
+  /**
+   * Fails every async handler that has been pending for `timeoutMs` or more
+   * (the handler timeout, driven by the bus's watchdog timer). Its promise
+   * cannot be cancelled; what it settles to later is ignored.
+   */
+  expire(timeoutMs: number, error: (handler: Registration) => unknown): void {
+    const now = performance.now();
+    for (const [job, waiting] of this.#awaiting) {
+      if (waiting.done || now - waiting.since < timeoutMs) continue;
+      waiting.done = true;
+      this.#awaiting.delete(job);
+      const handler = job.handlers[waiting.index];
+      this.#sink.failed(job, handler, error(handler), false, (now - waiting.since) * 1e6);
+      this.#resume(job, waiting.index + 1, waiting.failures + 1, undefined);
+    }
   }
 
   #since(t0: number): number {

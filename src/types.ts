@@ -87,7 +87,7 @@ export interface BusStats {
   deadLettered: number;
   /** Workers that died (crash, `process.exit`, out of memory) and were replaced. */
   workerCrashes: number;
-  /** Workers ended by the watchdog for a handler past `handlerTimeoutMs`, and replaced. */
+  /** Handler attempts that ran past `handlerTimeoutMs` (a worker handler's worker is ended and replaced). */
   handlerTimeouts: number;
   /** Unsettled events. */
   queueSize: number;

@@ -479,3 +479,24 @@ describe('edge cases found in review', () => {
     expect(second.deadLetters.list().map((e) => e.event.payload)).toEqual([new Uint8Array([1, 2, 3]), { $binary: 'AQID' }, 'after the tear']);
   });
 });
+
+describe('inline handler timeout', () => {
+  it('fails an async inline handler that never settles, and retries it', async () => {
+    const { bus } = setup({ handlerTimeoutMs: 150, retry: { maxRetries: 1, initialDelayMs: 1, jitter: false } });
+    let calls = 0;
+    bus.registerEventHandler('t', (e) => {
+      calls++;
+      return e.attempt === 0 ? new Promise(() => {}) : 'ok on retry';
+    }, { name: 'stuck' });
+    const errors: string[] = [];
+    bus.on('handler-error', (e) => errors.push(e.error));
+    await bus.start();
+    const t0 = performance.now();
+    bus.publish('t', 1);
+    await bus.drain();
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(140);
+    expect(errors).toEqual(["handler 'stuck' timed out after 150 ms"]);
+    expect(calls).toBe(2);
+    expect(bus.stats()).toMatchObject({ processed: 1, failed: 1, retried: 1, handlerTimeouts: 1, queueSize: 0 });
+  });
+});
