@@ -147,3 +147,30 @@ describe('re-entrancy and odd inputs', () => {
     expect(await bus.execute('c', 0)).toMatchObject({ success: false });
   });
 });
+
+describe('a waiting retry', () => {
+  it('keeps the process alive until it runs: drain() resolves in a script with nothing else pending', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const root = new URL('..', import.meta.url).pathname;
+    const script = `
+      import { MessageBus } from ${JSON.stringify(`${root}src/index.ts`)};
+      const bus = new MessageBus({ logger: { debug() {}, info() {}, warn() {}, error() {} }, pool: { maxThreads: 1 },
+        retry: { maxRetries: 1, initialDelayMs: 300, jitter: false } });
+      bus.registerEventHandler('t', (e) => { if (e.attempt === 0) throw new Error('first try fails'); });
+      await bus.start();
+      bus.publish('t', 1);
+      await bus.drain();
+      console.log(JSON.stringify(bus.stats()));
+      await bus.stop();
+    `;
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const dir = await mkdtemp(`${(await import('node:os')).tmpdir()}/ringbus-alive-`);
+    await writeFile(`${dir}/script.mts`, script);
+    const { stdout } = await promisify(execFile)(process.execPath, [`${root}node_modules/tsx/dist/cli.mjs`, `${dir}/script.mts`], {
+      cwd: root, timeout: 30_000,
+    });
+    await rm(dir, { recursive: true, force: true });
+    expect(JSON.parse(stdout)).toMatchObject({ processed: 1, failed: 1, retried: 1, queueSize: 0 });
+  });
+});

@@ -51,13 +51,17 @@ async function bench(args: string[]): Promise<number> {
 }
 
 function config(args: string[]): number {
-  const v = parse(args, { config: { type: 'string' }, json: { type: 'boolean' }, resilient: { type: 'boolean' } });
+  const v = parse(args, { config: { type: 'string' }, json: { type: 'boolean' }, resilient: { type: 'boolean' }, help: { type: 'boolean' } });
+  if (v.help) {
+    process.stdout.write('usage: ringbus config [--config PATH] [--json] [--resilient]\n  defaults are MessageBus\'s; --resilient shows ResilientMessageBus\'s (resilience features on)\n');
+    return 0;
+  }
   const loaded = loadConfig({ configPath: v.config as string | undefined, resilient: Boolean(v.resilient) });
   if (v.json) {
     console.log(JSON.stringify({ file: loaded.file ?? null, options: loaded.effective }, null, 2));
     return 0;
   }
-  console.log(`config file: ${loaded.file ?? 'none'}${v.resilient ? ' (defaults as ResilientMessageBus)' : ''}`);
+  console.log(`config file: ${loaded.file ?? 'none'}; defaults as ${v.resilient ? 'ResilientMessageBus' : 'MessageBus (--resilient: as ResilientMessageBus)'}`);
   const rows = OPTION_TABLE.map((spec) => {
     const e = loaded.effective[spec.path];
     return [spec.path, JSON.stringify(e.value), e.where ? `${e.source} (${e.where})` : e.source];
@@ -76,6 +80,10 @@ function readDeadLetters(path: string | undefined): { file: string; entries: Ret
 
 async function dlq(args: string[]): Promise<number> {
   const [action, ...rest] = args;
+  if (action === undefined || action === '--help' || rest.includes('--help')) {
+    process.stdout.write(HELP.split('\n').filter((l) => l.includes('dlq') || l.startsWith('    ')).join('\n') + '\n');
+    return action === undefined ? 2 : 0;
+  }
   if (action === 'list' || action === 'count') {
     const v = parse(rest, { path: { type: 'string' }, json: { type: 'boolean' } });
     const { entries } = readDeadLetters(v.path as string | undefined);

@@ -7,11 +7,8 @@ export interface SchedulerClock {
 
 export const realClock: SchedulerClock = {
   now: () => performance.now(),
-  setTimeout: (fn, ms) => {
-    const t = setTimeout(fn, ms);
-    t.unref();
-    return t;
-  },
+  // Not unref'd: a waiting retry is pending work, and must keep the process alive until it runs.
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
