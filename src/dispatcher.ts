@@ -266,6 +266,7 @@ export class Dispatcher {
       topicName: (id) => this.#topicName(id),
       breakerStates: () => this.#breakers.snapshot(),
       deadLetterSize: () => this.#deadLetterQueue.size,
+      flush: () => this.#flushMetrics(),
     });
     this.#router = new Router(this.#registry, (topic) => this.#metrics.topic(topic));
     this.#inline = new InlineRunner({

@@ -8,9 +8,10 @@ const PUBLISH_EVERY_MS = 50;
  * What one drain task measures: per-handler successes (always) and, when
  * timed, processing time per attempt and end-to-end time per topic.
  * Recording is a typed-array increment; the numbers reach main through the
- * slot's mailbox every 50 ms while there is news (also inside a long batch),
- * when main asks (drain), and when the task ends. A worker that is killed
- * loses at most the last 50 ms of its latencies.
+ * slot's mailbox at most every 50 ms while there is news (also inside a long
+ * batch, and within 50 ms of going idle), when main asks (drain, a Prometheus
+ * scrape), and when the task ends. A worker that is killed loses at most the
+ * last 50 ms of its latencies.
  */
 export class MetricsRecorder {
   /** Whether handler calls and events are timed (counts are kept either way). */
@@ -52,8 +53,9 @@ export class MetricsRecorder {
     if (this.#dirty && now - this.#publishedAt >= PUBLISH_EVERY_MS) this.publish(now);
   }
 
-  publishIfDirty(now: number): void {
-    if (this.#dirty) this.publish(now);
+  /** Milliseconds until unpublished news is due (Infinity when there is none). */
+  dueIn(now: number): number {
+    return this.#dirty ? Math.max(1, PUBLISH_EVERY_MS - (now - this.#publishedAt)) : Infinity;
   }
 
   publish(now: number): void {

@@ -91,12 +91,13 @@ async function drain(task: DrainTask): Promise<null> {
       if (idleSince < 0) idleSince = now;
       const remaining = task.lingerMs - (now - idleSince);
       if (remaining <= 0) break;
-      // Going idle: publish what is new, so a scrape between bursts sees every settled event.
-      metrics.publishIfDirty(now);
+      metrics.maybePublish(now);
       const seen = Atomics.load(control, WAKE);
       Atomics.store(control, WAKE_PENDING, 0);
       Atomics.add(control, SLEEPERS, 1);
-      if (!readers.some((r) => r.waiting() > 0) && Atomics.load(control, STOP) === 0) Atomics.wait(control, WAKE, seen, remaining);
+      // Park, but not past the moment unpublished metrics are due: an idle worker's figures are at most 50 ms old.
+      const wait = Math.min(remaining, metrics.dueIn(now));
+      if (!readers.some((r) => r.waiting() > 0) && Atomics.load(control, STOP) === 0) Atomics.wait(control, WAKE, seen, wait);
       Atomics.sub(control, SLEEPERS, 1);
       continue;
     }

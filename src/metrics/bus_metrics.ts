@@ -48,6 +48,8 @@ export interface MetricsSource {
   topicName(id: number): string;
   breakerStates(): Record<string, number>;
   deadLetterSize(): number;
+  /** Resolves once every running worker has published what it measured. */
+  flush(): Promise<void>;
 }
 
 export interface TopicCounters {
@@ -219,8 +221,12 @@ export class BusMetrics {
     return h;
   }
 
-  /** The Prometheus text exposition, computed now. */
-  prometheus(): Promise<string> {
+  /**
+   * The Prometheus text exposition, computed now, after every running worker
+   * has published its latest figures (`snapshot()` may lag them by up to 50 ms).
+   */
+  async prometheus(): Promise<string> {
+    await this.#source.flush();
     return this.registry.metrics();
   }
 

@@ -43,23 +43,32 @@ export function bucketValue(index: number): number {
 export class LatencyAccumulator {
   counts = new Float64Array(BUCKETS);
   count = 0;
+  /** The range of buckets in use, so reading scans only that (workers publish often). */
+  #lo = BUCKETS;
+  #hi = -1;
 
   record(ns: number): void {
-    this.counts[bucketOf(ns)]++;
+    const i = bucketOf(ns);
+    this.counts[i]++;
     this.count++;
+    if (i < this.#lo) this.#lo = i;
+    if (i > this.#hi) this.#hi = i;
   }
 
   /** `times` observations of the same value. */
   recordTimes(ns: number, times: number): void {
-    this.counts[bucketOf(ns)] += times;
+    const i = bucketOf(ns);
+    this.counts[i] += times;
     this.count += times;
+    if (i < this.#lo) this.#lo = i;
+    if (i > this.#hi) this.#hi = i;
   }
 
   /** Sum of the values (bucket midpoints), in ns: cheaper than an HDR histogram's mean. */
   sum(): number {
     let total = 0;
     const c = this.counts;
-    for (let i = 0; i < c.length; i++) if (c[i] > 0) total += c[i] * bucketValue(i);
+    for (let i = this.#lo; i <= this.#hi; i++) if (c[i] > 0) total += c[i] * bucketValue(i);
     return total;
   }
 
@@ -67,25 +76,28 @@ export class LatencyAccumulator {
   sparse(): number[] {
     const out: number[] = [];
     const c = this.counts;
-    for (let i = 0; i < c.length; i++) if (c[i] > 0) out.push(i, c[i]);
+    for (let i = this.#lo; i <= this.#hi; i++) if (c[i] > 0) out.push(i, c[i]);
     return out;
   }
 
   addSparse(pairs: readonly number[]): void {
-    for (let i = 0; i < pairs.length; i += 2) {
-      this.counts[pairs[i]] += pairs[i + 1];
-      this.count += pairs[i + 1];
-    }
+    for (let i = 0; i < pairs.length; i += 2) this.recordTimesAt(pairs[i], pairs[i + 1]);
   }
 
   add(other: LatencyAccumulator): void {
-    for (let i = 0; i < other.counts.length; i++) if (other.counts[i] > 0) this.counts[i] += other.counts[i];
-    this.count += other.count;
+    for (let i = other.#lo; i <= other.#hi; i++) if (other.counts[i] > 0) this.recordTimesAt(i, other.counts[i]);
   }
 
   /** Adds every count into an HDR histogram (values in ns). */
   into(h: Histogram): void {
     const c = this.counts;
-    for (let i = 0; i < c.length; i++) if (c[i] > 0) h.recordValueWithCount(bucketValue(i), c[i]);
+    for (let i = this.#lo; i <= this.#hi; i++) if (c[i] > 0) h.recordValueWithCount(bucketValue(i), c[i]);
+  }
+
+  private recordTimesAt(index: number, times: number): void {
+    this.counts[index] += times;
+    this.count += times;
+    if (index < this.#lo) this.#lo = index;
+    if (index > this.#hi) this.#hi = index;
   }
 }
