@@ -119,7 +119,7 @@ interface RetryItem {
 
 const LANE_OF: Record<string, number> = { critical: 0, high: 1, normal: 2, low: 3 };
 
-export function laneOf(priority: unknown, what = 'priority'): number {
+function laneOf(priority: unknown, what = 'priority'): number {
   if (priority === undefined) return 2;
   const lane = typeof priority === 'string' ? LANE_OF[priority] : undefined;
   if (lane === undefined) {
@@ -306,10 +306,6 @@ export class Dispatcher {
     this.#deadLetters = deadLetter ? this.#deadLetterQueue : undefined;
     this.#deadLetterLog = new RateLimitedLog(this.#log, 1000);
     for (let s = 0; s < this.#slots; s++) this.#watched.push({ cursor: 0, handler: -1, since: 0 });
-  }
-
-  get state(): State {
-    return this.#state;
   }
 
   #closed(): boolean {

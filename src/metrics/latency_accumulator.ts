@@ -48,20 +48,7 @@ export class LatencyAccumulator {
   #hi = -1;
 
   record(ns: number): void {
-    const i = bucketOf(ns);
-    this.counts[i]++;
-    this.count++;
-    if (i < this.#lo) this.#lo = i;
-    if (i > this.#hi) this.#hi = i;
-  }
-
-  /** `times` observations of the same value. */
-  recordTimes(ns: number, times: number): void {
-    const i = bucketOf(ns);
-    this.counts[i] += times;
-    this.count += times;
-    if (i < this.#lo) this.#lo = i;
-    if (i > this.#hi) this.#hi = i;
+    this.recordTimesAt(bucketOf(ns), 1);
   }
 
   /** Sum of the values (bucket midpoints), in ns: cheaper than an HDR histogram's mean. */

@@ -160,13 +160,6 @@ export function rewriteRecord(src: Uint8Array, handlerIds: ArrayLike<number>, at
   return p.toStandalone();
 }
 
-/** The handler ids of an encoded record. */
-export function recordHandlerIds(src: Uint8Array): Int32Array {
-  const view = viewOf(src.buffer, src.byteOffset, src.byteLength);
-  const n = view.i32[REC_HANDLER_COUNT >> 2];
-  return view.i32.slice(REC_HEADER_BYTES >> 2, (REC_HEADER_BYTES >> 2) + n);
-}
-
 /** Everything an encoded record says about its event, decoded (for dead letters and crash reports). */
 export interface DecodedRecord {
   flags: number;
