@@ -16,10 +16,10 @@ import { build } from 'hdr-histogram-js';
 import { Bench } from 'tinybench';
 import { BreakerBoard } from '../src/breaker/breaker_board.js';
 import { LatencyAccumulator } from '../src/metrics/latency_accumulator.js';
-import { LaneRingWriter } from '../src/ring/lane_ring_writer.js';
-import { PendingRecord, viewOf } from '../src/ring/record.js';
-import { RF_BINARY, SLOT_BUSY, controlWords, slotWord } from '../src/shared/layout.js';
-import { LaneRingReader } from '../workers/lane_ring_reader.js';
+import { LaneRingReader, LaneRingWriter } from '../src/protocol/lane_ring.js';
+import { RecordEncoder as PendingRecord, RF_BINARY, viewOf } from '../src/protocol/record.js';
+import { SLOT_BUSY, controlWords, slotWord } from '../src/protocol/layout.js';
+
 
 const { values: args } = parseArgs({
   options: {

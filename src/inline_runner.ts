@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
 import type { Registration } from './router.js';
-import { LANE_COUNT } from './shared/layout.js';
-import { LanePicker } from './shared/lane_picker.js';
+import { LANE_COUNT } from './protocol/layout.js';
+import { LanePicker } from './protocol/lane_picker.js';
 import type { BusEvent } from './types.js';
 
 /** One event's inline stage, waiting in its lane. */

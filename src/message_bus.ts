@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { Dispatcher } from './dispatcher.js';
+import { Engine } from './engine/engine.js';
 import type { WorkerHandlerRef } from './handler_ref.js';
 import { resolveOptions, type BusOptions } from './options.js';
 import { BusSession } from './session.js';
@@ -36,11 +36,11 @@ export interface MessageBusEvents {
 export class MessageBus extends EventEmitter<MessageBusEvents> {
   /** Whether retry, circuit breakers, the dead-letter queue and handler timeouts are on when their option is absent. */
   protected static readonly resilientByDefault: boolean = false;
-  readonly #engine: Dispatcher;
+  readonly #engine: Engine;
 
   constructor(options?: BusOptions) {
     super();
-    this.#engine = new Dispatcher(resolveOptions(options, (new.target as typeof MessageBus).resilientByDefault), this);
+    this.#engine = new Engine(resolveOptions(options, (new.target as typeof MessageBus).resilientByDefault), this);
   }
 
   /** Starts the pool and checks every worker handler loads. Events published before are kept and run now. */

@@ -1,6 +1,6 @@
 import { DuplicateCommandHandlerError } from './errors.js';
 import type { WorkerHandlerRef } from './handler_ref.js';
-import type { SharedRegistryWriter } from './shared/registry.js';
+import type { SharedRegistryWriter } from './protocol/registry.js';
 import type { Handler } from './types.js';
 import type { TopicCounters } from './metrics/bus_metrics.js';
 

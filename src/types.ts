@@ -1,6 +1,6 @@
-import type { Priority } from './shared/task.js';
+import type { Priority } from './protocol/task.js';
 
-export type { Priority } from './shared/task.js';
+export type { Priority } from './protocol/task.js';
 
 /** What a handler receives. */
 export interface BusEvent<P = unknown> {

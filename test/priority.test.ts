@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Priority } from '../src/index.js';
-import { STARVATION_LIMIT } from '../src/shared/lane_picker.js';
-import { LanePicker } from '../src/shared/lane_picker.js';
+import { STARVATION_LIMIT } from '../src/protocol/lane_picker.js';
+import { LanePicker } from '../src/protocol/lane_picker.js';
 import { busFixture, recorder, type BusUnderTest } from './helpers.js';
 
 const fixture = busFixture();

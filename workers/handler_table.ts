@@ -1,5 +1,5 @@
-import type { SharedRegistryReader } from '../src/shared/registry.js';
-import { ENTRY_HANDLER } from '../src/shared/registry.js';
+import type { SharedRegistryReader } from '../src/protocol/registry.js';
+import { ENTRY_HANDLER } from '../src/protocol/registry.js';
 
 export type LoadedHandler = (event: unknown) => unknown;
 

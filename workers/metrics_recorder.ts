@@ -1,5 +1,5 @@
 import { LatencyAccumulator } from '../src/metrics/latency_accumulator.js';
-import { writeMailbox, type WorkerMetricsReport } from '../src/shared/metrics_mailbox.js';
+import { writeMailbox, type WorkerMetricsReport } from '../src/protocol/metrics_mailbox.js';
 
 /** How stale a worker's published metrics may get while it is busy. */
 const PUBLISH_EVERY_MS = 50;

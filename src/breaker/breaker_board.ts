@@ -1,7 +1,6 @@
+import { BREAKER_WORDS_BYTES } from '../protocol/breaker_words.js';
+import { MAX_BREAKERS } from '../protocol/limits.js';
 import { CIRCUIT_CODE, CircuitBreaker, type CircuitBreakerOptions, type CircuitState, type Clock } from './circuit_breaker.js';
-
-/** Most distinct handler names with a breaker on one bus. */
-export const MAX_BREAKERS = 4096;
 
 const realClock: Clock = { now: () => performance.now() };
 
@@ -12,7 +11,7 @@ const realClock: Clock = { now: () => performance.now() };
  * also runs one timer per open circuit to let trials through on time.
  */
 export class BreakerBoard {
-  readonly sab = new SharedArrayBuffer(4 * MAX_BREAKERS);
+  readonly sab = new SharedArrayBuffer(BREAKER_WORDS_BYTES);
   readonly #states = new Int32Array(this.sab);
   readonly #options: CircuitBreakerOptions | false;
   readonly #clock: Clock;

@@ -1,8 +1,12 @@
+import { BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN } from '../protocol/breaker_words.js';
+
 /** A circuit breaker's state: closed (deliveries run), open (refused), half_open (trials run). */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
 /** Numeric codes, as in shared memory and the `circuit_breaker_state` gauge. */
-export const CIRCUIT_CODE: Readonly<Record<CircuitState, number>> = Object.freeze({ closed: 0, open: 1, half_open: 2 });
+export const CIRCUIT_CODE: Readonly<Record<CircuitState, number>> = Object.freeze({
+  closed: BREAKER_CLOSED, open: BREAKER_OPEN, half_open: BREAKER_HALF_OPEN,
+});
 export const CIRCUIT_STATES: readonly CircuitState[] = ['closed', 'open', 'half_open'];
 
 export interface CircuitBreakerOptions {

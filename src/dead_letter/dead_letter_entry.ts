@@ -1,4 +1,4 @@
-import type { Priority } from '../shared/task.js';
+import type { Priority } from '../protocol/task.js';
 
 /** The event as it was published, kept with a dead letter. */
 export interface DeadEvent {

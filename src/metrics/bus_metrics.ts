@@ -1,6 +1,6 @@
 import { build, type Histogram } from 'hdr-histogram-js';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { WorkerMetricsReport } from '../shared/metrics_mailbox.js';
+import type { WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
 import type { BusStats } from '../types.js';
 import { LatencyAccumulator } from './latency_accumulator.js';
 

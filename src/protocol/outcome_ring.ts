@@ -1,7 +1,45 @@
-import {
-  OUT_ATTEMPT, OUT_BYTES, OUT_HANDLER, OUT_HEADER_BYTES, OUT_KIND, OUT_PAD, OUT_RECORD_BYTES, OUT_SEQ,
-  OUT_TEXT_BYTES, OUT_TOPIC, SLOT_OUT_READ, SLOT_OUT_WRITE, align8, slotWord,
-} from './layout.js';
+/**
+ * A slot's outcome ring: the worker holding the slot writes, main reads; both
+ * halves are here. It carries what success cannot imply: failures, command
+ * replies, completion of tracked records. Because it lives in shared memory,
+ * a worker that dies leaves its reports behind.
+ *
+ *    +0  i32 entryBytes    multiple of 8 (PAD entries fill the tail; entries never wrap)
+ *    +4  i32 kind          OUT_* below
+ *    +8  f64 seq
+ *    +16 i32 handlerId     (-1 for whole-record outcomes)
+ *    +20 i32 attempt
+ *    +24 i32 textBytes     error message, or JSON of a command result
+ *    +28 i32 recordBytes   copy of the record (for a retry), 0 if not kept
+ *    +32 i32 topicId
+ *    +36 i32 (reserved)
+ *    +40 text, then record
+ *
+ * Cursors: the slot's OUT_WRITE (worker) and OUT_READ (main) words in the
+ * control block. Sized by the engine to hold at least two of the largest
+ * entries (limits.ts), so one entry always fits once main has read the rest.
+ */
+import { SLOT_OUT_READ, SLOT_OUT_WRITE, align8, slotWord } from './layout.js';
+
+export const OUT_BYTES = 0;
+export const OUT_KIND = 4;
+export const OUT_SEQ = 8;
+export const OUT_HANDLER = 16;
+export const OUT_ATTEMPT = 20;
+export const OUT_TEXT_BYTES = 24;
+export const OUT_RECORD_BYTES = 28;
+export const OUT_TOPIC = 32;
+export const OUT_HEADER_BYTES = 40;
+
+export const OUT_PAD = 0;
+/** A handler threw (or its module failed to load); text is the message. */
+export const OUT_FAILED = 1;
+/** Every handler of the record ran (or was refused); text is a command's JSON result. */
+export const OUT_DONE = 2;
+/** An open circuit breaker refused the delivery: a failed attempt, but not a handler failure. */
+export const OUT_REFUSED = 3;
+/** A delivery succeeded while its breaker was half-open: a trial the breaker counts. */
+export const OUT_SUCCEEDED = 4;
 
 /** One report from a worker that success alone could not imply. */
 export interface Outcome {
@@ -18,7 +56,8 @@ export interface Outcome {
 /**
  * Worker side of a slot's outcome ring (single producer: the worker holding
  * the slot; single consumer: main). `tryWrite` returns false when the ring is
- * full; the worker then ends its task so main can empty it.
+ * full; the worker then wakes main and waits for it to read (see the runtime's
+ * `report`).
  */
 export class OutcomeRingWriter {
   readonly #control: Int32Array;

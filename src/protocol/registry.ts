@@ -11,8 +11,9 @@
  *   +---------+------------+------  +------------+----------+---------------+--
  *
  * Entries are written first and COUNT is published after, with Atomics.store.
- * Ids are deduplicated on the main thread (one per topic, one per
- * module#export), so the registry grows with the code base, not with traffic.
+ * Ids are deduplicated on the main thread (one per topic routed to a worker,
+ * one per module#export#name), so the registry grows with the code base, not
+ * with traffic. Its size is REGISTRY_BYTES (limits.ts).
  */
 export const REG_COUNT = 0;
 export const REG_USED = 1;
@@ -101,8 +102,8 @@ export class SharedRegistryWriter {
     const need = (8 + len + 7) & ~7;
     if (this.#offset + need > this.sab.byteLength) {
       throw new RangeError(
-        `ringbus: the shared registry of topics and worker handlers is full (${this.sab.byteLength} bytes); ` +
-          `raise registryBytes`,
+        `ringbus: the shared registry of topics and worker handlers is full (${this.sab.byteLength} bytes, ` +
+          `${this.#count} entries): it holds one entry per topic routed to a worker and per worker handler, and entries are never freed`,
       );
     }
     this.#i32[this.#offset >> 2] = len;

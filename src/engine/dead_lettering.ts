@@ -1,0 +1,132 @@
+/**
+ * Dead-lettering: turns a delivery out of attempts into a DeadLetterEntry,
+ * persists the entries of one event-loop turn in one write before
+ * acknowledging them (settling their events), and publishes entries again
+ * when users replay them. Owns the dead-letter queue and its file sink.
+ */
+import { DeadLetterQueue, type DeadLetters } from '../dead_letter/dead_letter_queue.js';
+import type { DeadEvent, DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
+import { JsonLinesDeadLetterSink } from '../dead_letter/json_lines_sink.js';
+import { errorMessage } from '../protocol/error_text.js';
+import { MAX_EVENT_ID_BYTES } from '../protocol/limits.js';
+import { decodeRecord } from '../protocol/record.js';
+import { PRIORITY_NAMES } from '../protocol/task.js';
+import { RateLimitedLog } from '../rate_limited_log.js';
+import type { FailedAttempt } from './failure_policy.js';
+import type { EngineParts } from './parts.js';
+
+export class DeadLettering {
+  readonly #p: EngineParts;
+  /** Always there (empty when the feature is off), so `bus.deadLetters` needs no check. */
+  readonly queue: DeadLetterQueue;
+  readonly enabled: boolean;
+  readonly #sink: JsonLinesDeadLetterSink | undefined;
+  #batch: { entry: DeadLetterEntry; seq: number }[] = [];
+  #entrySeq = 0;
+  readonly #log: RateLimitedLog;
+
+  constructor(p: EngineParts) {
+    this.#p = p;
+    const options = p.options.deadLetter;
+    this.enabled = options !== false;
+    this.#sink = options && options.path !== undefined ? new JsonLinesDeadLetterSink(options.path) : undefined;
+    this.queue = new DeadLetterQueue({
+      capacity: options ? options.capacity : 1,
+      sink: this.#sink,
+      republish: (entries) => this.#republish(entries),
+    });
+    this.#log = new RateLimitedLog(p.log, 1000);
+  }
+
+  get public(): DeadLetters {
+    return this.queue;
+  }
+
+  /** Loads what is still dead from the file (at start); throws naming the path. */
+  load(): void {
+    if (this.#sink === undefined) return;
+    try {
+      this.queue.restore(this.#sink.load());
+    } catch (err) {
+      throw new Error(`cannot load dead letters from deadLetter.path ${this.#sink.path}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Queues the dead letter of a delivery out of attempts; written with the rest of this turn's. */
+  add(f: FailedAttempt, firstAttemptAt: number, lastAttemptAt: number): void {
+    this.#batch.push({ entry: this.#entry(f, firstAttemptAt, lastAttemptAt), seq: f.seq });
+    if (this.#batch.length === 1) queueMicrotask(this.flush);
+  }
+
+  /** Persists the dead letters of this turn in one write, then acknowledges them. */
+  readonly flush = (): void => {
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const p = this.#p;
+    try {
+      this.queue.add(batch.map((b) => b.entry));
+    } catch (err) {
+      p.log.error({ err: errorMessage(err), path: this.#sink?.path, entries: batch.length },
+        'could not write dead letters to their file; kept in memory only');
+      this.queue.restore(batch.map((b) => b.entry));
+    }
+    for (const { entry, seq } of batch) {
+      p.counters.deadLettered++;
+      p.metrics.handler(entry.handler).deadLettered++;
+      this.#log.warn({ handler: entry.handler, topic: entry.event.topic, eventId: entry.event.id, error: entry.error, attempts: entry.attempts },
+        'delivery dead-lettered');
+      p.emitter.emit('dead-letter', entry);
+      p.inFlight.outstandingDone(seq);
+    }
+  };
+
+  /** At stop: the end of a storm is reported too. */
+  stop(): void {
+    this.flush();
+    this.#log.flush('deliveries dead-lettered');
+  }
+
+  #entry(f: FailedAttempt, firstAttemptAt: number, lastAttemptAt: number): DeadLetterEntry {
+    const p = this.#p;
+    let event: DeadEvent;
+    if (f.job !== undefined) {
+      const e = f.job.event;
+      event = { id: e.id, topic: e.topic, payload: e.payload, priority: e.priority, sessionId: e.sessionId, publishedAt: e.publishedAt };
+    } else {
+      const d = f.record ? decodeRecord(f.record) : undefined;
+      const t = p.inFlight.get(f.seq);
+      const tracked = t?.kind === 'tracked' ? t : undefined;
+      event = {
+        id: d?.id ?? tracked?.id ?? p.memory.idPrefix + f.seq, topic: f.topic, payload: d ? d.payload : tracked?.payload,
+        priority: PRIORITY_NAMES[f.lane], sessionId: d ? d.sessionId : tracked?.sessionId, publishedAt: d?.publishedAt ?? t?.publishedAt ?? 0,
+      };
+    }
+    return {
+      id: `${p.memory.idPrefix}dl${++this.#entrySeq}`, event, handler: f.handler, error: f.error,
+      attempts: f.attempt + 1, firstAttemptAt, lastAttemptAt,
+    };
+  }
+
+  /** Publishes dead letters again, each to its own handler only, with fresh attempts and its original event id. */
+  #republish(entries: DeadLetterEntry[]): number {
+    const p = this.#p;
+    // Every entry's handler must exist before any is published again: all or nothing.
+    const regs = entries.map((entry) => {
+      const reg = p.router.find(entry.event.topic, entry.handler);
+      if (reg === undefined) {
+        throw new RangeError(`cannot replay dead letter ${entry.id}: no handler '${entry.handler}' on topic '${entry.event.topic}'`);
+      }
+      if (Buffer.byteLength(entry.event.id) > MAX_EVENT_ID_BYTES) {
+        throw new RangeError(`cannot replay dead letter ${entry.id}: its event id is longer than ${MAX_EVENT_ID_BYTES} bytes`);
+      }
+      return reg;
+    });
+    let accepted = 0;
+    for (const [i, entry] of entries.entries()) {
+      if (!p.publisher.republish(entry, regs[i])) break;
+      accepted++;
+    }
+    return accepted;
+  }
+}

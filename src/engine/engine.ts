@@ -1,0 +1,249 @@
+/**
+ * The engine behind MessageBus: builds the parts (see parts.ts), wires the
+ * inline runner and the metrics to them, and runs the lifecycle: start()
+ * (pool, handler probe, dead letters from their file) and stop() (drain,
+ * stop the workers, dead-letter what waits for a retry, abandon the rest).
+ *
+ * One event's life, file by file: publisher.ts (validate, encode, count,
+ * route) → lanes.ts (a record in its lane ring) → slot_pool.ts (wake or
+ * start a worker) → workers/runtime.ts + workers/batch_runner.ts (claim, run,
+ * report) → slot_pool.ts (PROGRESS) → outcome_dispatch.ts → failure_policy.ts
+ * (retry or dead_lettering.ts) / in_flight.ts (stages, command replies, the
+ * one settle exit). Inline handlers go publisher.ts → inline_runner.ts → the
+ * same failure policy and in-flight records.
+ */
+import type { EventEmitter } from 'node:events';
+import { BoundedEventQueue } from '../bounded_event_queue.js';
+import { BreakerBoard } from '../breaker/breaker_board.js';
+import type { CircuitState } from '../breaker/circuit_breaker.js';
+import type { DeadLetters } from '../dead_letter/dead_letter_queue.js';
+import { CircuitOpenError, HandlerLoadError } from '../errors.js';
+import { assertModuleExists, type WorkerHandlerRef } from '../handler_ref.js';
+import { InlineRunner } from '../inline_runner.js';
+import { defaultLogger } from '../logger.js';
+import { BusMetrics } from '../metrics/bus_metrics.js';
+import type { ResolvedOptions } from '../options.js';
+import { errorMessage } from '../protocol/error_text.js';
+import { STOP, WAKE } from '../protocol/layout.js';
+import { REGISTRY_BYTES } from '../protocol/limits.js';
+import { SharedRegistryWriter } from '../protocol/registry.js';
+import type { Priority } from '../protocol/task.js';
+import { Router } from '../router.js';
+import type { BusStats, CommandResult, EventHandlerOptions, Handler, PublishAsyncOptions, PublishOptions, StopOptions } from '../types.js';
+import { EngineCounters } from './counters.js';
+import { DeadLettering } from './dead_lettering.js';
+import { FailurePolicy } from './failure_policy.js';
+import { InFlight } from './in_flight.js';
+import { Lanes } from './lanes.js';
+import { Lifecycle } from './lifecycle.js';
+import { OutcomeDispatch } from './outcome_dispatch.js';
+import type { EngineParts } from './parts.js';
+import { Publisher } from './publisher.js';
+import { Registrar } from './registrar.js';
+import { allocateSharedMemory } from './shared_memory.js';
+import { SlotPool } from './slot_pool.js';
+import { checkOptionsObject, laneOf } from './validation.js';
+import { Watchdog } from './watchdog.js';
+import { createWorkerPool, probeHandlers } from './worker_pool.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export class Engine {
+  readonly #p: EngineParts;
+  #stopping: Promise<void> | undefined;
+
+  constructor(options: ResolvedOptions, emitter: EventEmitter) {
+    const p = { options, emitter, log: options.logger ?? defaultLogger(), counters: new EngineCounters(), lifecycle: new Lifecycle() } as
+      Mutable<EngineParts>;
+    this.#p = p;
+    p.registry = new SharedRegistryWriter(REGISTRY_BYTES);
+    p.breakers = new BreakerBoard(options.circuitBreaker, (handler, from, to) => this.#circuitMoved(handler, from, to));
+    p.memory = allocateSharedMemory(options, p.registry.sab, p.breakers.sab);
+    p.control = new Int32Array(p.memory.control);
+    p.metrics = new BusMetrics({
+      stats: () => this.stats(),
+      liveReports: () => p.slots.liveReports(),
+      handlerName: (id) => p.registrar.handlerName(id),
+      topicName: (id) => p.registrar.topicName(id),
+      breakerStates: () => p.breakers.snapshot(),
+      deadLetterSize: () => p.deadLetters.queue.size,
+      flush: () => p.slots.flushMetrics(),
+    });
+    p.router = new Router(p.registry, (topic) => p.metrics.topic(topic));
+    p.queue = new BoundedEventQueue(options.queue, () => p.slots.workerSettled());
+    p.lanes = new Lanes(p);
+    p.slots = new SlotPool(p);
+    p.outcomes = new OutcomeDispatch(p);
+    p.watchdog = new Watchdog(p);
+    p.registrar = new Registrar(p);
+    p.publisher = new Publisher(p);
+    p.inFlight = new InFlight(p);
+    p.failures = new FailurePolicy(p);
+    p.deadLetters = new DeadLettering(p);
+    p.inline = new InlineRunner({
+      refusal: (_job, handler) => (p.breakers.allows(handler.name) ? undefined : new CircuitOpenError(handler.name).message),
+      failed: (job, handler, error, refused, ns) => {
+        if (p.lifecycle.terminated) return;
+        if (!refused && options.metrics) p.metrics.handler(handler.name).processing.record(ns);
+        p.failures.attemptFailed({
+          seq: job.seq, lane: laneOf(job.event.priority), topic: job.event.topic, handler: handler.name,
+          attempt: job.event.attempt, error: errorMessage(error), refused, job, reg: handler,
+        });
+      },
+      succeeded: (_job, handler, ns) => {
+        if (p.lifecycle.terminated) return;
+        p.counters.processedMain++;
+        const counters = p.metrics.handler(handler.name);
+        counters.succeeded++;
+        if (options.metrics) counters.processing.record(ns);
+        p.breakers.onSuccess(handler.name);
+      },
+      done: (job, failures, result) => {
+        // After stop() gave up on pending events, a late async handler's completion is already counted as abandoned.
+        if (!p.lifecycle.terminated) p.inFlight.recordDone(job.seq, job.event.attempt, failures > 0, result, job.event);
+      },
+    }, options.metrics);
+  }
+
+  register(topic: string, handler: Handler | WorkerHandlerRef, options: EventHandlerOptions | undefined, command: boolean): () => void {
+    return this.#p.registrar.register(topic, handler, options, command);
+  }
+
+  publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
+    return this.#p.publisher.publish(topic, payload, options, session);
+  }
+
+  publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
+    return this.#p.publisher.publishAsync(topic, payload, options, session);
+  }
+
+  execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
+    return this.#p.publisher.execute(topic, payload, options, session);
+  }
+
+  async start(): Promise<void> {
+    const p = this.#p;
+    if (p.lifecycle.running) return;
+    if (p.lifecycle.state !== 'new') throw new Error(`cannot start a bus that is ${p.lifecycle.publicState}`);
+    p.lifecycle.move('starting');
+    const refs = p.registrar.workerRefs();
+    try {
+      for (const ref of refs) assertModuleExists(ref);
+      p.slots.attach(createWorkerPool(p.options, p.memory, refs));
+      p.slots.pool!.on('error', (err: unknown) => p.log.error({ err: errorMessage(err) }, 'worker error outside a task'));
+      const errors = await probeHandlers(p.slots.pool!, refs);
+      if (errors.length > 0) throw new HandlerLoadError(errors.join('; '));
+      p.deadLetters.load();
+    } catch (err) {
+      await p.slots.detach()?.destroy();
+      if (p.lifecycle.poolStarting) p.lifecycle.move('new');
+      throw err;
+    }
+    if (!p.lifecycle.poolStarting) {
+      // stop() was called while the pool started: it owns the rest.
+      throw p.lifecycle.stoppedError();
+    }
+    p.lifecycle.move('running');
+    p.watchdog.start();
+    p.registrar.probeLateRegistrations();
+    p.log.info({ threads: p.options.pool.maxThreads, queued: p.queue.size }, 'bus started');
+    p.inline.enable();
+    p.slots.pump();
+  }
+
+  stop(options: StopOptions | undefined): Promise<void> {
+    checkOptionsObject('stop options', options);
+    const drain = options?.drain ?? true;
+    const timeoutMs = options?.timeoutMs ?? Infinity;
+    if (typeof drain !== 'boolean') throw new TypeError(`stop option drain must be a boolean, got ${String(drain)}`);
+    if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+      throw new RangeError(`stop option timeoutMs must be a number >= 0, got ${String(timeoutMs)}`);
+    }
+    this.#stopping ??= this.#stop(drain && this.#p.lifecycle.running, timeoutMs);
+    return this.#stopping;
+  }
+
+  async #stop(drain: boolean, timeoutMs: number): Promise<void> {
+    const p = this.#p;
+    p.lifecycle.move('draining');
+    p.queue.rejectWaiters();
+    if (drain && p.queue.size > 0) {
+      p.log.info({ pending: p.queue.size, timeoutMs }, 'stopping: draining pending events');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => {
+        if (timeoutMs !== Infinity) timer = setTimeout(resolve, timeoutMs);
+      });
+      await Promise.race([this.drain(), timedOut]);
+      clearTimeout(timer);
+    }
+    p.inline.disable();
+    Atomics.store(p.control, STOP, 1);
+    Atomics.add(p.control, WAKE, 1);
+    Atomics.notify(p.control, WAKE);
+    p.watchdog.stop();
+    p.lifecycle.move('terminating');
+    await p.slots.detach()?.destroy();
+    // Workers are gone: whatever their slots recorded is final now.
+    p.slots.collect();
+    p.failures.stop();
+    p.deadLetters.stop();
+    p.breakers.stop();
+    const abandoned = p.queue.size;
+    if (abandoned > 0) {
+      p.counters.abandoned += abandoned;
+      p.inline.clear();
+      p.lanes.clearOverflow();
+      p.inFlight.abandonAll();
+      p.log.warn({ abandoned }, 'bus stopped with events still pending; they were abandoned');
+      p.inFlight.settle(abandoned);
+    }
+    p.lifecycle.move('stopped');
+    p.inFlight.resolveDrainWaiters();
+    p.slots.releaseFlushWaiters();
+    p.log.info(this.stats(), 'bus stopped');
+  }
+
+  drain(): Promise<void> {
+    return this.#p.inFlight.settled().then(() => this.#p.slots.flushMetrics());
+  }
+
+  get metrics(): BusMetrics {
+    return this.#p.metrics;
+  }
+
+  circuitState(handler: string): CircuitState {
+    return this.#p.breakers.state(handler);
+  }
+
+  get deadLetters(): DeadLetters {
+    return this.#p.deadLetters.public;
+  }
+
+  stats(): BusStats {
+    const { counters: c, queue, slots } = this.#p;
+    return {
+      published: c.published,
+      processed: c.processedMain + slots.workerProcessed(),
+      failed: c.failed,
+      dropped: c.dropped,
+      rejected: c.rejected,
+      abandoned: c.abandoned,
+      retried: c.retried,
+      deadLettered: c.deadLettered,
+      workerCrashes: c.workerCrashes,
+      handlerTimeouts: c.handlerTimeouts,
+      queueSize: queue.size,
+      backpressureActive: queue.backpressureActive,
+    };
+  }
+
+  /** Records in the lanes not yet claimed by a worker (for tests and metrics). */
+  laneDepths(): Record<Priority, number> {
+    return this.#p.lanes.depths();
+  }
+
+  #circuitMoved(handler: string, from: CircuitState, to: CircuitState): void {
+    this.#p.log.info({ handler, from, to }, `circuit ${to === 'half_open' ? 'half-open' : to}`);
+    this.#p.emitter.emit('circuit', { handler, from, to });
+  }
+}

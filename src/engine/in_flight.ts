@@ -1,0 +1,217 @@
+/**
+ * Events main follows until they settle, one record per event, and the one
+ * exit every settled event goes through (`settle`). Most events are never
+ * here: a worker settles them implicitly. Main keeps a record only for
+ *
+ * - a tracked event: a command (its caller waits for a reply) or an event
+ *   whose topic mixes inline and worker handlers (main starts each stage);
+ * - a failing event: one whose delivery failed, while a retry waits or a dead
+ *   letter is being written. A tracked event that fails gets the same
+ *   failure ledger.
+ *
+ * A command is replied to exactly once (`reply`), whatever settles it first.
+ */
+import type { Route } from '../router.js';
+import { RF_BINARY, RF_CONTINUATION, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
+import { PRIORITY_NAMES } from '../protocol/task.js';
+import type { BusEvent, CommandResult } from '../types.js';
+import type { EngineParts } from './parts.js';
+
+/** The failed deliveries of one event, while any waits to run again or to be dead-lettered. */
+export interface FailureLedger {
+  /** Retries scheduled or running, and dead letters not yet persisted. */
+  outstanding: number;
+  /** The event's first pass (every stage) finished. */
+  baseDone: boolean;
+  /** Attempt number of the last failure, to tell a retry's success from its failure. */
+  failedAttempt: number;
+  /** Epoch ms of each failing delivery's first failure, by handler name. */
+  readonly firstFailureAt: Map<string, number>;
+}
+
+interface InFlightBase {
+  readonly seq: number;
+  readonly topic: string;
+  /** Epoch ms (0 when unknown): for the end-to-end time when the event settles. */
+  readonly publishedAt: number;
+  failures: FailureLedger | undefined;
+}
+
+/** A command, or an event with several stages: main drives it, so it keeps what it needs to encode each stage. */
+export interface TrackedEvent extends InFlightBase {
+  readonly kind: 'tracked';
+  readonly lane: number;
+  readonly payload: unknown;
+  /** RF_BINARY / RF_UNDEFINED, and the encoded payload to write again for each worker stage. */
+  readonly payloadFlags: number;
+  readonly text: string | undefined;
+  readonly payloadBytes: number;
+  readonly sessionId: string | undefined;
+  /** A replayed dead letter keeps its id. */
+  readonly id: string | undefined;
+  readonly route: Route;
+  stage: number;
+  /** Set for commands: resolves the caller's promise. */
+  readonly reply: ((result: CommandResult) => void) | undefined;
+  replied: boolean;
+}
+
+/** An event main learned of only through a failed delivery. */
+export interface FailingEvent extends InFlightBase {
+  readonly kind: 'failing';
+}
+
+export type InFlightEvent = TrackedEvent | FailingEvent;
+
+export class InFlight {
+  readonly #p: EngineParts;
+  readonly #events = new Map<number, InFlightEvent>();
+  readonly #drainWaiters: (() => void)[] = [];
+
+  constructor(p: EngineParts) {
+    this.#p = p;
+  }
+
+  track(event: TrackedEvent): void {
+    this.#events.set(event.seq, event);
+  }
+
+  get(seq: number): InFlightEvent | undefined {
+    return this.#events.get(seq);
+  }
+
+  /** The tracked command with this seq, if it still waits for its reply. */
+  command(seq: number): TrackedEvent | undefined {
+    const e = this.#events.get(seq);
+    return e?.kind === 'tracked' && e.reply !== undefined && !e.replied ? e : undefined;
+  }
+
+  /** The event's failure ledger, created at its first failure. */
+  ledger(seq: number, topic: string, publishedAt: () => number): FailureLedger {
+    let e = this.#events.get(seq);
+    if (e === undefined) {
+      e = { kind: 'failing', seq, topic, publishedAt: publishedAt(), failures: undefined };
+      this.#events.set(seq, e);
+    }
+    e.failures ??= { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map() };
+    return e.failures;
+  }
+
+  /** Replies to a command once; later replies (a retry succeeding after the bus gave up on it) are ignored. */
+  reply(seq: number, result: CommandResult): void {
+    const e = this.command(seq);
+    if (e === undefined) return;
+    e.replied = true;
+    e.reply!(result);
+  }
+
+  /**
+   * A record or inline job finished: attempt 0 is a stage of the event's
+   * first pass, a higher attempt is one retried delivery. `origin` is the
+   * event of an inline job, for its end-to-end time when nothing tracks it.
+   */
+  recordDone(seq: number, attempt: number, failed: boolean, result: unknown, origin?: BusEvent): void {
+    const e = this.#events.get(seq);
+    if (!failed) this.reply(seq, { success: true, result, attempts: attempt + 1 });
+    const ledger = e?.failures;
+    if (attempt > 0) {
+      this.outstandingDone(seq);
+      return;
+    }
+    if (e?.kind === 'tracked' && e.reply === undefined && ++e.stage < e.route.stages.length) {
+      this.#startStage(e);
+      return;
+    }
+    if (ledger !== undefined && ledger.outstanding > 0) ledger.baseDone = true;
+    else this.#finish(seq, e ?? origin);
+  }
+
+  /** A retry or dead letter of the event is done; the event settles once nothing else is outstanding. */
+  outstandingDone(seq: number): void {
+    const e = this.#events.get(seq);
+    const ledger = e?.failures;
+    if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq, e);
+  }
+
+  /** drop-oldest took the event before anything ran: it settles as dropped. */
+  dropped(seq: number, tracked: boolean): void {
+    if (tracked) {
+      const e = this.#events.get(seq);
+      this.reply(seq, { success: false, error: `command on topic '${e?.topic}' was dropped (queue.strategy 'drop-oldest')`, attempts: 0 });
+      this.#events.delete(seq);
+    }
+    this.settle(1);
+  }
+
+  /** The bus stopped with events pending: every waiting command gets its reply, and nothing is followed any more. */
+  abandonAll(): void {
+    for (const e of this.#events.values()) {
+      if (e.kind === 'tracked') this.reply(e.seq, { success: false, error: 'the bus stopped before the command finished', attempts: 0 });
+    }
+    this.#events.clear();
+  }
+
+  /**
+   * Every delivery of the event is processed, dead-lettered or finally
+   * failed. Events settled here (not implicitly by a worker) get their
+   * end-to-end time measured here.
+   */
+  #finish(seq: number, known: { topic: string; publishedAt: number } | undefined): void {
+    if (this.#p.options.metrics && known !== undefined && known.publishedAt > 0) {
+      this.#p.metrics.topic(known.topic).endToEnd.record((performance.timeOrigin + performance.now() - known.publishedAt) * 1e6);
+    }
+    this.#events.delete(seq);
+    this.settle(1);
+  }
+
+  /** The one exit: `count` accepted events settled on the main thread. */
+  settle(count: number): void {
+    this.#p.queue.settle(count);
+    this.afterSettle();
+  }
+
+  /** Room may have appeared (here, or in workers' counters): wake producers, lower backpressure, resolve drain(). */
+  afterSettle(): void {
+    const queue = this.#p.queue;
+    if (queue.observe()) this.#p.publisher.backpressureChanged(false);
+    if (this.#drainWaiters.length > 0 && queue.size === 0) this.resolveDrainWaiters();
+  }
+
+  /** Resolves once no accepted event is unsettled. */
+  settled(): Promise<void> {
+    if (this.#p.queue.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  resolveDrainWaiters(): void {
+    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+  }
+
+  /** Starts the tracked event's current stage: a record for the workers, or a job for the inline runner. */
+  #startStage(e: TrackedEvent): void {
+    const stage = e.route.stages[e.stage];
+    if (stage.inWorker) {
+      const r = this.#p.publisher.encoder;
+      r.clear();
+      r.flags = e.payloadFlags | (e.lane << RF_LANE_SHIFT) | RF_TRACKED | RF_CONTINUATION;
+      r.topicId = e.route.topicId;
+      r.attempt = 0;
+      r.seq = e.seq;
+      r.publishedAt = e.publishedAt;
+      r.handlerIds = stage.handlerIds;
+      r.setSession(e.sessionId);
+      r.setId(e.id);
+      r.text = e.text;
+      if (e.payloadFlags & RF_BINARY) r.binary = e.payload as Uint8Array;
+      r.payloadBytes = e.payloadBytes;
+      this.#p.lanes.write(e.lane, r);
+      r.clear();
+    } else {
+      const event: BusEvent = {
+        id: e.id ?? this.#p.memory.idPrefix + e.seq, topic: e.topic, payload: e.payload, priority: PRIORITY_NAMES[e.lane],
+        sessionId: e.sessionId, attempt: 0, publishedAt: e.publishedAt,
+      };
+      this.#p.inline.enqueue(e.lane, { seq: e.seq, event, handlers: stage.handlers, continuation: true });
+    }
+  }
+}

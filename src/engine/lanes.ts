@@ -1,0 +1,111 @@
+/**
+ * The priority lanes on the main thread's side: one shared ring per lane and,
+ * behind each, an overflow list for records that did not fit (still within
+ * `queue.capacity`), kept in FIFO order with the ring. Owns writing records,
+ * dropping the oldest for drop-oldest, and the lanes' depths.
+ */
+import { Fifo } from '../fifo.js';
+import { LaneRingWriter } from '../protocol/lane_ring.js';
+import { LANE_COUNT } from '../protocol/layout.js';
+import {
+  RF_CONTINUATION, RF_TRACKED, recordFlags, recordSeq, recordTopic, standaloneView, type RecordEncoder,
+} from '../protocol/record.js';
+import type { Priority } from '../protocol/task.js';
+import type { EngineParts } from './parts.js';
+
+/** What `takeOldest` took, reused (drop-oldest may drop on every publish at capacity). */
+export interface TakenRecord {
+  topicId: number;
+  seq: number;
+  tracked: boolean;
+}
+
+export class Lanes {
+  readonly #p: EngineParts;
+  readonly #writers: LaneRingWriter[];
+  readonly #overflow = Array.from({ length: LANE_COUNT }, () => new Fifo<Uint8Array>());
+  readonly taken: TakenRecord = { topicId: 0, seq: 0, tracked: false };
+
+  constructor(p: EngineParts) {
+    this.#p = p;
+    this.#writers = p.memory.lanes.map((sab, lane) => new LaneRingWriter(p.control, sab, lane, p.options.pool.maxThreads));
+  }
+
+  /** Writes the encoded record into its lane (or behind the lane's overflow, keeping FIFO order) and signals the workers. */
+  write(lane: number, record: RecordEncoder): void {
+    const overflow = this.#overflow[lane];
+    if (overflow.length > 0 || !this.#writers[lane].write(record)) overflow.push(record.toStandalone());
+    this.#p.slots.signalWork();
+  }
+
+  /** Same for a standalone record; the caller signals (or pumps) once it has written what it has. */
+  writeEncoded(lane: number, record: Uint8Array): void {
+    const overflow = this.#overflow[lane];
+    if (overflow.length > 0 || !this.#writers[lane].writeEncoded(record)) overflow.push(record);
+  }
+
+  /** Moves overflowed records into their rings as room appears. */
+  flushOverflow(): void {
+    let wrote = false;
+    for (let lane = 0; lane < LANE_COUNT; lane++) {
+      const overflow = this.#overflow[lane];
+      for (let head = overflow.peek(); head !== undefined; head = overflow.peek()) {
+        if (!this.#writers[lane].writeEncoded(head)) break;
+        overflow.shift();
+        wrote = true;
+      }
+    }
+    if (wrote) this.#p.slots.signalWork();
+  }
+
+  /**
+   * Takes the oldest record of a lane that no worker claimed and that does
+   * not continue an event under way, into `taken`; false if there is none.
+   */
+  takeOldest(lane: number): boolean {
+    const writer = this.#writers[lane];
+    const taken = this.taken;
+    const off = writer.takeOldest();
+    if (off >= 0) {
+      taken.topicId = recordTopic(writer.view, off);
+      taken.seq = recordSeq(writer.view, off);
+      taken.tracked = (recordFlags(writer.view, off) & RF_TRACKED) !== 0;
+      return true;
+    }
+    const head = this.#overflow[lane].peek();
+    if (head === undefined) return false;
+    const view = standaloneView(head);
+    const flags = recordFlags(view, 0);
+    if (flags & RF_CONTINUATION) return false;
+    this.#overflow[lane].shift();
+    taken.topicId = recordTopic(view, 0);
+    taken.seq = recordSeq(view, 0);
+    taken.tracked = (flags & RF_TRACKED) !== 0;
+    return true;
+  }
+
+  /** Copies of the records in [from, to) of a lane: a span a crashed worker's slot still gates. */
+  copyRange(lane: number, from: number, to: number): Uint8Array[] {
+    return this.#writers[lane].copyRange(from, to);
+  }
+
+  /** Records waiting for a worker, all lanes. */
+  backlog(): number {
+    let n = 0;
+    for (let lane = 0; lane < LANE_COUNT; lane++) n += this.depth(lane);
+    return n;
+  }
+
+  depth(lane: number): number {
+    return this.#writers[lane].waiting + this.#overflow[lane].length;
+  }
+
+  depths(): Record<Priority, number> {
+    return { critical: this.depth(0), high: this.depth(1), normal: this.depth(2), low: this.depth(3) };
+  }
+
+  /** Forgets overflowed records (the bus stopped; they are counted as abandoned). */
+  clearOverflow(): void {
+    for (const overflow of this.#overflow) overflow.clear();
+  }
+}

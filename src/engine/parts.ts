@@ -1,0 +1,53 @@
+/**
+ * The engine's parts, as each module sees the others. The engine builds one
+ * of these and hands it to every part: calls between parts are direct method
+ * calls on concrete classes (the hot path has no emitters, closures or
+ * indirection through callbacks).
+ */
+import type { EventEmitter } from 'node:events';
+import type { BoundedEventQueue } from '../bounded_event_queue.js';
+import type { BreakerBoard } from '../breaker/breaker_board.js';
+import type { InlineRunner } from '../inline_runner.js';
+import type { Logger } from '../logger.js';
+import type { BusMetrics } from '../metrics/bus_metrics.js';
+import type { ResolvedOptions } from '../options.js';
+import type { SharedBusMemory } from '../protocol/layout.js';
+import type { SharedRegistryWriter } from '../protocol/registry.js';
+import type { Router } from '../router.js';
+import type { EngineCounters } from './counters.js';
+import type { DeadLettering } from './dead_lettering.js';
+import type { FailurePolicy } from './failure_policy.js';
+import type { InFlight } from './in_flight.js';
+import type { Lanes } from './lanes.js';
+import type { Lifecycle } from './lifecycle.js';
+import type { OutcomeDispatch } from './outcome_dispatch.js';
+import type { Publisher } from './publisher.js';
+import type { Registrar } from './registrar.js';
+import type { SlotPool } from './slot_pool.js';
+import type { Watchdog } from './watchdog.js';
+
+export interface EngineParts {
+  readonly options: ResolvedOptions;
+  readonly log: Logger;
+  /** The public bus: every event users listen to is emitted on it. */
+  readonly emitter: EventEmitter;
+  readonly memory: SharedBusMemory;
+  readonly control: Int32Array;
+  readonly counters: EngineCounters;
+  readonly lifecycle: Lifecycle;
+  readonly queue: BoundedEventQueue;
+  readonly registry: SharedRegistryWriter;
+  readonly router: Router;
+  readonly registrar: Registrar;
+  readonly breakers: BreakerBoard;
+  readonly metrics: BusMetrics;
+  readonly lanes: Lanes;
+  readonly inline: InlineRunner;
+  readonly publisher: Publisher;
+  readonly inFlight: InFlight;
+  readonly failures: FailurePolicy;
+  readonly deadLetters: DeadLettering;
+  readonly slots: SlotPool;
+  readonly outcomes: OutcomeDispatch;
+  readonly watchdog: Watchdog;
+}

@@ -1,0 +1,245 @@
+/**
+ * Publishing: publish, publishAsync and execute apply the capacity strategy
+ * (reject, drop the oldest, wait for room) to an event already validated and
+ * encoded, then commit it: counted, given its seq, routed, and started on
+ * its first stage (a record in its lane, or an inline job). Owns the
+ * reusable record every publish encodes into, and event numbering.
+ */
+import { BackpressureError, BusStoppedError, CircuitOpenError } from '../errors.js';
+import { LANE_COUNT } from '../protocol/layout.js';
+import { RecordEncoder, RF_COMMAND, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
+import { PRIORITY_NAMES } from '../protocol/task.js';
+import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
+import type { Registration, Route } from '../router.js';
+import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
+import type { EngineParts } from './parts.js';
+import { encodePublish } from './payload_encoding.js';
+import { checkTimeout } from './validation.js';
+
+type Reply = (result: CommandResult) => void;
+
+export class Publisher {
+  readonly #p: EngineParts;
+  /** The scratch record: one event at a time is encoded here, then written. */
+  readonly encoder = new RecordEncoder();
+  #seq = 0;
+
+  constructor(p: EngineParts) {
+    this.#p = p;
+  }
+
+  publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
+    const lane = encodePublish(this.encoder, topic, payload, options, session, this.#p.options.queue.maxPayloadBytes);
+    return this.#publishEncoded(topic, payload, lane);
+  }
+
+  async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
+    const p = this.#p;
+    const timeoutMs = checkTimeout(options?.timeoutMs);
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes);
+    const strategy = p.options.queue.strategy;
+    if (strategy === 'drop-oldest' || !p.lifecycle.accepting) return this.#publishEncoded(topic, payload, lane);
+    if (strategy === 'adaptive-rate-limit') {
+      const paced = p.queue.pace();
+      if (paced) {
+        const encoded = this.encoder.snapshot();
+        await paced;
+        this.encoder.restore(encoded);
+      }
+    }
+    try {
+      return await this.#withRoom(topic, timeoutMs, (reserved) => {
+        this.#commit(topic, payload, lane, reserved, undefined);
+        return true;
+      });
+    } catch (err) {
+      if (err instanceof BusStoppedError) return false;
+      throw err;
+    }
+  }
+
+  async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
+    const p = this.#p;
+    const timeoutMs = checkTimeout(options?.timeoutMs);
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes);
+    const route = p.router.commandRoute(topic);
+    if (route === undefined) return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
+    const handler = route.stages[0].handlers[0].name;
+    if (!p.breakers.allows(handler)) return { success: false, error: new CircuitOpenError(handler).message, attempts: 0 };
+    if (p.options.queue.strategy === 'drop-oldest' && p.lifecycle.accepting && !p.queue.hasRoom() && !this.#dropOldest(lane)) {
+      this.#droppedAtPublish(topic);
+      return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
+    }
+    try {
+      return await this.#withRoom(topic, timeoutMs, (reserved) =>
+        new Promise<CommandResult>((resolve) => this.#commit(topic, payload, lane, reserved, resolve)),
+      );
+    } catch (err) {
+      if (err instanceof BackpressureError || err instanceof BusStoppedError) return { success: false, error: err.message, attempts: 0 };
+      throw err;
+    }
+  }
+
+  /** A dead letter again, to its handler only, with fresh attempts and its event id; false when there is no room. */
+  republish(entry: DeadLetterEntry, reg: Registration): boolean {
+    const p = this.#p;
+    if (!p.lifecycle.accepting || !p.queue.hasRoom()) return false;
+    const { event } = entry;
+    const lane = encodePublish(this.encoder, event.topic, event.payload, { priority: event.priority }, event.sessionId,
+      p.options.queue.maxPayloadBytes);
+    this.encoder.setId(event.id);
+    this.#commit(event.topic, event.payload, lane, false, undefined, p.router.single(reg), event.id);
+    return true;
+  }
+
+  backpressureChanged(active: boolean): void {
+    const p = this.#p;
+    p.log.info({ active, queueSize: p.queue.size, capacity: p.options.queue.capacity }, active ? 'backpressure on' : 'backpressure off');
+    p.emitter.emit('backpressure', { active });
+  }
+
+  /** The event is in the encoder: apply the capacity strategy and commit. */
+  #publishEncoded(topic: string, payload: unknown, lane: number): boolean {
+    const p = this.#p;
+    if (!p.lifecycle.accepting) {
+      this.#rejected(topic);
+      return false;
+    }
+    if (!p.queue.hasRoom()) {
+      if (p.options.queue.strategy !== 'drop-oldest') {
+        this.#rejected(topic);
+        return false;
+      }
+      if (!this.#dropOldest(lane)) {
+        // Everything waiting outranks this event: it is the one dropped.
+        this.#droppedAtPublish(topic);
+        return true;
+      }
+    }
+    this.#commit(topic, payload, lane, false, undefined);
+    return true;
+  }
+
+  /**
+   * With the event in the encoder: commits at once when there is room and
+   * nobody waits (so publishAsync and execute keep their call order with
+   * publish); otherwise keeps the encoded event aside, waits for room
+   * reserved for this caller, and commits it.
+   */
+  async #withRoom<T>(topic: string, timeoutMs: number, commit: (reserved: boolean) => T): Promise<T> {
+    const p = this.#p;
+    if (!p.lifecycle.accepting) {
+      this.#rejected(topic);
+      throw p.lifecycle.stoppedError();
+    }
+    if (p.queue.waiting === 0 && p.queue.hasRoom()) return commit(false);
+    const encoded = this.encoder.snapshot();
+    this.encoder.clear();
+    const granted = await p.queue.waitForRoom(timeoutMs);
+    if (!granted) {
+      this.#rejected(topic);
+      if (!p.lifecycle.accepting) throw p.lifecycle.stoppedError();
+      throw new BackpressureError(topic, timeoutMs);
+    }
+    if (!p.lifecycle.accepting) {
+      p.queue.release();
+      this.#rejected(topic);
+      throw p.lifecycle.stoppedError();
+    }
+    this.encoder.restore(encoded);
+    try {
+      return commit(true);
+    } catch (err) {
+      // Nothing was counted (routing failed before): give the reserved room back.
+      p.queue.release();
+      throw err;
+    }
+  }
+
+  /**
+   * Accepts the event in the encoder and starts its first stage. The route is
+   * resolved first: if that throws (a full registry), nothing was counted.
+   */
+  #commit(topic: string, payload: unknown, lane: number, reserved: boolean, reply: Reply | undefined,
+    routeOverride?: Route, idOverride?: string): void {
+    const p = this.#p;
+    const route = routeOverride ?? (reply ? p.router.commandRoute(topic) : p.router.eventRoute(topic));
+    const backpressureOn = p.queue.accept(reserved);
+    p.counters.published++;
+    const seq = ++this.#seq;
+    // Epoch ms with sub-ms precision, comparable across threads (each thread's timeOrigin + now()).
+    const publishedAt = performance.timeOrigin + performance.now();
+    (route?.counters ?? p.metrics.topic(topic)).published++;
+    const r = this.encoder;
+    if (route === undefined || route.stages.length === 0) {
+      // No handler (or the command handler went away while waiting for room).
+      reply?.({ success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 });
+      r.clear();
+      if (backpressureOn) this.backpressureChanged(true);
+      p.inFlight.settle(1);
+      return;
+    }
+    const tracked = reply !== undefined || route.stages.length > 1;
+    if (tracked) {
+      p.inFlight.track({
+        kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
+        sessionId: r.session, id: idOverride, route, stage: 0, reply, replied: false, failures: undefined,
+      });
+    }
+    const stage = route.stages[0];
+    if (stage.inWorker) {
+      r.flags |= (lane << RF_LANE_SHIFT) | (tracked ? RF_TRACKED : 0) | (reply ? RF_COMMAND : 0);
+      r.topicId = route.topicId;
+      r.attempt = 0;
+      r.seq = seq;
+      r.publishedAt = publishedAt;
+      r.handlerIds = stage.handlerIds;
+      p.lanes.write(lane, r);
+    } else {
+      const event: BusEvent = {
+        id: idOverride ?? p.memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, attempt: 0, publishedAt,
+      };
+      p.inline.enqueue(lane, { seq, event, handlers: stage.handlers });
+    }
+    r.clear();
+    // Only now, with the event written: a listener may publish in turn.
+    if (backpressureOn) this.backpressureChanged(true);
+  }
+
+  /** Drops the oldest waiting event of the lowest lane at or below `lane`; false if there is none. */
+  #dropOldest(lane: number): boolean {
+    const p = this.#p;
+    for (let l = LANE_COUNT - 1; l >= lane; l--) {
+      if (p.lanes.takeOldest(l)) {
+        const taken = p.lanes.taken;
+        this.#dropCounted(p.registrar.topicName(taken.topicId));
+        p.inFlight.dropped(taken.seq, taken.tracked);
+        return true;
+      }
+      const job = p.inline.takeOldest(l);
+      if (job) {
+        this.#dropCounted(job.event.topic);
+        p.inFlight.dropped(job.seq, p.inFlight.get(job.seq) !== undefined);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** The event being published is the one dropped: it was accepted and settles at once. */
+  #droppedAtPublish(topic: string): void {
+    this.#p.counters.published++;
+    this.#p.metrics.topic(topic).published++;
+    this.#dropCounted(topic);
+  }
+
+  #dropCounted(topic: string): void {
+    this.#p.counters.dropped++;
+    this.#p.metrics.topic(topic).dropped++;
+  }
+
+  #rejected(topic: string): void {
+    this.#p.counters.rejected++;
+    this.#p.metrics.topic(topic).rejected++;
+  }
+}

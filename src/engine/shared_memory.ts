@@ -1,0 +1,37 @@
+/**
+ * Allocates a bus's shared memory (see protocol/layout.ts for the six kinds
+ * of buffer) and sizes each from the options and the protocol limits.
+ */
+import { randomBytes } from 'node:crypto';
+import { LANE_COUNT, controlWords, type SharedBusMemory } from '../protocol/layout.js';
+import { largestOutcomeBytes, largestRecordBytes } from '../protocol/limits.js';
+import { MAILBOX_BYTES } from '../protocol/metrics_mailbox.js';
+import type { ResolvedOptions } from '../options.js';
+
+const MIN_OUTCOME_RING_BYTES = 64 * 1024;
+
+const nextPowerOfTwo = (n: number): number => 2 ** Math.ceil(Math.log2(n));
+
+/** A lane ring's size: `queue.ringBytes` rounded up to a power of two, and at least two of the largest records. */
+export const laneRingBytes = (queue: ResolvedOptions['queue']): number =>
+  nextPowerOfTwo(Math.max(queue.ringBytes, 2 * largestRecordBytes(queue.maxPayloadBytes)));
+
+/** An outcome ring's size: at least two of the largest outcomes, so one always fits once main has read. */
+export const outcomeRingBytes = (queue: ResolvedOptions['queue']): number =>
+  nextPowerOfTwo(Math.max(MIN_OUTCOME_RING_BYTES, 2 * largestOutcomeBytes(queue.maxPayloadBytes)));
+
+export function allocateSharedMemory(options: ResolvedOptions, registry: SharedArrayBuffer, breakers: SharedArrayBuffer): SharedBusMemory {
+  const slots = options.pool.maxThreads;
+  const ringBytes = laneRingBytes(options.queue);
+  const outcomeBytes = outcomeRingBytes(options.queue);
+  return {
+    control: new SharedArrayBuffer(4 * controlWords(slots)),
+    lanes: Array.from({ length: LANE_COUNT }, () => new SharedArrayBuffer(ringBytes)),
+    outcomes: Array.from({ length: slots }, () => new SharedArrayBuffer(outcomeBytes)),
+    registry,
+    breakers,
+    metrics: Array.from({ length: slots }, () => new SharedArrayBuffer(MAILBOX_BYTES)),
+    // Event ids are this prefix + the event's seq: unique across buses and restarts.
+    idPrefix: `${randomBytes(6).toString('base64url')}-`,
+  };
+}

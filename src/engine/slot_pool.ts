@@ -1,0 +1,264 @@
+/**
+ * The pool's slots on the main thread's side. A slot is what one drain task
+ * holds (its gate words, outcome ring and metrics mailbox); at most
+ * `maxThreads` tasks exist, one per worker, so events wait in the lanes and
+ * never in Piscina's queue. Owns task submission, waking parked workers,
+ * waiting for PROGRESS without blocking, what happens when a task ends, and
+ * the metrics flush handshake.
+ */
+import { FLUSH_REQUEST, MAIN_WAITING, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
+  SLOT_PROCESSED, SLOT_SETTLED, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
+import { errorMessage } from '../protocol/error_text.js';
+import { readMailbox, resetMailbox, type WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
+import { resetOutcomes } from '../protocol/outcome_ring.js';
+import type { DrainTask } from '../protocol/task.js';
+import { recoverBatch } from './crash_recovery.js';
+import type { EngineParts } from './parts.js';
+import type { WorkerPool } from './worker_pool.js';
+
+/** How long main waits on PROGRESS before looking anyway (a safety net, not the normal path). */
+const PROGRESS_POLL_MS = 1000;
+/** Pause before submitting again after a task failed outside any batch (e.g. the runtime did not load). */
+const TASK_FAILURE_BACKOFF_MS = 100;
+
+export class SlotPool {
+  readonly #p: EngineParts;
+  readonly #control: Int32Array;
+  readonly #freeSlots: number[];
+  /** Slots whose task is running. */
+  readonly active = new Set<number>();
+  readonly #abort: (AbortController | undefined)[] = [];
+  /** Per slot: the last worker report read whole (for a read that races a write). */
+  readonly #lastReports: (WorkerMetricsReport | undefined)[] = [];
+  readonly #flushWaiters: { request: number; resolve: () => void }[] = [];
+  #pool: WorkerPool | undefined;
+  #progressArmed = false;
+  #progressSeen = 0;
+  #taskBackoff: NodeJS.Timeout | undefined;
+
+  constructor(p: EngineParts) {
+    this.#p = p;
+    this.#control = p.control;
+    const slots = p.options.pool.maxThreads;
+    this.#freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
+  }
+
+  get pool(): WorkerPool | undefined {
+    return this.#pool;
+  }
+
+  attach(pool: WorkerPool): void {
+    this.#pool = pool;
+  }
+
+  /** Takes the pool away (to destroy it): no task is submitted from here on. */
+  detach(): WorkerPool | undefined {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    clearTimeout(this.#taskBackoff);
+    return pool;
+  }
+
+  /**
+   * A record landed: wake a parked worker, or start a task. The wake (a futex
+   * system call, 15–45 µs here) happens once per parking and after the
+   * publishing code's turn (a microtask), so no publish() call pays for it.
+   */
+  signalWork(): void {
+    if (!this.#p.lifecycle.dispatching || this.#pool === undefined) return;
+    if (Atomics.load(this.#control, SLEEPERS) > 0) {
+      if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) queueMicrotask(this.#wakeOne);
+    } else if (this.#freeSlots.length > 0 && this.#taskBackoff === undefined) {
+      this.#submit();
+    }
+  }
+
+  readonly #wakeOne = (): void => this.wake(1);
+
+  wake(count: number): void {
+    Atomics.add(this.#control, WAKE, 1);
+    Atomics.notify(this.#control, WAKE, count);
+  }
+
+  /** Moves overflow into the rings, and makes sure enough workers run for what waits. */
+  pump(): void {
+    const p = this.#p;
+    p.lanes.flushOverflow();
+    if (!p.lifecycle.dispatching || this.#pool === undefined) return;
+    while (this.#freeSlots.length > 0 && this.#taskBackoff === undefined && p.lanes.backlog() > this.active.size - this.#sleepers()) {
+      this.#submit();
+    }
+    if (p.lanes.backlog() > 0 && this.#sleepers() > 0) this.wake(Infinity);
+  }
+
+  /** Aborts a slot's task: Piscina terminates its worker (the only way to stop a synchronous infinite loop). */
+  abort(slot: number, reason: unknown): void {
+    this.#abort[slot]?.abort(reason);
+  }
+
+  /** Events the running tasks settled implicitly, plus those of tasks that ended. */
+  workerSettled(): number {
+    let n = this.#p.counters.retiredSettled;
+    for (const slot of this.active) n += Atomics.load(this.#control, slotWord(slot, SLOT_SETTLED));
+    return n;
+  }
+
+  workerProcessed(): number {
+    let n = this.#p.counters.retiredProcessed;
+    for (const slot of this.active) n += Atomics.load(this.#control, slotWord(slot, SLOT_PROCESSED));
+    return n;
+  }
+
+  /** The latest metrics report of every running task. */
+  liveReports(): WorkerMetricsReport[] {
+    const reports: WorkerMetricsReport[] = [];
+    for (const slot of this.active) {
+      // A read that races the worker's write falls back to the last good one: counters never go backwards.
+      const report = readMailbox(this.#p.memory.metrics[slot]) ?? this.#lastReports[slot];
+      this.#lastReports[slot] = report;
+      if (report !== undefined) reports.push(report);
+    }
+    return reports;
+  }
+
+  /**
+   * Asks every running worker to publish its metrics now, and resolves once
+   * each has (or its task ended, which publishes too): so the numbers read
+   * after drain() include every settled event.
+   */
+  flushMetrics(): Promise<void> {
+    if (!this.#p.options.metrics || this.active.size === 0) return Promise.resolve();
+    const request = Atomics.add(this.#control, FLUSH_REQUEST, 1) + 1;
+    this.wake(Infinity);
+    return new Promise((resolve) => {
+      this.#flushWaiters.push({ request, resolve });
+      this.#checkFlushes();
+    });
+  }
+
+  /** The pool is gone: nobody will answer a flush any more. */
+  releaseFlushWaiters(): void {
+    for (const { resolve } of this.#flushWaiters.splice(0)) resolve();
+  }
+
+  #sleepers(): number {
+    return Atomics.load(this.#control, SLEEPERS);
+  }
+
+  #submit(): void {
+    const slot = this.#freeSlots.pop();
+    if (slot === undefined || this.#pool === undefined) return;
+    const p = this.#p;
+    const c = this.#control;
+    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR]) Atomics.store(c, slotWord(slot, field), 0);
+    Atomics.store(c, slotWord(slot, SLOT_HANDLER_INDEX), -1);
+    // A new task has answered no flush request yet.
+    Atomics.store(c, slotWord(slot, SLOT_FLUSHED), Atomics.load(c, FLUSH_REQUEST) - 1);
+    resetMailbox(p.memory.metrics[slot]);
+    resetOutcomes(c, slot);
+    this.active.add(slot);
+    const { maxBatch, maxThreads, lingerMs } = p.options.pool;
+    const task: DrainTask = {
+      kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs,
+      keepFailedRecords: p.options.retry !== false || p.options.deadLetter !== false,
+      maxResultBytes: p.options.queue.maxPayloadBytes,
+      metrics: p.options.metrics,
+    };
+    const abort = new AbortController();
+    this.#abort[slot] = abort;
+    p.watchdog.taskStarted(slot);
+    this.#pool.run(task, { signal: abort.signal }).then(
+      () => this.#taskEnded(slot, undefined),
+      (err: unknown) => this.#taskEnded(slot, err),
+    );
+    this.#armProgress();
+    p.watchdog.start();
+  }
+
+  #taskEnded(slot: number, err: unknown): void {
+    const p = this.#p;
+    const c = this.#control;
+    this.#abort[slot] = undefined;
+    const timedOut = p.watchdog.takeTimedOut(slot);
+    p.outcomes.drainSlot(slot);
+    const crashedMidBatch = err !== undefined && Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1;
+    const ours = p.lifecycle.terminated; // we destroyed the pool: not a crash
+    if (err !== undefined && !ours) {
+      if (timedOut) p.counters.handlerTimeouts++;
+      else p.counters.workerCrashes++;
+    }
+    if (crashedMidBatch && !ours) recoverBatch(p, slot, err, timedOut);
+    p.counters.retiredSettled += Atomics.load(c, slotWord(slot, SLOT_SETTLED));
+    p.counters.retiredProcessed += Atomics.load(c, slotWord(slot, SLOT_PROCESSED));
+    const report = readMailbox(p.memory.metrics[slot]) ?? this.#lastReports[slot];
+    if (report !== undefined) p.metrics.retire(report);
+    this.#lastReports[slot] = undefined;
+    resetMailbox(p.memory.metrics[slot]);
+    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED]) Atomics.store(c, slotWord(slot, field), 0);
+    this.active.delete(slot);
+    this.#freeSlots.push(slot);
+    if (err !== undefined && !crashedMidBatch && p.lifecycle.running) {
+      p.log.error({ err: errorMessage(err) }, 'worker task failed outside a batch; retrying shortly');
+      this.#taskBackoff = setTimeout(() => {
+        this.#taskBackoff = undefined;
+        this.pump();
+      }, TASK_FAILURE_BACKOFF_MS);
+    }
+    this.#afterProgress();
+  }
+
+  /**
+   * Main waits for PROGRESS without blocking: Atomics.waitAsync on the value
+   * PROGRESS had when main last started collecting. Any batch finished since
+   * then makes the wait return at once, so no report waits for the poll.
+   */
+  #armProgress(): void {
+    if (this.#progressArmed) return;
+    if (this.active.size === 0) {
+      Atomics.store(this.#control, MAIN_WAITING, 0);
+      return;
+    }
+    this.#progressArmed = true;
+    Atomics.store(this.#control, MAIN_WAITING, 1);
+    const wait = Atomics.waitAsync(this.#control, PROGRESS, this.#progressSeen, PROGRESS_POLL_MS);
+    if (wait.async) void wait.value.then(this.#onProgress);
+    else queueMicrotask(this.#onProgress);
+  }
+
+  readonly #onProgress = (): void => {
+    this.#progressArmed = false;
+    // Read before collecting: a batch ending during the collection bumps PROGRESS past this value.
+    this.#progressSeen = Atomics.load(this.#control, PROGRESS);
+    this.#afterProgress();
+    this.#armProgress();
+  };
+
+  /** Workers made progress (or a task ended): read their outcomes, refill the rings, answer flushes. */
+  #afterProgress(): void {
+    this.collect();
+    this.pump();
+    this.#checkFlushes();
+  }
+
+  /** Reads every running slot's outcomes and settles what they finished. */
+  collect(): void {
+    for (const slot of this.active) this.#p.outcomes.drainSlot(slot);
+    this.#p.lanes.flushOverflow();
+    this.#p.inFlight.afterSettle();
+  }
+
+  #checkFlushes(): void {
+    if (this.#flushWaiters.length === 0) return;
+    for (let i = this.#flushWaiters.length - 1; i >= 0; i--) {
+      const { request, resolve } = this.#flushWaiters[i];
+      let answered = true;
+      for (const slot of this.active) {
+        if (((Atomics.load(this.#control, slotWord(slot, SLOT_FLUSHED)) - request) | 0) < 0) answered = false;
+      }
+      if (answered) {
+        this.#flushWaiters.splice(i, 1);
+        resolve();
+      }
+    }
+  }
+}

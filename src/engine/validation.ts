@@ -1,0 +1,36 @@
+/**
+ * Checks of per-call arguments (topics, priorities, timeouts) shared by
+ * registration and publishing: each error names the argument and echoes it.
+ */
+const LANE_OF: Readonly<Record<string, number>> = { critical: 0, high: 1, normal: 2, low: 3 };
+
+/** The lane index of a priority name (default 'normal'). */
+export function laneOf(priority: unknown, what = 'priority'): number {
+  if (priority === undefined) return 2;
+  const lane = typeof priority === 'string' ? LANE_OF[priority] : undefined;
+  if (lane === undefined) {
+    throw new TypeError(`${what} must be one of 'critical', 'high', 'normal', 'low', got ${JSON.stringify(priority) ?? String(priority)}`);
+  }
+  return lane;
+}
+
+export function checkTopic(topic: unknown): asserts topic is string {
+  if (typeof topic !== 'string' || topic.length === 0) {
+    throw new TypeError(`topic must be a non-empty string, got ${typeof topic === 'string' ? "''" : String(topic)}`);
+  }
+}
+
+export function checkOptionsObject(what: string, options: unknown): void {
+  if (options !== undefined && (options === null || typeof options !== 'object')) {
+    throw new TypeError(`${what} must be an object, got ${String(options)}`);
+  }
+}
+
+/** `timeoutMs` of publishAsync/execute: Infinity when absent. */
+export function checkTimeout(timeoutMs: unknown, what = 'timeoutMs'): number {
+  if (timeoutMs === undefined) return Infinity;
+  if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw new RangeError(`${what} must be a number >= 0, got ${String(timeoutMs)}`);
+  }
+  return timeoutMs;
+}

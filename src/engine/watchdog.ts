@@ -1,0 +1,68 @@
+/**
+ * Handler timeouts without any cost in the worker: one timer while the bus
+ * runs samples each busy slot's (cursor, handler index); if the same handler
+ * of the same record is still running `handlerTimeoutMs` after it was first
+ * seen, the slot's task is aborted, which makes Piscina terminate that worker
+ * and start a new one. The same timer fails async inline handlers whose
+ * promise stays pending that long.
+ */
+import { HandlerTimeoutError } from '../errors.js';
+import { SLOT_BUSY, SLOT_CURSOR, SLOT_HANDLER_INDEX, slotWord } from '../protocol/layout.js';
+import type { EngineParts } from './parts.js';
+
+export class Watchdog {
+  readonly #p: EngineParts;
+  /** Per slot: what the watchdog last saw running there, and since when. */
+  readonly #watched: { cursor: number; handler: number; since: number }[] = [];
+  readonly #timedOut = new Set<number>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(p: EngineParts) {
+    this.#p = p;
+    for (let s = 0; s < p.options.pool.maxThreads; s++) this.#watched.push({ cursor: 0, handler: -1, since: 0 });
+  }
+
+  start(): void {
+    const timeoutMs = this.#p.options.handlerTimeoutMs;
+    if (timeoutMs === false || this.#timer !== undefined) return;
+    this.#timer = setInterval(() => this.#sample(timeoutMs), Math.max(5, Math.min(1000, Math.floor(timeoutMs / 4))));
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  taskStarted(slot: number): void {
+    this.#watched[slot].handler = -1;
+  }
+
+  /** Whether the slot's task was aborted for a timeout (and forgets it). */
+  takeTimedOut(slot: number): boolean {
+    return this.#timedOut.delete(slot);
+  }
+
+  #sample(timeoutMs: number): void {
+    const p = this.#p;
+    const now = performance.now();
+    const c = p.control;
+    // Async inline handlers: their promise cannot be stopped, but the delivery fails on time.
+    p.inline.expire(timeoutMs, (h) => {
+      p.counters.handlerTimeouts++;
+      return new HandlerTimeoutError(h.name, timeoutMs);
+    });
+    for (const slot of p.slots.active) {
+      const seen = this.#watched[slot];
+      const handler = Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1 ? Atomics.load(c, slotWord(slot, SLOT_HANDLER_INDEX)) : -1;
+      const cursor = Atomics.load(c, slotWord(slot, SLOT_CURSOR));
+      if (handler < 0 || handler !== seen.handler || cursor !== seen.cursor) {
+        seen.handler = handler;
+        seen.cursor = cursor;
+        seen.since = now;
+      } else if (now - seen.since >= timeoutMs && !this.#timedOut.has(slot)) {
+        this.#timedOut.add(slot);
+        p.slots.abort(slot, new HandlerTimeoutError(p.registrar.handlerName(handler), timeoutMs));
+      }
+    }
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The Piscina pool behind the slots: where the worker runtime is, how a pool
+ * is created for a bus's shared memory, and the probe that checks worker
+ * handler modules load before any event reaches them.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Piscina } from 'piscina';
+import { HandlerLoadError } from '../errors.js';
+import { isTypeScriptModule, type WorkerHandlerRef } from '../handler_ref.js';
+import type { SharedBusMemory } from '../protocol/layout.js';
+import type { ProbeResult, RuntimeTask } from '../protocol/task.js';
+import type { ResolvedOptions } from '../options.js';
+
+export type WorkerPool = Piscina<RuntimeTask, ProbeResult | null>;
+
+/** Finds tsx's ESM API the way the application would (from the working directory), else beside ringbus. */
+function resolveTsx(): string | undefined {
+  for (const base of [`${process.cwd()}/`, import.meta.url]) {
+    try {
+      const pkg = createRequire(base).resolve('tsx/package.json');
+      return pathToFileURL(join(dirname(pkg), 'dist/esm/api/index.mjs')).href;
+    } catch {
+      // try the next base
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where the worker runtime is, and what a worker needs to load it and the
+ * handlers. From source (tsx, vitest) workers start from a small .mjs entry
+ * that registers tsx's ESM hooks and imports the TypeScript runtime; built,
+ * they load runtime.js directly and need tsx only for .ts handler modules.
+ */
+function runtimeLocation(refs: readonly WorkerHandlerRef[]): { filename: string; tsxEsmApi: string | undefined } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const filename = new URL(`../../workers/${fromSource ? 'typescript_entry.mjs' : 'runtime.js'}`, import.meta.url).href;
+  const typeScript = refs.find(isTypeScriptModule);
+  if (!fromSource && typeScript === undefined) return { filename, tsxEsmApi: undefined };
+  const tsx = resolveTsx();
+  if (tsx === undefined) {
+    throw new HandlerLoadError(
+      `TypeScript worker handler module ${typeScript?.module ?? ''} needs tsx: install it (npm i -D tsx) or build the handlers to .js`,
+    );
+  }
+  return { filename, tsxEsmApi: tsx };
+}
+
+export function createWorkerPool(options: ResolvedOptions, memory: SharedBusMemory, refs: readonly WorkerHandlerRef[]): WorkerPool {
+  const { pool } = options;
+  const where = runtimeLocation(refs);
+  return new Piscina<RuntimeTask, ProbeResult | null>({
+    filename: where.filename,
+    minThreads: pool.minThreads,
+    maxThreads: pool.maxThreads,
+    idleTimeout: pool.idleTimeoutMs,
+    concurrentTasksPerWorker: 1,
+    resourceLimits: pool.resourceLimits,
+    workerData: { ...memory, tsxEsmApi: where.tsxEsmApi } satisfies SharedBusMemory,
+  });
+}
+
+/** Loads each distinct module#export in a worker; one message per handler that failed, naming module and export. */
+export async function probeHandlers(pool: WorkerPool, refs: readonly WorkerHandlerRef[]): Promise<string[]> {
+  if (refs.length === 0) return [];
+  const unique = [...new Map(refs.map((r) => [`${r.module}#${r.exportName}`, r])).values()];
+  const result = await pool.run({ kind: 'probe', handlers: unique.map((r) => ({ module: r.module, exportName: r.exportName })) });
+  return result?.errors ?? [];
+}

@@ -1,0 +1,101 @@
+/**
+ * The control block shared between the main thread and the worker runtime,
+ * and the list of every SharedArrayBuffer a bus shares. Both sides import
+ * these constants; nothing else may hard-code an offset.
+ *
+ * Six kinds of SharedArrayBuffer exist per bus (`SharedBusMemory` below):
+ *
+ *   kind          count        layout in                written by    read by
+ *   ------------  -----------  -----------------------  ------------  ------------
+ *   control       1            this file                both          both
+ *   lanes         LANE_COUNT   record.ts, lane_ring.ts  main          workers
+ *   outcomes      1 per slot   outcome_ring.ts          the slot's    main
+ *                                                       worker
+ *   registry      1            registry.ts              main          workers
+ *   metrics       1 per slot   metrics_mailbox.ts       the slot's    main
+ *                                                       worker
+ *   breakers      1            breaker_words.ts         main          workers
+ *
+ * CONTROL (Int32 words). Every word that one thread writes often and another
+ * reads sits on its own 64-byte cache line (16 words), so the producer and
+ * the consumers do not false-share.
+ *
+ *    line  word                      writer        meaning
+ *    ----  ------------------------  ------------  --------------------------------------
+ *     0    STOP                      main          1 = workers return their task now
+ *     0    SLEEPERS                  workers       workers parked in Atomics.wait on WAKE
+ *     0    FLUSH_REQUEST             main          bumped (and WAKE notified) when main wants fresh metrics
+ *     1    WAKE                      main          bumped + notified when a record lands
+ *     1    WAKE_PENDING              main/workers  1 = a wake is on its way; a worker clears it before parking
+ *     3    PROGRESS                  workers       bumped + notified after each batch
+ *     3    MAIN_WAITING              main          1 while main awaits PROGRESS
+ *     4+2L PUBLISH_POS[L]            main          byte position after the last record
+ *     4+2L PUBLISH_COUNT[L]          main          records ever published to lane L
+ *     5+2L CLAIM_POS[L]              workers/main  byte position after the last claimed record
+ *     5+2L CLAIM_COUNT[L]            workers/main  records ever claimed from lane L
+ *     12+s SLOT[s], one line per pool slot (a running task holds one slot):
+ *          BUSY, LANE, START, END    the batch being run: gates the producer
+ *          CURSOR, HANDLER_INDEX     the record and handler running now (crash forensics)
+ *          OUT_WRITE, OUT_READ       cursors of the slot's outcome ring
+ *          SETTLED, PROCESSED        records settled implicitly / successful deliveries,
+ *                                    single-writer counters main sums without contention
+ *          FLUSHED                   the last FLUSH_REQUEST this slot's worker answered
+ *
+ * Positions are byte counters that grow forever and wrap at 2^32; they are
+ * compared with serial-number arithmetic (`(a - b) | 0`), so a ring may be at
+ * most 1 GiB. `pos & mask` is the byte offset inside the ring.
+ */
+
+export const CACHE_LINE_WORDS = 16;
+
+export const STOP = 0;
+export const SLEEPERS = 1;
+export const FLUSH_REQUEST = 2;
+export const WAKE = 1 * CACHE_LINE_WORDS;
+export const WAKE_PENDING = WAKE + 1;
+export const PROGRESS = 3 * CACHE_LINE_WORDS;
+export const MAIN_WAITING = PROGRESS + 1;
+
+export const LANE_COUNT = 4;
+export const publishPosWord = (lane: number): number => (4 + 2 * lane) * CACHE_LINE_WORDS;
+export const publishCountWord = (lane: number): number => publishPosWord(lane) + 1;
+export const claimPosWord = (lane: number): number => (5 + 2 * lane) * CACHE_LINE_WORDS;
+export const claimCountWord = (lane: number): number => claimPosWord(lane) + 1;
+
+const FIRST_SLOT_LINE = 4 + 2 * LANE_COUNT;
+export const SLOT_BUSY = 0;
+export const SLOT_LANE = 1;
+export const SLOT_START = 2;
+export const SLOT_END = 3;
+export const SLOT_CURSOR = 4;
+export const SLOT_OUT_WRITE = 5;
+export const SLOT_OUT_READ = 6;
+export const SLOT_SETTLED = 7;
+export const SLOT_PROCESSED = 8;
+export const SLOT_HANDLER_INDEX = 9;
+export const SLOT_FLUSHED = 10;
+export const slotWord = (slot: number, field: number): number =>
+  (FIRST_SLOT_LINE + slot) * CACHE_LINE_WORDS + field;
+
+export const controlWords = (slots: number): number => (FIRST_SLOT_LINE + slots) * CACHE_LINE_WORDS;
+
+export const align8 = (n: number): number => (n + 7) & ~7;
+
+/** `a` is before `b` in wrapped position space. */
+export const before = (a: number, b: number): boolean => ((a - b) | 0) < 0;
+
+/** Everything a worker needs to attach to a bus; passed once as Piscina `workerData`. */
+export interface SharedBusMemory {
+  control: SharedArrayBuffer;
+  lanes: SharedArrayBuffer[];
+  outcomes: SharedArrayBuffer[];
+  registry: SharedArrayBuffer;
+  /** Per-bus prefix of event ids, so ids stay unique across restarts. */
+  idPrefix: string;
+  /** Per slot: the worker's metrics mailbox (see metrics_mailbox.ts). */
+  metrics: SharedArrayBuffer[];
+  /** One Int32 state word per circuit breaker (see breaker_words.ts), written by main. */
+  breakers: SharedArrayBuffer;
+  /** file: URL of tsx's ESM API, when workers must import TypeScript handler modules. */
+  tsxEsmApi?: string | undefined;
+}
