@@ -1,3 +1,7 @@
+/**
+ * The capacity bound of accepted, unsettled events, its water marks, and the
+ * producers waiting for room.
+ */
 import type { QueueOptions } from './options.js';
 
 interface RoomWaiter {

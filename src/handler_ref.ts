@@ -1,3 +1,7 @@
+/**
+ * Worker handler references (`workerHandler(module, export)`): how a module
+ * is named, resolved and checked before a pool loads it.
+ */
 import { existsSync } from 'node:fs';
 import { basename, extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';

@@ -1,3 +1,7 @@
+/**
+ * Inline (main-thread) handlers: their per-lane queues and the runner that
+ * executes them in short slices between I/O.
+ */
 import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
 import type { Registration } from './router.js';

@@ -1,3 +1,6 @@
+/**
+ * The logger interface ringbus writes to, and its default.
+ */
 import { pino } from 'pino';
 
 type LogFn = (obj: unknown, msg?: string, ...args: unknown[]) => void;

@@ -1,3 +1,7 @@
+/**
+ * MessageBus, the public class: a thin facade over the engine
+ * (src/engine/engine.ts), and the events it emits.
+ */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Engine } from './engine/engine.js';

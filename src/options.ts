@@ -1,3 +1,7 @@
+/**
+ * Every constructor option, declared once with its default, merged once and
+ * validated with errors naming the option.
+ */
 import { existsSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';

@@ -1,3 +1,7 @@
+/**
+ * A log that says one line per interval for a storm of similar happenings,
+ * and counts the rest.
+ */
 import type { Logger } from './logger.js';
 
 /**

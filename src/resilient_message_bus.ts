@@ -1,3 +1,7 @@
+/**
+ * ResilientMessageBus: MessageBus with every resilience feature on unless
+ * turned off.
+ */
 import { MessageBus } from './message_bus.js';
 
 /**

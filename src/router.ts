@@ -1,3 +1,7 @@
+/**
+ * Which handlers run for a topic: registrations per topic, and routes (stages
+ * in priority order) cached until a registration changes them.
+ */
 import { DuplicateCommandHandlerError } from './errors.js';
 import type { WorkerHandlerRef } from './handler_ref.js';
 import type { SharedRegistryWriter } from './protocol/registry.js';

@@ -1,3 +1,7 @@
+/**
+ * BusSession: a scope whose events carry its id and whose handlers are
+ * unregistered on close().
+ */
 import type { WorkerHandlerRef } from './handler_ref.js';
 import type { MessageBus } from './message_bus.js';
 import type {

@@ -1,3 +1,7 @@
+/**
+ * The public types of events, handlers, per-call options, command results and
+ * stats.
+ */
 import type { Priority } from './protocol/task.js';
 
 export type { Priority } from './protocol/task.js';

@@ -1,3 +1,7 @@
+/**
+ * Worker handlers by registry id, imported once per worker, with load errors
+ * that name module and export.
+ */
 import type { SharedRegistryReader } from '../src/protocol/registry.js';
 import { ENTRY_HANDLER } from '../src/protocol/registry.js';
 

@@ -1,3 +1,7 @@
+/**
+ * What a drain task measures (successes, processing and end-to-end times) and
+ * publishes to its slot's mailbox.
+ */
 import { LatencyAccumulator } from '../src/metrics/latency_accumulator.js';
 import { writeMailbox, type WorkerMetricsReport } from '../src/protocol/metrics_mailbox.js';
 

@@ -1,3 +1,7 @@
+/**
+ * Every handler's circuit breaker by name, their states mirrored into shared
+ * memory, and the timers that let trials through.
+ */
 import { BREAKER_WORDS_BYTES } from '../protocol/breaker_words.js';
 import { MAX_BREAKERS } from '../protocol/limits.js';
 import { CIRCUIT_CODE, CircuitBreaker, type CircuitBreakerOptions, type CircuitState, type Clock } from './circuit_breaker.js';

@@ -1,3 +1,7 @@
+/**
+ * One handler's circuit breaker: its states and the rule that moves between
+ * them.
+ */
 import { BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN } from '../protocol/breaker_words.js';
 
 /** A circuit breaker's state: closed (deliveries run), open (refused), half_open (trials run). */

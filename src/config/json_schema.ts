@@ -1,3 +1,6 @@
+/**
+ * The JSON Schema of the config file, generated from the option table.
+ */
 import { OPTION_TABLE, type OptionSpec } from './option_table.js';
 
 type Schema = Record<string, unknown>;

@@ -1,3 +1,7 @@
+/**
+ * loadConfig(): options from code, environment and a JSON file merged in that
+ * order, with errors naming their source.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';

@@ -1,3 +1,7 @@
+/**
+ * The option table: one row per option (path, type, range, env variable) that
+ * drives env parsing, the schema and the README table.
+ */
 import { DEFAULT_OPTIONS, STRATEGIES } from '../options.js';
 
 export type OptionType = 'integer' | 'number' | 'boolean' | 'string' | 'enum' | 'feature';

@@ -1,3 +1,7 @@
+/**
+ * The shape of a dead letter: the event as published, the handler, the error
+ * and the attempts.
+ */
 import type { Priority } from '../protocol/task.js';
 
 /** The event as it was published, kept with a dead letter. */

@@ -1,6 +1,11 @@
+/**
+ * The dead-letter queue users see (`bus.deadLetters`): entries in memory,
+ * eviction, replay and clear.
+ */
 import type { DeadLetterEntry } from './dead_letter_entry.js';
 import type { DeadLetterSink } from './dead_letter_sink.js';
 
+/** @internal */
 export interface DeadLetterQueueOptions {
   /** Entries kept in memory; the oldest is evicted (and counted) beyond it. */
   capacity: number;
@@ -34,6 +39,7 @@ export class DeadLetterQueue implements DeadLetters {
   readonly #entries = new Map<string, DeadLetterEntry>();
   #evicted = 0;
 
+  /** @internal The engine builds one per bus. */
   constructor(options: DeadLetterQueueOptions) {
     this.#o = options;
   }

@@ -1,3 +1,7 @@
+/**
+ * Where dead letters are persisted: the interface a file (or other store)
+ * implements.
+ */
 import type { DeadLetterEntry } from './dead_letter_entry.js';
 
 /** Where dead letters are kept beyond memory. */

@@ -1,3 +1,7 @@
+/**
+ * The dead-letter file: an append-only JSON Lines log of add/replayed/cleared
+ * operations, compacted on load.
+ */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DeadLetterEntry } from './dead_letter_entry.js';

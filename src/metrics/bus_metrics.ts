@@ -1,3 +1,7 @@
+/**
+ * The bus's metrics: exact counters, latency accumulators per topic and
+ * handler, snapshot() and the Prometheus exposition.
+ */
 import { build, type Histogram } from 'hdr-histogram-js';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
@@ -40,6 +44,7 @@ export interface MetricsSnapshot {
 }
 
 /** What the bus tells its metrics; read only when metrics are read (scrape time), never per event. */
+/** @internal */
 export interface MetricsSource {
   stats(): BusStats;
   /** The latest reports of the workers running now. */
@@ -52,6 +57,7 @@ export interface MetricsSource {
   flush(): Promise<void>;
 }
 
+/** @internal */
 export interface TopicCounters {
   published: number;
   rejected: number;
@@ -60,6 +66,7 @@ export interface TopicCounters {
   readonly endToEnd: LatencyAccumulator;
 }
 
+/** @internal */
 export interface HandlerCounters {
   /** Successful inline deliveries (workers report theirs). */
   succeeded: number;
@@ -101,7 +108,7 @@ function addTo(map: Map<string, LatencyAccumulator>, key: string, from: LatencyA
 }
 
 /**
- * The bus's metrics. Counters come from the dispatcher's exact counts; the
+ * The bus's metrics. Counters come from the engine's exact counts; the
  * latency distributions are counted where they happen (each worker for its
  * deliveries, main for inline ones) and merged into HDR histograms only when
  * someone reads them: `snapshot()` or a Prometheus scrape.
@@ -117,6 +124,7 @@ export class BusMetrics {
   readonly #retiredEndToEnd = new Map<string, LatencyAccumulator>();
   readonly #retiredSucceeded = new Map<string, number>();
 
+  /** @internal The engine builds one per bus. */
   constructor(source: MetricsSource) {
     this.#source = source;
     this.#register();

@@ -1,3 +1,7 @@
+/**
+ * Log-linear latency buckets that record in a few nanoseconds and merge into
+ * HDR histograms only when read.
+ */
 import type { Histogram } from 'hdr-histogram-js';
 
 /**

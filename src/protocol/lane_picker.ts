@@ -1,3 +1,7 @@
+/**
+ * Which lane a consumer serves next: strict priority with a starvation guard
+ * (used by workers and the inline runner).
+ */
 import { LANE_COUNT } from './layout.js';
 
 /**

@@ -1,4 +1,7 @@
-/** Messages the dispatcher sends to the worker runtime, one per Piscina task (never one per event). */
+/**
+ * The Piscina tasks main sends to the worker runtime (one per busy period or
+ * probe, never one per event), their replies, and the priority names.
+ */
 export interface DrainTask {
   kind: 'drain';
   /** The slot this task holds: its gate words and its outcome ring. */
