@@ -27,7 +27,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { build, type Histogram } from 'hdr-histogram-js';
 import { Piscina } from 'piscina';
-import { ResilientMessageBus, workerHandler, type BusOptions, type BusStats, type MessageBus } from '../src/index.js';
+import { DEFAULT_OPTIONS, ResilientMessageBus, workerHandler, type BusOptions, type BusStats, type MessageBus } from '../src/index.js';
 import {
   rateText, renderReport, summaryText, type AccountingCheck, type BenchResult, type LatencyPoint, type Percentiles,
 } from './report.js';
@@ -145,17 +145,9 @@ if (REPORT) {
 const TOPIC = 'order.created';
 const HANDLERS = new URL('./perf_handlers.mjs', import.meta.url);
 const QUEUE_CAPACITY = 65_536;
-const RETRY = { maxRetries: 2, initialDelayMs: 2, maxDelayMs: 50, multiplier: 2, jitter: true };
-/**
- * The breaker must exist but not trip on the injected random failures: it opens
- * when a quarter of a second's offered events fail within one second.
- */
-const BREAKER = {
-  failureThreshold: Math.max(50, Math.ceil(0.25 * (RATE ?? 100_000))),
-  windowMs: 1000,
-  recoveryTimeoutMs: 250,
-  successThreshold: 3,
-};
+/** Retry and circuit breakers at ResilientMessageBus's defaults: what users get (a 50% failure rate opens a circuit). */
+const RETRY = { ...DEFAULT_OPTIONS.retry };
+const BREAKER = { ...DEFAULT_OPTIONS.circuitBreaker };
 /** Wait this long for a drain before declaring the bus stuck. */
 const DRAIN_LIMIT_MS = 60_000;
 

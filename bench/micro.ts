@@ -15,6 +15,8 @@ import { parseArgs } from 'node:util';
 import { build } from 'hdr-histogram-js';
 import { Bench } from 'tinybench';
 import { BreakerBoard } from '../src/breaker/breaker_board.js';
+import { admit } from '../src/protocol/breaker_words.js';
+import { DEFAULT_OPTIONS } from '../src/options.js';
 import { LatencyAccumulator } from '../src/metrics/latency_accumulator.js';
 import { LaneRingReader, LaneRingWriter } from '../src/protocol/lane_ring.js';
 import { RecordEncoder as PendingRecord, RF_BINARY, viewOf } from '../src/protocol/record.js';
@@ -123,17 +125,17 @@ for (const batch of [1, 64]) {
 // ---------------------------------------------------------------- circuit-breaker check
 
 {
-  const board = new BreakerBoard({ failureThreshold: 5, windowMs: 60_000, recoveryTimeoutMs: 60_000, successThreshold: 3 }, () => {});
-  const index = board.index('price-order');
-  const states = new Int32Array(board.sab);
-  add('breaker: BreakerBoard.allows(name) (main thread)', () => {
+  const board = new BreakerBoard({ ...DEFAULT_OPTIONS.circuitBreaker }, 1, { moved() {}, release() {} });
+  const index = board.index('orders', 'price-order');
+  const words = new Int32Array(board.sab);
+  add('breaker: BreakerBoard.admit(index) (main thread)', () => {
     let n = 0;
-    for (let i = 0; i < INNER; i++) if (board.allows('price-order')) n++;
+    for (let i = 0; i < INNER; i++) if (board.admit(index) === 0) n++;
     sink += n;
   });
-  add('breaker: Atomics.load(shared states, index) (worker side)', () => {
+  add('breaker: admit(shared words, index) (worker side)', () => {
     let n = 0;
-    for (let i = 0; i < INNER; i++) if (Atomics.load(states, index) !== 1) n++;
+    for (let i = 0; i < INNER; i++) if (admit(words, index) === 0) n++;
     sink += n;
   });
 }

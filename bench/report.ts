@@ -60,7 +60,7 @@ export interface BenchResult {
     timeoutRate: number;
     handlerTimeoutMs: number;
     retry: { maxRetries: number; initialDelayMs: number; maxDelayMs: number };
-    breaker: { failureThreshold: number; windowMs: number; recoveryTimeoutMs: number };
+    breaker: { failureRateThreshold: number; minimumCalls: number; windowMs: number; recoveryTimeoutMs: number };
     queueCapacity: number;
     maxSeconds: number;
     maxRounds: number;
@@ -324,7 +324,7 @@ export function renderReport(r: BenchResult): string {
 <div class="meta">${esc(r.meta.startedAt)} · ${esc(r.meta.node)} · ${r.meta.cores} cores (${esc(r.meta.cpuModel)}), load average ${r.meta.loadAvg.map((l) => fix(l, 2)).join(' ')} at start · ${fix(r.meta.wallSeconds, 1)} s wall<br>
 <code>${esc(r.meta.command)}</code><br>
 ResilientMessageBus with retry (${c.retry.maxRetries} retries, ${c.retry.initialDelayMs}–${c.retry.maxDelayMs} ms), circuit breaker
-(${c.breaker.failureThreshold} failures / ${c.breaker.windowMs} ms), dead-letter queue, handler timeout ${c.handlerTimeoutMs} ms ·
+(opens at ${c.breaker.failureRateThreshold * 100}% of ≥ ${c.breaker.minimumCalls} calls in ${c.breaker.windowMs} ms), dead-letter queue, handler timeout ${c.handlerTimeoutMs} ms ·
 ${c.threads} threads · ${esc(c.payload)} · handler ${c.handlerCostUs > 0 ? `${c.handlerCostUs} µs of CPU` : 'no-op'} · queue capacity ${int(c.queueCapacity)}</div>
 <p class="verdict">${r.ok ? '<span class="ok">OK</span>: the accounting invariant holds on every bus.' : '<span class="bad">FAIL</span>: the accounting invariant is broken (see below).'}</p>
 

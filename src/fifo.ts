@@ -32,4 +32,16 @@ export class Fifo<T> {
     this.#head = 0;
     return rest;
   }
+
+  /** Removes and returns the first item `match` accepts (a scan: for rare paths such as drop-oldest). */
+  removeFirst(match: (item: T) => boolean): T | undefined {
+    for (let i = this.#head; i < this.#items.length; i++) {
+      const item = this.#items[i] as T;
+      if (!match(item)) continue;
+      if (i === this.#head) return this.shift();
+      this.#items.splice(i, 1);
+      return item;
+    }
+    return undefined;
+  }
 }

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { Fifo } from './fifo.js';
 import type { Registration } from './router.js';
 import { LANE_COUNT } from './protocol/layout.js';
+import { ADMIT_DENY } from './protocol/breaker_words.js';
 import { LanePicker } from './protocol/lane_picker.js';
 import type { BusEvent } from './types.js';
 
@@ -16,14 +17,20 @@ export interface InlineJob {
   readonly handlers: readonly Registration[];
   /** Part of an event already under way (a retry, a later stage): drop-oldest never drops it. */
   readonly continuation?: boolean;
+  /** One delivery detached from the event's pass (a retry, a released held delivery): see RF_DETACHED. */
+  readonly detached?: boolean;
 }
 
 export interface InlineSink {
-  /** Why the handler may not run now (an open circuit), or undefined. */
-  refusal(job: InlineJob, handler: Registration): string | undefined;
-  /** `ns`: how long the attempt ran (0 when not timed or refused). */
-  failed(job: InlineJob, handler: Registration, error: unknown, refused: boolean, ns: number): void;
-  succeeded(job: InlineJob, handler: Registration, ns: number): void;
+  /** Whether the handler may run now: ADMIT_RUN, ADMIT_TRIAL (a half-open permit taken) or ADMIT_DENY (its circuit is open). */
+  admit(job: InlineJob, handler: Registration): number;
+  /** The handler was not admitted: the sink holds or refuses that delivery. */
+  denied(job: InlineJob, handler: Registration): void;
+  /** `ns`: how long the attempt ran (0 when not timed). */
+  failed(job: InlineJob, handler: Registration, error: unknown, ns: number, admitted: number): void;
+  succeeded(job: InlineJob, handler: Registration, ns: number, admitted: number): void;
+  /** An async handler is pending: its timeout must be watched. */
+  awaiting(): void;
   /** Every handler of the job ran; `result` is the last handler's (a command's) result. */
   done(job: InlineJob, failures: number, result: unknown): void;
 }
@@ -49,10 +56,11 @@ export class InlineRunner {
   #size = 0;
   #inFlight = 0;
   /** Jobs waiting on an async handler: which handler, since when (for the handler timeout). */
-  readonly #awaiting = new Map<InlineJob, { index: number; since: number; failures: number; done: boolean }>();
+  readonly #awaiting = new Map<InlineJob, { index: number; since: number; failures: number; done: boolean; admitted: number }>();
 
   readonly #timed: boolean;
 
+  /** `timed`: measure each call (metrics, or the slow-call rule of circuit breakers). */
   constructor(sink: InlineSink, timed: boolean) {
     this.#sink = sink;
     this.#timed = timed;
@@ -60,6 +68,11 @@ export class InlineRunner {
 
   get size(): number {
     return this.#size;
+  }
+
+  /** Jobs waiting on an async handler (the watchdog times them). */
+  get awaiting(): number {
+    return this.#awaiting.size;
   }
 
   /** Jobs queued before this are kept and run once enabled (the bus started). */
@@ -78,10 +91,9 @@ export class InlineRunner {
     this.#schedule();
   }
 
-  /** The oldest job of a lane that has not started, for drop-oldest (none if it continues an event under way). */
+  /** The oldest job of a lane that has not started and does not continue an event under way, for drop-oldest. */
   takeOldest(lane: number): InlineJob | undefined {
-    if (this.#lanes[lane].peek()?.continuation) return undefined;
-    const job = this.#lanes[lane].shift();
+    const job = this.#lanes[lane].removeFirst((j) => !j.continuation);
     if (job) this.#size--;
     return job;
   }
@@ -129,11 +141,11 @@ export class InlineRunner {
   #runJob(job: InlineJob, from: number, failures: number, result: unknown): void {
     const handlers = job.handlers;
     for (let i = from; i < handlers.length; i++) {
-      const refusal = this.#sink.refusal(job, handlers[i]);
-      if (refusal !== undefined) {
+      const admitted = this.#sink.admit(job, handlers[i]);
+      if (admitted === ADMIT_DENY) {
         failures++;
         result = undefined;
-        this.#sink.failed(job, handlers[i], refusal, true, 0);
+        this.#sink.denied(job, handlers[i]);
         continue;
       }
       const t0 = this.#timed ? performance.now() : 0;
@@ -143,32 +155,33 @@ export class InlineRunner {
       } catch (err) {
         failures++;
         result = undefined;
-        this.#sink.failed(job, handlers[i], err, false, this.#since(t0));
+        this.#sink.failed(job, handlers[i], err, this.#since(t0), admitted);
         continue;
       }
       if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
         this.#inFlight++;
-        const waiting = { index: i, since: performance.now(), failures, done: false };
+        const waiting = { index: i, since: performance.now(), failures, done: false, admitted };
         this.#awaiting.set(job, waiting);
+        this.#sink.awaiting();
         (r as PromiseLike<unknown>).then(
           (value) => {
             if (waiting.done) return; // timed out already: its result comes too late
             waiting.done = true;
             this.#awaiting.delete(job);
-            this.#sink.succeeded(job, handlers[i], this.#since(t0));
+            this.#sink.succeeded(job, handlers[i], this.#since(t0), admitted);
             this.#resume(job, i + 1, failures, value);
           },
           (err: unknown) => {
             if (waiting.done) return;
             waiting.done = true;
             this.#awaiting.delete(job);
-            this.#sink.failed(job, handlers[i], err, false, this.#since(t0));
+            this.#sink.failed(job, handlers[i], err, this.#since(t0), admitted);
             this.#resume(job, i + 1, failures + 1, undefined);
           },
         );
         return;
       }
-      this.#sink.succeeded(job, handlers[i], this.#since(t0));
+      this.#sink.succeeded(job, handlers[i], this.#since(t0), admitted);
       result = r;
     }
     this.#sink.done(job, failures, result);
@@ -186,7 +199,7 @@ export class InlineRunner {
       waiting.done = true;
       this.#awaiting.delete(job);
       const handler = job.handlers[waiting.index];
-      this.#sink.failed(job, handler, error(handler), false, (now - waiting.since) * 1e6);
+      this.#sink.failed(job, handler, error(handler), (now - waiting.since) * 1e6, waiting.admitted);
       this.#resume(job, waiting.index + 1, waiting.failures + 1, undefined);
     }
   }

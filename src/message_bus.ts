@@ -26,8 +26,8 @@ export interface MessageBusEvents {
   'handler-error': [HandlerErrorEvent];
   /** A worker handler registered after start() failed to load and was unregistered. */
   'registration-error': [{ topic: string; handler: string; error: HandlerLoadError }];
-  /** A handler's circuit breaker changed state. */
-  circuit: [{ handler: string; from: CircuitState; to: CircuitState }];
+  /** A handler's circuit breaker (on one topic) changed state. */
+  circuit: [{ topic: string; handler: string; from: CircuitState; to: CircuitState }];
   /** A delivery exhausted its retries; the entry is in `bus.deadLetters` (and its file, with a path). */
   'dead-letter': [DeadLetterEntry];
 }
@@ -104,9 +104,13 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
     return this.#engine.metrics;
   }
 
-  /** The state of a handler's circuit breaker ('closed' for a handler without one). */
-  circuitState(handler: string): CircuitState {
-    return this.#engine.circuitState(handler);
+  /**
+   * The state of a handler's circuit breaker on `topic` (each handler of each
+   * topic has its own). Without `topic`: the least healthy of the handler's
+   * circuits over every topic it is on. 'closed' for a handler without one.
+   */
+  circuitState(handler: string, topic?: string): CircuitState {
+    return this.#engine.circuitState(handler, topic);
   }
 
   /** Deliveries that exhausted their retries (empty when the dead-letter queue is off). */

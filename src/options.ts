@@ -111,40 +111,104 @@ export interface RetryOptions {
   jitter?: boolean;
 }
 
-/** A circuit breaker per handler (by name). */
+/**
+ * A circuit breaker per handler of each topic (keyed by topic and handler
+ * name). It opens when, within the sliding `windowMs`, at least `minimumCalls`
+ * attempts ran and the fraction that failed (slow successes count as failures
+ * with `slowCallMs`) reached `failureRateThreshold`. While open, the
+ * handler's deliveries are held (with `hold`, the default): they wait, still
+ * counted in `queue.capacity`, use up no attempt and are never dead-lettered
+ * because of the circuit. After `recoveryTimeoutMs` it is half-open:
+ * `halfOpenMaxCalls` trial deliveries run at once across all workers;
+ * `successThreshold` successful trials close it, a failed one reopens it.
+ */
 export interface CircuitBreakerOptions {
   /**
-   * Failures within `windowMs` that open the circuit.
-   * @default 5
+   * Fraction of failed attempts in the window that opens the circuit, in (0, 1].
+   * @default 0.5
    */
-  failureThreshold?: number;
-  /** @default 60000 */
+  failureRateThreshold?: number;
+  /**
+   * Attempts the window must hold before the rate is judged (a handler that
+   * ran 3 times and failed twice is not 67% broken).
+   * @default 20
+   */
+  minimumCalls?: number;
+  /**
+   * The sliding window, in ms (kept as 10 time buckets).
+   * @default 10000
+   */
   windowMs?: number;
   /**
-   * How long an open circuit refuses deliveries before letting trials through.
-   * @default 60000
+   * How long an open circuit holds deliveries before letting trials through.
+   * @default 30000
    */
   recoveryTimeoutMs?: number;
   /**
-   * Successful trials that close a half-open circuit.
-   * @default 3
+   * Trial deliveries running at once while half-open, across all workers.
+   * @default 1
+   */
+  halfOpenMaxCalls?: number;
+  /**
+   * Successful trials that close a half-open circuit (at most
+   * `halfOpenMaxCalls` run at a time; more trials follow as each succeeds).
+   * @default 1
    */
   successThreshold?: number;
+  /**
+   * A successful attempt slower than this counts as a failure for the
+   * breaker (not for retry). Off unless given.
+   * @default undefined (off)
+   */
+  slowCallMs?: number;
+  /**
+   * With `slowCallMs`: the fraction of slow calls in the window that opens
+   * the circuit, in (0, 1].
+   * @default 1
+   */
+  slowCallRateThreshold?: number;
+  /**
+   * `true`: deliveries of an open circuit wait (MassTransit's kill switch).
+   * `false`: they fail at once as an attempt, go through retry and end
+   * dead-lettered if the circuit stays open (the 0.1 behaviour).
+   * @default true
+   */
+  hold?: boolean;
+  /**
+   * Deprecated (0.1): opens after this many failures within `windowMs`,
+   * whatever the rate. When given, it replaces the rate rule.
+   * @default undefined
+   */
+  failureThreshold?: number;
 }
 
 /** Deliveries that exhausted their retries. */
 export interface DeadLetterOptions {
   /**
-   * Entries kept in memory; beyond it the oldest is evicted (and counted).
+   * Entries kept in memory; beyond it the oldest is evicted (counted, and
+   * logged at warn, rate-limited). With `path`, evicted entries stay in the file.
    * @default 1000
    */
   capacity?: number;
   /**
-   * A JSON Lines file: every entry is appended before it is acknowledged, and
-   * a new bus with the same path loads what is still dead on `start()`.
+   * Bytes of entries kept in memory (payloads and errors, as encoded);
+   * beyond it the oldest are evicted, as with `capacity`.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number;
+  /**
+   * A dead-letter file (JSON Lines): every entry is appended before it is
+   * acknowledged, and a new bus with the same path loads what is still dead
+   * on `start()`. One bus owns a path at a time (a lock file beside it).
    * @default undefined (memory only)
    */
   path?: string;
+  /**
+   * With `path`: the file is rotated into a new segment past this size;
+   * segments whose entries are all replayed or cleared are removed.
+   * @default 67108864 (64 MiB)
+   */
+  maxFileBytes?: number;
 }
 
 export interface BusOptions {
@@ -189,7 +253,8 @@ export interface ResolvedOptions {
   queue: Required<QueueOptions>;
   logger: Logger | undefined;
   retry: Required<RetryOptions> | false;
-  circuitBreaker: Required<CircuitBreakerOptions> | false;
+  circuitBreaker: (Required<Omit<CircuitBreakerOptions, 'slowCallMs' | 'failureThreshold'>> &
+    Pick<CircuitBreakerOptions, 'slowCallMs' | 'failureThreshold'>) | false;
   deadLetter: (Required<Omit<DeadLetterOptions, 'path'>> & Pick<DeadLetterOptions, 'path'>) | false;
   handlerTimeoutMs: number | false;
   metrics: boolean;
@@ -215,8 +280,19 @@ export const DEFAULT_OPTIONS = Object.freeze({
     maxDelayMs: 10,
   }),
   retry: Object.freeze({ maxRetries: 3, initialDelayMs: 100, maxDelayMs: 10_000, multiplier: 2, jitter: true }),
-  circuitBreaker: Object.freeze({ failureThreshold: 5, windowMs: 60_000, recoveryTimeoutMs: 60_000, successThreshold: 3 }),
-  deadLetter: Object.freeze({ capacity: 1000, path: undefined as string | undefined }),
+  circuitBreaker: Object.freeze({
+    failureRateThreshold: 0.5,
+    minimumCalls: 20,
+    windowMs: 10_000,
+    recoveryTimeoutMs: 30_000,
+    halfOpenMaxCalls: 1,
+    successThreshold: 1,
+    slowCallMs: undefined as number | undefined,
+    slowCallRateThreshold: 1,
+    hold: true,
+    failureThreshold: undefined as number | undefined,
+  }),
+  deadLetter: Object.freeze({ capacity: 1000, maxBytes: 64 * 1024 * 1024, path: undefined as string | undefined, maxFileBytes: 64 * 1024 * 1024 }),
   /** What ResilientMessageBus uses when `handlerTimeoutMs` is not given. */
   handlerTimeoutMs: 30_000,
 });
@@ -246,6 +322,12 @@ function integer(name: string, value: number, min: number, max = Number.MAX_SAFE
   if (value < min || value > max) {
     throw new RangeError(`${name} must be in [${min}, ${max}], got ${show(value)}`);
   }
+}
+
+/** A fraction in (0, 1]. */
+function fraction(name: string, value: number): void {
+  finite(name, value);
+  if (!(value > 0 && value <= 1)) throw new RangeError(`${name} must be in (0, 1], got ${show(value)}`);
 }
 
 function finite(name: string, value: number): void {
@@ -330,14 +412,24 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   }
   const circuitBreaker = feature('circuitBreaker', o.circuitBreaker, DEFAULT_OPTIONS.circuitBreaker, resilient);
   if (circuitBreaker) {
-    integer('circuitBreaker.failureThreshold', circuitBreaker.failureThreshold, 1, 100_000);
-    integer('circuitBreaker.windowMs', circuitBreaker.windowMs, 1, 86_400_000);
+    fraction('circuitBreaker.failureRateThreshold', circuitBreaker.failureRateThreshold);
+    integer('circuitBreaker.minimumCalls', circuitBreaker.minimumCalls, 1, 1_000_000);
+    integer('circuitBreaker.windowMs', circuitBreaker.windowMs, 10, 86_400_000);
     integer('circuitBreaker.recoveryTimeoutMs', circuitBreaker.recoveryTimeoutMs, 1, 86_400_000);
+    integer('circuitBreaker.halfOpenMaxCalls', circuitBreaker.halfOpenMaxCalls, 1, 1024);
     integer('circuitBreaker.successThreshold', circuitBreaker.successThreshold, 1, 100_000);
+    if (circuitBreaker.slowCallMs !== undefined) integer('circuitBreaker.slowCallMs', circuitBreaker.slowCallMs, 1, 86_400_000);
+    fraction('circuitBreaker.slowCallRateThreshold', circuitBreaker.slowCallRateThreshold);
+    if (typeof circuitBreaker.hold !== 'boolean') throw new TypeError(`circuitBreaker.hold must be a boolean, got ${show(circuitBreaker.hold)}`);
+    if (circuitBreaker.failureThreshold !== undefined) {
+      integer('circuitBreaker.failureThreshold', circuitBreaker.failureThreshold, 1, 100_000);
+    }
   }
   const deadLetter = feature('deadLetter', o.deadLetter, DEFAULT_OPTIONS.deadLetter, resilient);
   if (deadLetter) {
     integer('deadLetter.capacity', deadLetter.capacity, 1, 10_000_000);
+    integer('deadLetter.maxBytes', deadLetter.maxBytes, 1024, 2 ** 40);
+    integer('deadLetter.maxFileBytes', deadLetter.maxFileBytes, 4096, 2 ** 40);
     if (deadLetter.path !== undefined && (typeof deadLetter.path !== 'string' || deadLetter.path.length === 0)) {
       throw new TypeError(`deadLetter.path must be a non-empty string (a JSON Lines file), got ${show(deadLetter.path)}`);
     }

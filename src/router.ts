@@ -21,6 +21,8 @@ export interface Registration {
   readonly ref: WorkerHandlerRef | undefined;
   /** Registry id of a worker handler, -1 for inline. */
   readonly handlerId: number;
+  /** Index of its circuit breaker (one per handler of each topic), -1 without breakers. */
+  readonly breaker: number;
 }
 
 /**
@@ -55,9 +57,13 @@ export class Router {
   readonly #routes = new Map<string, Route>();
   readonly #commandRoutes = new Map<string, Route>();
 
-  constructor(registry: SharedRegistryWriter, countersFor: (topic: string) => TopicCounters) {
+  readonly #topicGone: (topic: string) => void;
+
+  /** `topicGone`: the topic's last handler (event or command) was unregistered. */
+  constructor(registry: SharedRegistryWriter, countersFor: (topic: string) => TopicCounters, topicGone: (topic: string) => void) {
     this.#registry = registry;
     this.#countersFor = countersFor;
+    this.#topicGone = topicGone;
   }
 
   add(reg: Registration): () => void {
@@ -69,6 +75,7 @@ export class Router {
         if (this.#commands.get(reg.topic) === reg) {
           this.#commands.delete(reg.topic);
           this.#commandRoutes.delete(reg.topic);
+          if (!this.#events.has(reg.topic)) this.#topicGone(reg.topic);
         }
       };
     }
@@ -83,8 +90,11 @@ export class Router {
       const at = current?.indexOf(reg) ?? -1;
       if (current === undefined || at < 0) return;
       current.splice(at, 1);
-      if (current.length === 0) this.#events.delete(reg.topic);
       this.#routes.delete(reg.topic);
+      if (current.length === 0) {
+        this.#events.delete(reg.topic);
+        if (!this.#commands.has(reg.topic)) this.#topicGone(reg.topic);
+      }
     };
   }
 

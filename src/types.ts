@@ -93,6 +93,8 @@ export interface BusStats {
   workerCrashes: number;
   /** Handler attempts that ran past `handlerTimeoutMs` (a worker handler's worker is ended and replaced). */
   handlerTimeouts: number;
+  /** Deliveries waiting for their open circuit (counted in `queueSize` through their events). */
+  held: number;
   /** Unsettled events. */
   queueSize: number;
   backpressureActive: boolean;

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { afterEach } from 'vitest';
-import { MessageBus, workerHandler, type BusOptions, type Logger, type WorkerHandlerRef } from '../src/index.js';
+import { MessageBus, workerHandler, type BusOptions, type Logger, type MessageBusEvents, type WorkerHandlerRef } from '../src/index.js';
 import type { RecordMessage } from './fixtures/recorder.js';
 
 export const HANDLERS = fileURLToPath(new URL('./fixtures/handlers.ts', import.meta.url));
@@ -64,12 +64,60 @@ export class Recording {
     return { channel: this.channel, tag, ...extra };
   }
 
+  /** Lets a `gated` recorder handler waiting on `tag` go on (see test/fixtures/recorder.ts). */
+  release(tag: string): void {
+    this.#bc.postMessage({ release: tag });
+  }
+
   close(): void {
     this.#bc.close();
   }
 }
 
 export const quietLogger = (): Logger => memoryLogger();
+
+/** How long the waiting helpers below wait before failing: a hang guard, far beyond what any wait needs. */
+const HANG_GUARD_MS = 20_000;
+
+/**
+ * Resolves with the first `name` event the bus emits that `match` accepts. Call
+ * it before the action that causes the event, so the event cannot come first.
+ */
+export function nextEvent<K extends keyof MessageBusEvents>(
+  bus: MessageBus, name: K, match: (event: MessageBusEvents[K][0]) => boolean = () => true,
+): Promise<MessageBusEvents[K][0]> {
+  const emitter = bus as unknown as {
+    on(name: string, fn: (event: MessageBusEvents[K][0]) => void): void;
+    off(name: string, fn: (event: MessageBusEvents[K][0]) => void): void;
+  };
+  return new Promise((resolve, reject) => {
+    const listener = (event: MessageBusEvents[K][0]): void => {
+      if (!match(event)) return;
+      clearTimeout(timer);
+      emitter.off(name, listener);
+      resolve(event);
+    };
+    const timer = setTimeout(() => {
+      emitter.off(name, listener);
+      reject(new Error(`no matching '${name}' event within ${HANG_GUARD_MS} ms`));
+    }, HANG_GUARD_MS);
+    emitter.on(name, listener);
+  });
+}
+
+/**
+ * Resolves once `condition()` holds, looking every 2 ms: for states the bus
+ * announces with no event (e.g. a retry landing in its lane). Not a sleep: it
+ * returns as soon as the state is there, and fails (naming `what`) only as a
+ * hang guard.
+ */
+export async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + HANG_GUARD_MS;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
 
 export interface BusUnderTest {
   bus: MessageBus;

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DuplicateCommandHandlerError, HandlerLoadError, MessageBus, ResilientMessageBus, workerHandler, type BusEvent } from '../src/index.js';
 import { checksum } from './fixtures/recorder.js';
@@ -110,10 +113,11 @@ describe('events', () => {
       expect(b.publish('early', rec.payload(`e${i}`))).toBe(true);
       expect(b.publish('early.inline', i)).toBe(true);
     }
-    await new Promise((r) => setTimeout(r, 50));
-    expect(rec.tags()).toEqual([]);
+    await new Promise((r) => setImmediate(r)); // a turn in which inline handlers would have run
     expect(inline).toEqual([]);
-    expect(b.stats().queueSize).toBe(10);
+    // The worker records wait, unclaimed, in their lane: there is no pool to claim them yet.
+    expect(b.laneDepths()).toEqual({ critical: 0, high: 0, normal: 5, low: 0 });
+    expect(b.stats()).toMatchObject({ queueSize: 10, processed: 0 });
     await b.start();
     await b.drain();
     await rec.waitFor(5);
@@ -134,6 +138,26 @@ describe('events', () => {
     b.publish('t', 2);
     await b.drain();
     expect(seen).toEqual([1]);
+  });
+
+  it('rounds queue.ringBytes up: a ring of 5000 bytes takes events near maxPayloadBytes, larger than half of it', async () => {
+    // 5000 is not a power of two, and a 3900-byte record would not fit twice in it: the ring is rounded up
+    // (to a power of two holding two of the largest records), so these run, wrapping around many times.
+    const b = bus({ queue: { ringBytes: 5000, maxPayloadBytes: 4000 } });
+    b.registerEventHandler('verify', recorder('verify'));
+    b.registerCommandHandler('describe', handler('describe'));
+    await b.start();
+    const n = 200;
+    for (let i = 0; i < n; i++) {
+      const data = `${i}:`.padEnd(2600 + (i % 13) * 100, String.fromCharCode(97 + (i % 26))); // 2600..3800 characters
+      expect(b.publish('verify', { tag: String(i), data, check: checksum(data) })).toBe(true);
+    }
+    await b.drain();
+    expect(b.stats()).toMatchObject({ published: n, processed: n, failed: 0, queueSize: 0 });
+    // Exactly maxPayloadBytes is accepted, one byte more is not.
+    const largest = Uint8Array.from({ length: 4000 }, (_, i) => i % 251);
+    expect(await b.execute('describe', largest)).toMatchObject({ success: true, result: { size: 4000, sum: largest.reduce((a, v) => a + v, 0) } });
+    expect(() => b.publish('verify', new Uint8Array(4001))).toThrow(/is 4001 bytes, more than queue\.maxPayloadBytes \(4000\)/);
   });
 
   it('carries payloads intact through ring wrap-around, overflow and two workers', async () => {
@@ -208,7 +232,7 @@ describe('worker handler modules', () => {
     const ok = bus();
     ok.registerCommandHandler('echo', handler('echo'));
     await ok.start();
-    expect((await ok.execute('echo', 1)).success).toBe(true);
+    expect(await ok.execute('echo', 1)).toEqual({ success: true, result: 1, attempts: 1 });
   });
 
   it('after start, throws for a missing module and reports a missing export', async () => {
@@ -222,6 +246,31 @@ describe('worker handler modules', () => {
     const { error, handler: name } = await reported;
     expect(name).toBe('late');
     expect(error.message).toMatch(/no function export 'missingExport'/);
+  });
+
+  it('resolves a relative workerHandler path from the working directory', async () => {
+    const plain = fileURLToPath(new URL('./fixtures/plain.mjs', import.meta.url));
+    const fromCwd = relative(process.cwd(), plain); // e.g. test/fixtures/plain.mjs when vitest runs from the repo root
+    expect(isAbsolute(fromCwd)).toBe(false);
+    const ref = workerHandler(fromCwd, 'shout');
+    expect(ref.module).toBe(pathToFileURL(resolve(process.cwd(), fromCwd)).href);
+    expect(workerHandler(`./${fromCwd}`, 'shout').module).toBe(ref.module);
+    const b = bus();
+    b.registerCommandHandler('shout', ref);
+    b.registerCommandHandler('ts', workerHandler(relative(process.cwd(), HANDLERS), 'echo'));
+    await b.start();
+    expect(await b.execute('shout', 'relative')).toEqual({ success: true, result: 'RELATIVE', attempts: 1 });
+    expect(await b.execute('ts', 'too')).toEqual({ success: true, result: 'too', attempts: 1 });
+  });
+
+  it('does not resolve a relative workerHandler path from the calling file', async () => {
+    // 'fixtures/plain.mjs' is there beside this file, but not under the working directory.
+    expect(existsSync(resolve(process.cwd(), 'fixtures/plain.mjs'))).toBe(false);
+    const b = bus();
+    b.registerCommandHandler('shout', workerHandler('fixtures/plain.mjs', 'shout'));
+    const err = await b.start().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(HandlerLoadError);
+    expect((err as Error).message).toContain(pathToFileURL(resolve(process.cwd(), 'fixtures/plain.mjs')).href);
   });
 
   it('loads plain .mjs handler modules and default exports', async () => {
@@ -252,7 +301,7 @@ describe('sessions', () => {
     b.publish('t', 3);
     await b.drain();
     expect(seen).toHaveLength(2);
-    expect((await b.execute('who', 1)).success).toBe(false);
+    expect(await b.execute('who', 1)).toEqual({ success: false, error: "no command handler registered for topic 'who'", attempts: 0 });
     expect(() => s.publish('t', 4)).toThrow(/session sess-1 is closed/);
   });
 
@@ -264,7 +313,7 @@ describe('sessions', () => {
       s.registerCommandHandler('scoped', () => 'in scope');
       expect((await b.execute('scoped', 0)).result).toBe('in scope');
     }
-    expect((await b.execute('scoped', 0)).success).toBe(false);
+    expect(await b.execute('scoped', 0)).toEqual({ success: false, error: "no command handler registered for topic 'scoped'", attempts: 0 });
   });
 });
 
@@ -298,16 +347,43 @@ describe('lifecycle', () => {
   });
 
   it('stop({ timeoutMs }) abandons what the drain did not finish', async () => {
-    const b = bus();
+    const log = memoryLogger();
+    const b = bus({ logger: log });
     const rec = new Recording();
     b.registerEventHandler('t', recorder('recordA'));
     await b.start();
-    for (let i = 0; i < 10; i++) b.publish('t', rec.payload(`t${i}`, { spinMs: 100 }));
-    await b.stop({ timeoutMs: 150 });
-    const s = b.stats();
-    expect(s.processed + s.abandoned).toBe(10);
-    expect(s.abandoned).toBeGreaterThan(0);
+    b.publish('t', rec.payload('quick'));
+    // The second holds the only worker for 5 s, far past the stop timeout: the drain cannot finish in time.
+    for (let i = 1; i < 10; i++) b.publish('t', rec.payload(`t${i}`, { spinMs: i === 1 ? 5000 : 0 }));
+    await rec.waitFor(1); // 'quick' is done
+    await rec.waitFor(1, 'start'); // t1 runs
+    const t0 = performance.now();
+    await b.stop({ timeoutMs: 100 });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(98); // it did give the drain its time
+    expect(b.stats()).toMatchObject({ published: 10, processed: 1, abandoned: 9, queueSize: 0 });
+    expect(log.lines).toContainEqual(expect.objectContaining({ level: 'warn', obj: { abandoned: 9 } }));
+    expect(rec.tags()).toEqual(['quick']);
     rec.close();
+  });
+
+  it('gives events ids unique across buses, and across a stop and a new bus', async () => {
+    const ids: string[] = [];
+    const run = async (b: MessageBus): Promise<void> => {
+      b.registerEventHandler('t', (e) => void ids.push(e.id));
+      b.registerCommandHandler('describe', handler('describe')); // a worker sees the same ids
+      await b.start();
+      for (let i = 0; i < 20; i++) b.publish('t', i);
+      const r = await b.execute<{ id: string }>('describe', null);
+      ids.push(r.result!.id);
+      await b.drain();
+    };
+    const first = bus();
+    const second = bus();
+    await Promise.all([run(first), run(second)]); // side by side: each numbers its events from 1
+    await first.stop();
+    await run(bus()); // as after a restart
+    expect(ids).toHaveLength(63);
+    expect(new Set(ids).size).toBe(63);
   });
 
   it('keeps buses independent', async () => {

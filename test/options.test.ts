@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MessageBus, DEFAULT_OPTIONS, type BusOptions } from '../src/index.js';
-import { quietLogger } from './helpers.js';
+import { busFixture, quietLogger } from './helpers.js';
 
 const make = (options: unknown): MessageBus => new MessageBus(options as BusOptions);
 
@@ -50,13 +50,20 @@ describe('option validation', () => {
     [{ retry: { multiplier: Infinity } }, TypeError, /retry\.multiplier must be a finite number/],
     [{ retry: { jitter: 'yes' } }, TypeError, /retry\.jitter must be a boolean, got 'yes'/],
     [{ circuitBreaker: 'on' }, TypeError, /circuitBreaker must be false or an object, got 'on'/],
-    [{ circuitBreaker: { threshold: 1 } }, TypeError, /circuitBreaker\.threshold is not an option \(allowed: failureThreshold, windowMs, recoveryTimeoutMs, successThreshold\)/],
+    [{ circuitBreaker: { threshold: 1 } }, TypeError, /circuitBreaker\.threshold is not an option \(allowed: failureRateThreshold, minimumCalls, windowMs, recoveryTimeoutMs, halfOpenMaxCalls, successThreshold, slowCallMs, slowCallRateThreshold, hold, failureThreshold\)/],
     [{ circuitBreaker: { failureThreshold: 0 } }, RangeError, /circuitBreaker\.failureThreshold must be in \[1, 100000\], got 0/],
-    [{ circuitBreaker: { windowMs: 0 } }, RangeError, /circuitBreaker\.windowMs must be in \[1, /],
+    [{ circuitBreaker: { windowMs: 0 } }, RangeError, /circuitBreaker\.windowMs must be in \[10, /],
+    [{ circuitBreaker: { failureRateThreshold: 0 } }, RangeError, /circuitBreaker\.failureRateThreshold must be in \(0, 1\], got 0/],
+    [{ circuitBreaker: { failureRateThreshold: 1.5 } }, RangeError, /circuitBreaker\.failureRateThreshold must be in \(0, 1\], got 1\.5/],
+    [{ circuitBreaker: { minimumCalls: 0 } }, RangeError, /circuitBreaker\.minimumCalls must be in \[1, /],
+    [{ circuitBreaker: { halfOpenMaxCalls: 0 } }, RangeError, /circuitBreaker\.halfOpenMaxCalls must be in \[1, 1024\], got 0/],
+    [{ circuitBreaker: { slowCallMs: -1 } }, RangeError, /circuitBreaker\.slowCallMs must be in \[1, /],
+    [{ circuitBreaker: { hold: 'yes' } }, TypeError, /circuitBreaker\.hold must be a boolean, got 'yes'/],
+    [{ deadLetter: { maxBytes: 10 } }, RangeError, /deadLetter\.maxBytes must be in \[1024, /],
     [{ circuitBreaker: { recoveryTimeoutMs: 'soon' } }, TypeError, /circuitBreaker\.recoveryTimeoutMs must be an integer, got 'soon'/],
     [{ circuitBreaker: { successThreshold: 0 } }, RangeError, /circuitBreaker\.successThreshold must be in \[1, /],
     [{ deadLetter: [] }, TypeError, /deadLetter must be false or an object/],
-    [{ deadLetter: { file: 'x' } }, TypeError, /deadLetter\.file is not an option \(allowed: capacity, path\)/],
+    [{ deadLetter: { file: 'x' } }, TypeError, /deadLetter\.file is not an option \(allowed: capacity, maxBytes, path, maxFileBytes\)/],
     [{ deadLetter: { capacity: 0 } }, RangeError, /deadLetter\.capacity must be in \[1, 10000000\], got 0/],
     [{ deadLetter: { path: '' } }, TypeError, /deadLetter\.path must be a non-empty string \(a JSON Lines file\), got ''/],
     [{ deadLetter: { path: 42 } }, TypeError, /deadLetter\.path must be a non-empty string/],
@@ -67,8 +74,40 @@ describe('option validation', () => {
     expect(() => make(options)).toThrow(message);
   });
 
-  it('takes true for a feature with its defaults, and false to turn it off', () => {
-    expect(() => make({ retry: true, circuitBreaker: false, deadLetter: { capacity: 5 }, handlerTimeoutMs: false, logger: quietLogger() })).not.toThrow();
+  const setup = busFixture();
+
+  it('takes true for a feature with its defaults, and false to turn it off', async () => {
+    // `true` is what RINGBUS_RETRY=true etc. give; the type only admits false or an object, hence the cast.
+    const { bus } = setup({ retry: true, circuitBreaker: true, deadLetter: true, handlerTimeoutMs: false } as unknown as BusOptions);
+    bus.registerEventHandler('t', () => {
+      throw new Error('always');
+    }, { name: 'broken' });
+    await bus.start();
+    bus.publish('t', 1);
+    await bus.drain();
+    // retry: true is maxRetries 3 (four attempts; delays of at most 100 + 200 + 400 ms, jittered),
+    // then deadLetter: true takes the delivery.
+    expect(bus.stats()).toMatchObject({ failed: 4, retried: 3, deadLettered: 1 });
+    expect(bus.deadLetters.list()).toEqual([expect.objectContaining({ handler: 'broken', attempts: 4, error: 'always' })]);
+    // circuitBreaker: true is a 50% failure rate over at least 20 calls in 10 s: four failed calls leave it closed.
+    expect(bus.circuitState('broken')).toBe('closed');
+    for (let i = 0; i < 4; i++) bus.publish('t', 2 + i);
+    await bus.drain();
+    // 20 failed attempts now: the twentieth opened it (the last delivery's final attempt was that one).
+    expect(bus.stats()).toMatchObject({ failed: 20, retried: 15, deadLettered: 5, held: 0 });
+    expect(bus.circuitState('broken')).toBe('open');
+    expect(bus.deadLetters.list()[4]).toMatchObject({ attempts: 4, error: 'always', errorCode: 'ERR_RINGBUS_HANDLER_FAILED' });
+
+    const off = setup({ retry: false, circuitBreaker: false, deadLetter: false, handlerTimeoutMs: false }).bus;
+    off.registerEventHandler('t', () => {
+      throw new Error('always');
+    }, { name: 'broken' });
+    await off.start();
+    for (let i = 0; i < 6; i++) off.publish('t', i);
+    await off.drain();
+    expect(off.stats()).toMatchObject({ failed: 6, retried: 0, deadLettered: 0 });
+    expect(off.circuitState('broken')).toBe('closed');
+    expect(off.deadLetters.size).toBe(0);
   });
 
   it('keeps the default minThreads within a smaller maxThreads', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker, type CircuitState } from '../src/breaker/circuit_breaker.js';
+import { CircuitBreaker, type BreakerSettings, type CircuitState } from '../src/breaker/circuit_breaker.js';
 import { ExponentialBackoff } from '../src/retry/backoff.js';
 import { RetryScheduler, type SchedulerClock } from '../src/retry/retry_scheduler.js';
 
@@ -83,55 +83,80 @@ describe('RetryScheduler', () => {
 });
 
 describe('CircuitBreaker', () => {
-  const options = { failureThreshold: 3, windowMs: 1000, recoveryTimeoutMs: 5000, successThreshold: 2 };
-  function breaker(): { b: CircuitBreaker; clock: FakeClock; moves: string[] } {
+  const rate: BreakerSettings = {
+    failureRateThreshold: 0.5, minimumCalls: 10, windowMs: 1000, recoveryTimeoutMs: 5000, halfOpenMaxCalls: 1, successThreshold: 2,
+    slowCallMs: undefined, slowCallRateThreshold: 1, hold: true, failureThreshold: undefined,
+  };
+  const failure = { message: 'boom', name: 'Error', code: 'ERR_RINGBUS_HANDLER_FAILED' };
+  function breaker(options: Partial<BreakerSettings> = {}): { b: CircuitBreaker; clock: FakeClock; moves: string[] } {
     const clock = new FakeClock();
     const moves: string[] = [];
-    const b = new CircuitBreaker('h', options, clock, (from: CircuitState, to: CircuitState) => moves.push(`${from}->${to}`));
+    const b = new CircuitBreaker('t', 'h', { ...rate, ...options }, clock, (from: CircuitState, to: CircuitState) => moves.push(`${from}->${to}`));
     return { b, clock, moves };
   }
 
-  it('opens after failureThreshold failures inside the window, not outside it', () => {
-    const { b, clock, moves } = breaker();
-    b.onFailure();
-    clock.advance(600);
-    b.onFailure();
-    clock.advance(600); // the first failure left the window
-    b.onFailure();
+  it('stays closed below minimumCalls, however many of them failed', () => {
+    const { b } = breaker();
+    for (let i = 0; i < 9; i++) b.recordFailure(failure);
     expect(b.state).toBe('closed');
-    clock.advance(100);
-    b.onFailure(); // 3 within 700 ms
+    b.recordFailure(failure); // the 10th call: 100% failed
     expect(b.state).toBe('open');
-    expect(b.allows()).toBe(false);
+  });
+
+  it('opens at the failure rate over the window, not below it', () => {
+    const { b, moves } = breaker();
+    b.recordSuccesses(11, 0);
+    for (let i = 0; i < 10; i++) b.recordFailure(failure); // 10 of 21 failed: 47.6%
+    expect(b.state).toBe('closed');
+    b.recordFailure(failure); // 11 of 22: 50%
+    expect(b.state).toBe('open');
     expect(moves).toEqual(['closed->open']);
   });
 
-  it('goes half-open after recoveryTimeoutMs, closes after successThreshold successes', () => {
+  it('a 1% failure rate never opens it', () => {
+    const { b, clock } = breaker();
+    for (let i = 0; i < 10_000; i++) {
+      b.recordSuccesses(99, 0);
+      b.recordFailure(failure);
+      clock.advance(1);
+    }
+    expect(b.state).toBe('closed');
+  });
+
+  it('forgets outcomes older than the window', () => {
+    const { b, clock } = breaker();
+    for (let i = 0; i < 9; i++) b.recordFailure(failure);
+    clock.advance(1100); // every bucket of those 9 failures left the window
+    b.recordSuccesses(9, 0);
+    b.recordFailure(failure); // 1 of 10 in the window
+    expect(b.state).toBe('closed');
+  });
+
+  it('goes half-open after recoveryTimeoutMs, closes after successThreshold trial successes', () => {
     const { b, clock, moves } = breaker();
-    for (let i = 0; i < 3; i++) b.onFailure();
+    for (let i = 0; i < 10; i++) b.recordFailure(failure);
     clock.advance(4999);
     expect(b.state).toBe('open');
     clock.advance(1);
     expect(b.state).toBe('half_open');
-    expect(b.allows()).toBe(true);
-    b.onSuccess();
+    expect(b.trialSucceeded()).toBe(false);
     expect(b.state).toBe('half_open');
-    b.onSuccess();
+    expect(b.trialSucceeded()).toBe(true);
     expect(b.state).toBe('closed');
     expect(moves).toEqual(['closed->open', 'open->half_open', 'half_open->closed']);
-    // Closed again with a clean window: two failures do not reopen it.
-    b.onFailure();
-    b.onFailure();
+    // Closed again with a clean window: 9 failures are below minimumCalls.
+    for (let i = 0; i < 9; i++) b.recordFailure(failure);
     expect(b.state).toBe('closed');
   });
 
-  it('reopens on any failure while half-open, with a fresh recovery timeout', () => {
+  it('reopens on any failure while half-open, with a fresh recovery timeout, and keeps the last failure', () => {
     const { b, clock, moves } = breaker();
-    for (let i = 0; i < 3; i++) b.onFailure();
+    for (let i = 0; i < 10; i++) b.recordFailure(failure);
     clock.advance(5000);
-    b.onSuccess();
-    b.onFailure();
+    expect(b.trialSucceeded()).toBe(false);
+    b.recordFailure({ ...failure, message: 'still down' });
     expect(b.state).toBe('open');
+    expect(b.lastFailure?.message).toBe('still down');
     clock.advance(4999);
     expect(b.state).toBe('open');
     clock.advance(1);
@@ -139,12 +164,24 @@ describe('CircuitBreaker', () => {
     expect(moves).toEqual(['closed->open', 'open->half_open', 'half_open->open', 'open->half_open']);
   });
 
-  it('keeps only failureThreshold timestamps however many failures it sees', () => {
-    const { b, clock } = breaker();
-    for (let i = 0; i < 10_000; i++) {
-      clock.advance(2000); // each failure alone in its window
-      b.onFailure();
-    }
+  it('opens on the slow-call rate when a slow-call rule is set', () => {
+    const { b } = breaker({ slowCallMs: 100, slowCallRateThreshold: 0.8 });
+    b.recordSuccesses(10, 7);
     expect(b.state).toBe('closed');
+    b.recordSuccesses(10, 10); // 17 of 20 slow: 85%
+    expect(b.state).toBe('open');
+  });
+
+  it('with the deprecated failureThreshold, counts failures in the window whatever the rate', () => {
+    const { b, clock } = breaker({ failureThreshold: 3 });
+    b.recordSuccesses(1000, 0);
+    b.recordFailure(failure);
+    b.recordFailure(failure);
+    clock.advance(1100); // both left the window
+    b.recordFailure(failure);
+    expect(b.state).toBe('closed');
+    b.recordFailure(failure);
+    b.recordFailure(failure);
+    expect(b.state).toBe('open');
   });
 });

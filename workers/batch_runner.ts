@@ -7,12 +7,14 @@
  * forensics and failure copies.
  */
 import { performance } from 'node:perf_hooks';
-import { BREAKER_HALF_OPEN, BREAKER_OPEN, circuitOpenMessage } from '../src/protocol/breaker_words.js';
-import { errorText } from '../src/protocol/error_text.js';
+import { ADMIT_DENY, ADMIT_RUN, ADMIT_TRIAL, admit, circuitOpenMessage, slowWord, successWord } from '../src/protocol/breaker_words.js';
+import { errorName, errorText } from '../src/protocol/error_text.js';
 import { MAIN_WAITING, PROGRESS, SLOT_BUSY, SLOT_CURSOR, SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, slotWord } from '../src/protocol/layout.js';
 import type { LaneRingReader } from '../src/protocol/lane_ring.js';
-import { OUT_DONE, OUT_FAILED, OUT_REFUSED, OUT_SUCCEEDED, type OutcomeRingWriter } from '../src/protocol/outcome_ring.js';
-import { RF_BINARY, RF_COMMAND, RF_PAD, RF_TRACKED, RecordHeader } from '../src/protocol/record.js';
+import {
+  OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_TRIAL, type OutcomeRingWriter,
+} from '../src/protocol/outcome_ring.js';
+import { RF_BINARY, RF_COMMAND, RF_DETACHED, RF_PAD, RF_TRACKED, RecordHeader } from '../src/protocol/record.js';
 import { ENTRY_TOPIC, type SharedRegistryReader } from '../src/protocol/registry.js';
 import { PRIORITY_NAMES, type DrainTask } from '../src/protocol/task.js';
 import type { HandlerTable, LoadedHandler } from './handler_table.js';
@@ -52,6 +54,8 @@ export interface SlotCounters {
 export class BatchRunner {
   readonly #control: Int32Array;
   readonly #breakers: Int32Array;
+  /** Per slot: this worker's success and slow-call counts per breaker. */
+  readonly #breakerCounters: Int32Array[];
   readonly #registry: SharedRegistryReader;
   readonly #handlers: HandlerTable;
   readonly #idPrefix: string;
@@ -59,9 +63,11 @@ export class BatchRunner {
   /** Reused across batches: the decoded records of the current one. */
   readonly #batch: BatchRecord[] = [];
 
-  constructor(control: Int32Array, breakers: Int32Array, registry: SharedRegistryReader, handlers: HandlerTable, idPrefix: string) {
+  constructor(control: Int32Array, breakers: Int32Array, breakerCounters: Int32Array[], registry: SharedRegistryReader,
+    handlers: HandlerTable, idPrefix: string) {
     this.#control = control;
     this.#breakers = breakers;
+    this.#breakerCounters = breakerCounters;
     this.#registry = registry;
     this.#handlers = handlers;
     this.#idPrefix = idPrefix;
@@ -80,6 +86,7 @@ export class BatchRunner {
     const batch = this.#batch;
     const handlers = this.#handlers;
     const breakers = this.#breakers;
+    const breakerCounters = this.#breakerCounters[slot];
     const control = this.#control;
     const { i32, u8 } = reader.view;
     const cursorWord = slotWord(slot, SLOT_CURSOR);
@@ -95,7 +102,9 @@ export class BatchRunner {
     const timeOrigin = performance.timeOrigin;
     // One clock read per handler call (~50 ns): each attempt's own duration, outliers included.
     const timed = metrics.timed;
-    let t = timed ? performance.now() : 0;
+    // The slow-call rule needs each call's duration even with metrics off.
+    const clocked = timed || task.slowCallMs > 0;
+    let t = clocked ? performance.now() : 0;
     for (let k = 0; k < n; k++) {
       const r = batch[k];
       const h = r.header;
@@ -107,13 +116,18 @@ export class BatchRunner {
       for (let i = 0; i < h.handlerCount; i++) {
         const handlerId = i32[h.handlersWord + i];
         control[handlerWord] = i;
-        // The breaker is checked right before the call: deliveries already claimed are refused too.
-        const breaker = handlers.breaker(handlerId);
-        if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_OPEN) {
+        // The breaker is checked right before the call: deliveries already claimed are held (or refused) too.
+        const breaker = task.breakers ? handlers.breaker(handlerId) : -1;
+        const admitted = breaker >= 0 ? admit(breakers, breaker) : ADMIT_RUN;
+        if (admitted === ADMIT_DENY) {
           failed++;
-          const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
-          this.#report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, circuitOpenMessage(handlers.name(handlerId)), record);
-          if (timed) t = performance.now();
+          const record = u8.subarray(off, off + len);
+          if (task.holdOpenCircuits) this.#report(out, slot, OUT_HELD, seq, topicId, handlerId, attempt, '', record);
+          else {
+            this.#report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, circuitOpenMessage(handlers.name(handlerId)),
+              task.keepFailedRecords ? record : undefined);
+          }
+          if (clocked) t = performance.now();
           continue;
         }
         try {
@@ -124,25 +138,33 @@ export class BatchRunner {
             result = await result;
           }
           control[processedWord] = ++counters.processed; // per delivery: a crash on a later handler must not lose it
-          metrics.succeeded(handlerId);
-          if (timed) {
+          metrics.succeeded(handlers.metricsKey(handlerId));
+          let ms = 0;
+          if (clocked) {
             const t2 = performance.now();
-            metrics.processing(handlerId, (t2 - t) * 1e6);
+            ms = t2 - t;
+            if (timed) {
+              metrics.processing(handlers.metricsKey(handlerId), ms * 1e6);
+              metrics.maybePublish(t2); // a long batch still publishes every 50 ms
+            }
             t = t2;
-            metrics.maybePublish(t2); // a long batch still publishes every 50 ms
           }
-          if (breaker >= 0 && Atomics.load(breakers, breaker) === BREAKER_HALF_OPEN) {
-            this.#report(out, slot, OUT_SUCCEEDED, seq, topicId, handlerId, attempt, '', undefined);
+          if (breaker >= 0) {
+            // Plain stores: this slot's counters have one writer; main folds them into the breaker's window.
+            breakerCounters[successWord(breaker)]++;
+            if (task.slowCallMs > 0 && ms >= task.slowCallMs) breakerCounters[slowWord(breaker)]++;
+            if (admitted === ADMIT_TRIAL) this.#report(out, slot, OUT_SUCCEEDED, seq, topicId, handlerId, attempt, '', undefined);
           }
         } catch (err) {
           failed++;
-          if (timed) {
+          if (clocked) {
             const t2 = performance.now();
-            metrics.processing(handlerId, (t2 - t) * 1e6);
+            if (timed) metrics.processing(handlers.metricsKey(handlerId), (t2 - t) * 1e6);
             t = t2;
           }
           const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
-          this.#report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record);
+          this.#report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record, errorName(err),
+            admitted === ADMIT_TRIAL ? OUTF_TRIAL : 0);
         }
       }
       r.event = EMPTY_EVENT; // let the payload go once its handlers are done
@@ -173,13 +195,14 @@ export class BatchRunner {
         if (problem !== undefined) {
           text = '';
           const handlerId = i32[h.handlersWord];
-          metrics.retractSuccess(handlerId);
+          metrics.retractSuccess(handlers.metricsKey(handlerId));
           counters.processed--;
           control[processedWord] = counters.processed;
           this.#report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, problem, undefined);
         }
       }
-      this.#report(out, slot, OUT_DONE, seq, topicId, -1, attempt, text, undefined);
+      this.#report(out, slot, OUT_DONE, seq, topicId, -1, attempt, text, undefined, '',
+        (failed > 0 ? OUTF_FAILED : 0) | (flags & RF_DETACHED ? OUTF_DETACHED : 0));
       control[cursorWord] = r.next;
       control[handlerWord] = -1;
     }
@@ -188,8 +211,8 @@ export class BatchRunner {
 
   /** Writes an outcome, waiting for main to make room if the outcome ring is full. */
   #report(out: OutcomeRingWriter, slot: number, kind: number, seq: number, topicId: number,
-    handlerId: number, attempt: number, text: string, record: Uint8Array | undefined): void {
-    while (!out.tryWrite(kind, seq, topicId, handlerId, attempt, text, record)) {
+    handlerId: number, attempt: number, text: string, record: Uint8Array | undefined, name = '', outFlags = 0): void {
+    while (!out.tryWrite(kind, seq, topicId, handlerId, attempt, text, record, name, outFlags)) {
       this.notifyMain();
       Atomics.wait(this.#control, slotWord(slot, SLOT_BUSY), 1, 5);
     }

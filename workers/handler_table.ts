@@ -46,7 +46,12 @@ export class HandlerTable {
   readonly #registry: SharedRegistryReader;
   readonly #loaded: (LoadedHandler | undefined)[] = [];
   readonly #failed = new Map<number, Error>();
+  /** By module#export: the same export registered on many topics (one id per topic) is imported once. */
+  readonly #byExport = new Map<string, LoadedHandler>();
   readonly #breakers: number[] = [];
+  /** Per id: the first id seen with the same handler name (metrics are per name, ids are per topic). */
+  readonly #metricsKeys: number[] = [];
+  readonly #firstIdOfName = new Map<string, number>();
   readonly #tsxEsmApi: string | undefined;
 
   constructor(registry: SharedRegistryReader, tsxEsmApi: string | undefined) {
@@ -56,7 +61,14 @@ export class HandlerTable {
 
   /** The loaded function, or undefined when `load(id)` must be awaited first. */
   get(id: number): LoadedHandler | undefined {
-    return this.#loaded[id];
+    const fn = this.#loaded[id];
+    if (fn !== undefined || this.#byExport.size === 0) return fn;
+    // A new id of an export already imported (the same handler on another topic): no await needed.
+    const entry = this.#registry.get(id);
+    if (entry.kind !== ENTRY_HANDLER) return undefined;
+    const known = this.#byExport.get(`${entry.module}#${entry.exportName}`);
+    if (known !== undefined) this.#loaded[id] = known;
+    return known;
   }
 
   /** The handler's breaker index in the shared board (-1: none). */
@@ -68,6 +80,22 @@ export class HandlerTable {
       this.#breakers[id] = b;
     }
     return b;
+  }
+
+  /**
+   * The id metrics are recorded under: one per handler name, so a handler
+   * registered on many topics (one id per topic) keeps one series, not one
+   * per topic. Main turns it back into the name.
+   */
+  metricsKey(id: number): number {
+    let key = this.#metricsKeys[id];
+    if (key === undefined) {
+      const name = this.name(id);
+      key = this.#firstIdOfName.get(name) ?? id;
+      this.#firstIdOfName.set(name, key);
+      this.#metricsKeys[id] = key;
+    }
+    return key;
   }
 
   name(id: number): string {
@@ -83,6 +111,7 @@ export class HandlerTable {
     try {
       const fn = await loadHandler(entry.module, entry.exportName, this.#tsxEsmApi);
       this.#loaded[id] = fn;
+      this.#byExport.set(`${entry.module}#${entry.exportName}`, fn);
       return fn;
     } catch (err) {
       this.#failed.set(id, err as Error);

@@ -30,7 +30,8 @@ const readers = memory.lanes.map((sab, lane) => new LaneRingReader(control, sab,
 const registry = new SharedRegistryReader(memory.registry);
 const handlers = new HandlerTable(registry, memory.tsxEsmApi);
 const outcomeWriters = memory.outcomes.map((sab) => new OutcomeRingWriter(control, sab));
-const runner = new BatchRunner(control, new Int32Array(memory.breakers), registry, handlers, memory.idPrefix);
+const runner = new BatchRunner(control, new Int32Array(memory.breakers), memory.breakerCounters.map((sab) => new Int32Array(sab)), registry,
+  handlers, memory.idPrefix);
 const lanePicker = new LanePicker();
 const laneHasRecords = (lane: number): boolean => readers[lane].waiting() > 0;
 let msPerRecord = 0;

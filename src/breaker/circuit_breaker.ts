@@ -1,10 +1,20 @@
 /**
- * One handler's circuit breaker: its states and the rule that moves between
- * them.
+ * One circuit breaker's state machine, for one handler of one topic.
+ *
+ *   CLOSED ──rule opens (sliding window)──► OPEN ──recoveryTimeoutMs──► HALF_OPEN
+ *     ▲                                      ▲                              │
+ *     └──────── successThreshold trial successes ─────────┐  a failure ───┘
+ *                                                          └── (back to OPEN)
+ *
+ * It counts outcomes and decides; it runs no timer and touches no shared
+ * memory (BreakerBoard does both). OPEN → HALF_OPEN happens when the state is
+ * read at or after the recovery time (the board reads it on time).
  */
 import { BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN } from '../protocol/breaker_words.js';
+import { FailureCountRule, FailureRateRule, type OpeningRule } from './opening_rule.js';
+import { SlidingWindow } from './sliding_window.js';
 
-/** A circuit breaker's state: closed (deliveries run), open (refused), half_open (trials run). */
+/** A circuit breaker's state: closed (deliveries run), open (held, or refused with `hold: false`), half_open (trials run). */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
 /** Numeric codes, as in shared memory and the `circuit_breaker_state` gauge. */
@@ -13,45 +23,54 @@ export const CIRCUIT_CODE: Readonly<Record<CircuitState, number>> = Object.freez
 });
 export const CIRCUIT_STATES: readonly CircuitState[] = ['closed', 'open', 'half_open'];
 
-export interface CircuitBreakerOptions {
-  /** Failures within `windowMs` that open the circuit. */
-  failureThreshold: number;
+/** The resolved `circuitBreaker` options (see options.ts for each one's meaning). */
+export interface BreakerSettings {
+  failureRateThreshold: number;
+  minimumCalls: number;
   windowMs: number;
-  /** How long the circuit stays open before letting trial deliveries through. */
   recoveryTimeoutMs: number;
-  /** Successes in half-open that close the circuit again. */
+  halfOpenMaxCalls: number;
   successThreshold: number;
+  slowCallMs?: number | undefined;
+  slowCallRateThreshold: number;
+  hold: boolean;
+  failureThreshold?: number | undefined;
 }
 
 export interface Clock {
   now(): number;
 }
 
-/**
- * One handler's breaker. CLOSED → OPEN after `failureThreshold` failures in
- * a sliding `windowMs`; OPEN → HALF_OPEN once `recoveryTimeoutMs` passed
- * (checked whenever the state is read, and by the owner's timer);
- * HALF_OPEN → CLOSED after `successThreshold` successes, → OPEN on any failure.
- * It keeps only the last `failureThreshold` failure times: bounded however
- * long it runs.
- */
+/** The handler's own last failure, kept for what a held delivery says if the bus stops before it runs. */
+export interface LastFailure {
+  message: string;
+  name: string | undefined;
+  code: string;
+}
+
 export class CircuitBreaker {
+  readonly topic: string;
   readonly name: string;
-  readonly #o: CircuitBreakerOptions;
+  readonly #o: BreakerSettings;
   readonly #clock: Clock;
   readonly #onTransition: (from: CircuitState, to: CircuitState) => void;
-  readonly #failures: Float64Array;
-  #failureCount = 0;
+  readonly #window: SlidingWindow;
+  readonly #rule: OpeningRule;
   #state: CircuitState = 'closed';
   #openedAt = 0;
-  #halfOpenSuccesses = 0;
+  #trialSuccesses = 0;
+  lastFailure: LastFailure | undefined;
 
-  constructor(name: string, options: CircuitBreakerOptions, clock: Clock, onTransition: (from: CircuitState, to: CircuitState) => void) {
+  constructor(topic: string, name: string, options: BreakerSettings, clock: Clock, onTransition: (from: CircuitState, to: CircuitState) => void) {
+    this.topic = topic;
     this.name = name;
     this.#o = options;
     this.#clock = clock;
     this.#onTransition = onTransition;
-    this.#failures = new Float64Array(options.failureThreshold);
+    this.#window = new SlidingWindow(options.windowMs);
+    this.#rule = options.failureThreshold !== undefined
+      ? new FailureCountRule(options.failureThreshold)
+      : new FailureRateRule(options.minimumCalls, options.failureRateThreshold, options.slowCallMs === undefined ? Infinity : options.slowCallRateThreshold);
   }
 
   get state(): CircuitState {
@@ -64,32 +83,45 @@ export class CircuitBreaker {
     return this.#state === 'open' ? this.#openedAt + this.#o.recoveryTimeoutMs : undefined;
   }
 
-  /** Whether a delivery may run now. */
-  allows(): boolean {
-    return this.state !== 'open';
+  /** Outcomes of calls that ran while closed (successes counted by workers, summed by the board). */
+  recordSuccesses(calls: number, slow: number): void {
+    if (calls === 0 && slow === 0) return;
+    if (this.state !== 'closed') return;
+    this.#window.add(this.#clock.now(), calls, 0, slow);
+    if (slow > 0) this.#judge();
   }
 
-  onSuccess(): void {
-    if (this.state === 'half_open' && ++this.#halfOpenSuccesses >= this.#o.successThreshold) this.#move('closed');
-  }
-
-  onFailure(): void {
+  /** A failed attempt of this handler (any, trial or not). */
+  recordFailure(failure: LastFailure): void {
+    this.lastFailure = failure;
     const state = this.state;
-    const now = this.#clock.now();
-    if (state === 'half_open') {
-      this.#open(now);
-      return;
+    if (state === 'half_open') this.#open();
+    else if (state === 'closed') {
+      this.#window.add(this.#clock.now(), 1, 1, 0);
+      this.#judge();
     }
-    if (state === 'open') return;
-    const n = this.#o.failureThreshold;
-    this.#failures[this.#failureCount % n] = now;
-    this.#failureCount++;
-    // The oldest of the last n failures is the one n slots back in the ring.
-    if (this.#failureCount >= n && now - this.#failures[this.#failureCount % n] <= this.#o.windowMs) this.#open(now);
   }
 
-  #open(now: number): void {
-    this.#openedAt = now;
+  /** A half-open trial succeeded; true when that closed the circuit. */
+  trialSucceeded(): boolean {
+    if (this.state !== 'half_open') return false;
+    if (++this.#trialSuccesses < this.#o.successThreshold) return false;
+    this.#move('closed');
+    return true;
+  }
+
+  /** Time passed: outcomes older than the window no longer count. */
+  expire(): void {
+    this.#window.expire(this.#clock.now());
+  }
+
+  #judge(): void {
+    this.#window.expire(this.#clock.now());
+    if (this.#rule.opens(this.#window)) this.#open();
+  }
+
+  #open(): void {
+    this.#openedAt = this.#clock.now();
     this.#move('open');
   }
 
@@ -97,8 +129,8 @@ export class CircuitBreaker {
     const from = this.#state;
     if (from === to) return;
     this.#state = to;
-    if (to === 'closed') this.#failureCount = 0;
-    if (to === 'half_open') this.#halfOpenSuccesses = 0;
+    if (to === 'closed') this.#window.reset();
+    if (to === 'half_open') this.#trialSuccesses = 0;
     this.#onTransition(from, to);
   }
 }

@@ -17,6 +17,14 @@ export interface DeadEvent {
   publishedAt: number;
 }
 
+/**
+ * The kind of failure that ended a delivery: the handler threw or rejected,
+ * ran past `handlerTimeoutMs`, or its worker died while running it. A
+ * circuit refusal ends a delivery only with `circuitBreaker.hold: false`.
+ */
+export type DeadLetterErrorCode =
+  | 'ERR_RINGBUS_HANDLER_FAILED' | 'ERR_RINGBUS_HANDLER_TIMEOUT' | 'ERR_RINGBUS_WORKER_CRASHED' | 'ERR_RINGBUS_CIRCUIT_OPEN';
+
 /** A delivery (event × handler) that exhausted its retries. */
 export interface DeadLetterEntry {
   /** Id of this entry (not the event's). */
@@ -25,8 +33,12 @@ export interface DeadLetterEntry {
   event: DeadEvent;
   /** The handler's name. */
   handler: string;
-  /** The last error's message. */
+  /** The handler's own last error: its message (never a circuit refusal). */
   error: string;
+  /** The `name` of what the handler threw, when it was an Error (e.g. 'TypeError'). */
+  errorName?: string;
+  /** The kind of the last failure. */
+  errorCode: DeadLetterErrorCode;
   /** Attempts made, the first included. */
   attempts: number;
   /** Epoch ms of the first and the last failed attempt. */

@@ -12,6 +12,7 @@ import { MAX_EVENT_ID_BYTES } from '../protocol/limits.js';
 import { decodeRecord } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import { RateLimitedLog } from '../rate_limited_log.js';
+import type { Registration } from '../router.js';
 import type { FailedAttempt } from './failure_policy.js';
 import type { EngineParts } from './parts.js';
 
@@ -21,7 +22,7 @@ export class DeadLettering {
   readonly queue: DeadLetterQueue;
   readonly enabled: boolean;
   readonly #sink: JsonLinesDeadLetterSink | undefined;
-  #batch: { entry: DeadLetterEntry; seq: number }[] = [];
+  #batch: { entry: DeadLetterEntry; seq: number; replayDone: ((ok: boolean) => void) | undefined }[] = [];
   #entrySeq = 0;
   readonly #log: RateLimitedLog;
 
@@ -29,11 +30,14 @@ export class DeadLettering {
     this.#p = p;
     const options = p.options.deadLetter;
     this.enabled = options !== false;
-    this.#sink = options && options.path !== undefined ? new JsonLinesDeadLetterSink(options.path) : undefined;
+    this.#sink = options && options.path !== undefined ? new JsonLinesDeadLetterSink(options.path, { maxFileBytes: options.maxFileBytes }) : undefined;
     this.queue = new DeadLetterQueue({
       capacity: options ? options.capacity : 1,
+      maxBytes: options ? options.maxBytes : 1024,
       sink: this.#sink,
-      republish: (entries) => this.#republish(entries),
+      log: p.log,
+      checkReplayable: (entry) => this.#registration(entry),
+      republish: (entry, done) => p.publisher.republish(entry, this.#registration(entry), done),
     });
     this.#log = new RateLimitedLog(p.log, 1000);
   }
@@ -42,19 +46,21 @@ export class DeadLettering {
     return this.queue;
   }
 
-  /** Loads what is still dead from the file (at start); throws naming the path. */
-  load(): void {
-    if (this.#sink === undefined) return;
+  /** Opens the file and loads what is still dead (at start); throws naming the path. */
+  async start(): Promise<void> {
     try {
-      this.queue.restore(this.#sink.load());
+      await this.queue.start();
     } catch (err) {
-      throw new Error(`cannot load dead letters from deadLetter.path ${this.#sink.path}: ${errorMessage(err)}`);
+      throw new Error(`cannot load dead letters from deadLetter.path ${this.#sink?.path}: ${errorMessage(err)}`);
     }
   }
 
   /** Queues the dead letter of a delivery out of attempts; written with the rest of this turn's. */
   add(f: FailedAttempt, firstAttemptAt: number, lastAttemptAt: number): void {
-    this.#batch.push({ entry: this.#entry(f, firstAttemptAt, lastAttemptAt), seq: f.seq });
+    const e = this.#p.inFlight.get(f.seq);
+    const replay = e?.kind === 'tracked' ? e.replay : undefined;
+    const entry = this.#entry(f, firstAttemptAt, lastAttemptAt, replay?.entryId);
+    this.#batch.push({ entry, seq: f.seq, replayDone: replay?.done });
     if (this.#batch.length === 1) queueMicrotask(this.flush);
   }
 
@@ -71,23 +77,26 @@ export class DeadLettering {
         'could not write dead letters to their file; kept in memory only');
       this.queue.restore(batch.map((b) => b.entry));
     }
-    for (const { entry, seq } of batch) {
+    for (const { entry, seq, replayDone } of batch) {
       p.counters.deadLettered++;
       p.metrics.handler(entry.handler).deadLettered++;
       this.#log.warn({ handler: entry.handler, topic: entry.event.topic, eventId: entry.event.id, error: entry.error, attempts: entry.attempts },
         'delivery dead-lettered');
       p.emitter.emit('dead-letter', entry);
+      // A replayed entry that failed again: its new attempts are persisted under the same id first.
+      replayDone?.(false);
       p.inFlight.outstandingDone(seq);
     }
   };
 
-  /** At stop: the end of a storm is reported too. */
+  /** At stop: what is pending is written, the file closed, and the end of a storm reported. */
   stop(): void {
     this.flush();
+    this.queue.stop();
     this.#log.flush('deliveries dead-lettered');
   }
 
-  #entry(f: FailedAttempt, firstAttemptAt: number, lastAttemptAt: number): DeadLetterEntry {
+  #entry(f: FailedAttempt, firstAttemptAt: number, lastAttemptAt: number, id: string | undefined): DeadLetterEntry {
     const p = this.#p;
     let event: DeadEvent;
     if (f.job !== undefined) {
@@ -103,30 +112,20 @@ export class DeadLettering {
       };
     }
     return {
-      id: `${p.memory.idPrefix}dl${++this.#entrySeq}`, event, handler: f.handler, error: f.error,
-      attempts: f.attempt + 1, firstAttemptAt, lastAttemptAt,
+      id: id ?? `${p.memory.idPrefix}dl${++this.#entrySeq}`, event, handler: f.handler, error: f.error,
+      ...(f.errorName ? { errorName: f.errorName } : {}), errorCode: f.errorCode, attempts: f.attempt + 1, firstAttemptAt, lastAttemptAt,
     };
   }
 
-  /** Publishes dead letters again, each to its own handler only, with fresh attempts and its original event id. */
-  #republish(entries: DeadLetterEntry[]): number {
-    const p = this.#p;
-    // Every entry's handler must exist before any is published again: all or nothing.
-    const regs = entries.map((entry) => {
-      const reg = p.router.find(entry.event.topic, entry.handler);
-      if (reg === undefined) {
-        throw new RangeError(`cannot replay dead letter ${entry.id}: no handler '${entry.handler}' on topic '${entry.event.topic}'`);
-      }
-      if (Buffer.byteLength(entry.event.id) > MAX_EVENT_ID_BYTES) {
-        throw new RangeError(`cannot replay dead letter ${entry.id}: its event id is longer than ${MAX_EVENT_ID_BYTES} bytes`);
-      }
-      return reg;
-    });
-    let accepted = 0;
-    for (const [i, entry] of entries.entries()) {
-      if (!p.publisher.republish(entry, regs[i])) break;
-      accepted++;
+  /** The handler a dead letter goes back to; throws a RangeError naming the entry when it cannot be replayed. */
+  #registration(entry: DeadLetterEntry): Registration {
+    const reg = this.#p.router.find(entry.event.topic, entry.handler);
+    if (reg === undefined) {
+      throw new RangeError(`cannot replay dead letter ${entry.id}: no handler '${entry.handler}' on topic '${entry.event.topic}'`);
     }
-    return accepted;
+    if (Buffer.byteLength(entry.event.id) > MAX_EVENT_ID_BYTES) {
+      throw new RangeError(`cannot replay dead letter ${entry.id}: its event id is longer than ${MAX_EVENT_ID_BYTES} bytes`);
+    }
+    return reg;
   }
 }

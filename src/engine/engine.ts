@@ -17,15 +17,16 @@ import { BoundedEventQueue } from '../bounded_event_queue.js';
 import { BreakerBoard } from '../breaker/breaker_board.js';
 import type { CircuitState } from '../breaker/circuit_breaker.js';
 import type { DeadLetters } from '../dead_letter/dead_letter_queue.js';
-import { CircuitOpenError, HandlerLoadError } from '../errors.js';
+import { HandlerLoadError } from '../errors.js';
 import { assertModuleExists, type WorkerHandlerRef } from '../handler_ref.js';
 import { InlineRunner } from '../inline_runner.js';
+import { inlineSink } from './inline_sink.js';
+import type { HeldDelivery } from './failure_policy.js';
 import { defaultLogger } from '../logger.js';
 import { BusMetrics } from '../metrics/bus_metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { STOP, WAKE } from '../protocol/layout.js';
-import { REGISTRY_BYTES } from '../protocol/limits.js';
 import { SharedRegistryWriter } from '../protocol/registry.js';
 import type { Priority } from '../protocol/task.js';
 import { Router } from '../router.js';
@@ -40,9 +41,9 @@ import { OutcomeDispatch } from './outcome_dispatch.js';
 import type { EngineParts } from './parts.js';
 import { Publisher } from './publisher.js';
 import { Registrar } from './registrar.js';
-import { allocateSharedMemory } from './shared_memory.js';
+import { allocateSharedMemory, slotCount } from './shared_memory.js';
 import { SlotPool } from './slot_pool.js';
-import { checkOptionsObject, laneOf } from './validation.js';
+import { checkOptionsObject } from './validation.js';
 import { Watchdog } from './watchdog.js';
 import { createWorkerPool, probeHandlers } from './worker_pool.js';
 
@@ -56,9 +57,12 @@ export class Engine {
     const p = { options, emitter, log: options.logger ?? defaultLogger(), counters: new EngineCounters(), lifecycle: new Lifecycle() } as
       Mutable<EngineParts>;
     this.#p = p;
-    p.registry = new SharedRegistryWriter(REGISTRY_BYTES);
-    p.breakers = new BreakerBoard(options.circuitBreaker, (handler, from, to) => this.#circuitMoved(handler, from, to));
-    p.memory = allocateSharedMemory(options, p.registry.sab, p.breakers.sab);
+    p.registry = new SharedRegistryWriter();
+    p.breakers = new BreakerBoard<HeldDelivery>(options.circuitBreaker, slotCount(options), {
+      moved: (topic, handler, from, to) => this.#circuitMoved(topic, handler, from, to),
+      release: (items) => p.failures.release(items),
+    });
+    p.memory = allocateSharedMemory(options, p.registry.sab, p.breakers.sab, p.breakers.counterSabs);
     p.control = new Int32Array(p.memory.control);
     p.metrics = new BusMetrics({
       stats: () => this.stats(),
@@ -69,7 +73,7 @@ export class Engine {
       deadLetterSize: () => p.deadLetters.queue.size,
       flush: () => p.slots.flushMetrics(),
     });
-    p.router = new Router(p.registry, (topic) => p.metrics.topic(topic));
+    p.router = new Router(p.registry, (topic) => p.metrics.topic(topic), (topic) => p.metrics.forgetTopic(topic));
     p.queue = new BoundedEventQueue(options.queue, () => p.slots.workerSettled());
     p.lanes = new Lanes(p);
     p.slots = new SlotPool(p);
@@ -80,29 +84,8 @@ export class Engine {
     p.inFlight = new InFlight(p);
     p.failures = new FailurePolicy(p);
     p.deadLetters = new DeadLettering(p);
-    p.inline = new InlineRunner({
-      refusal: (_job, handler) => (p.breakers.allows(handler.name) ? undefined : new CircuitOpenError(handler.name).message),
-      failed: (job, handler, error, refused, ns) => {
-        if (p.lifecycle.terminated) return;
-        if (!refused && options.metrics) p.metrics.handler(handler.name).processing.record(ns);
-        p.failures.attemptFailed({
-          seq: job.seq, lane: laneOf(job.event.priority), topic: job.event.topic, handler: handler.name,
-          attempt: job.event.attempt, error: errorMessage(error), refused, job, reg: handler,
-        });
-      },
-      succeeded: (_job, handler, ns) => {
-        if (p.lifecycle.terminated) return;
-        p.counters.processedMain++;
-        const counters = p.metrics.handler(handler.name);
-        counters.succeeded++;
-        if (options.metrics) counters.processing.record(ns);
-        p.breakers.onSuccess(handler.name);
-      },
-      done: (job, failures, result) => {
-        // After stop() gave up on pending events, a late async handler's completion is already counted as abandoned.
-        if (!p.lifecycle.terminated) p.inFlight.recordDone(job.seq, job.event.attempt, failures > 0, result, job.event);
-      },
-    }, options.metrics);
+    const cb = options.circuitBreaker;
+    p.inline = new InlineRunner(inlineSink(p), options.metrics || (cb !== false && cb.slowCallMs !== undefined));
   }
 
   register(topic: string, handler: Handler | WorkerHandlerRef, options: EventHandlerOptions | undefined, command: boolean): () => void {
@@ -133,7 +116,7 @@ export class Engine {
       p.slots.pool!.on('error', (err: unknown) => p.log.error({ err: errorMessage(err) }, 'worker error outside a task'));
       const errors = await probeHandlers(p.slots.pool!, refs);
       if (errors.length > 0) throw new HandlerLoadError(errors.join('; '));
-      p.deadLetters.load();
+      await p.deadLetters.start();
     } catch (err) {
       await p.slots.detach()?.destroy();
       if (p.lifecycle.poolStarting) p.lifecycle.move('new');
@@ -144,7 +127,7 @@ export class Engine {
       throw p.lifecycle.stoppedError();
     }
     p.lifecycle.move('running');
-    p.watchdog.start();
+    p.breakers.start();
     p.registrar.probeLateRegistrations();
     p.log.info({ threads: p.options.pool.maxThreads, queued: p.queue.size }, 'bus started');
     p.inline.enable();
@@ -173,7 +156,8 @@ export class Engine {
       const timedOut = new Promise<void>((resolve) => {
         if (timeoutMs !== Infinity) timer = setTimeout(resolve, timeoutMs);
       });
-      await Promise.race([this.drain(), timedOut]);
+      // Deliveries an open circuit holds are not waited for: they are dead-lettered (or abandoned) below.
+      await Promise.race([p.inFlight.settled(true), timedOut]);
       clearTimeout(timer);
     }
     p.inline.disable();
@@ -211,8 +195,9 @@ export class Engine {
     return this.#p.metrics;
   }
 
-  circuitState(handler: string): CircuitState {
-    return this.#p.breakers.state(handler);
+  /** A handler's circuit on a topic; without a topic, the least healthy over its topics ('closed' when it has none). */
+  circuitState(handler: string, topic?: string): CircuitState {
+    return this.#p.breakers.state(handler, topic) ?? 'closed';
   }
 
   get deadLetters(): DeadLetters {
@@ -232,6 +217,7 @@ export class Engine {
       deadLettered: c.deadLettered,
       workerCrashes: c.workerCrashes,
       handlerTimeouts: c.handlerTimeouts,
+      held: this.#p.breakers.heldCount,
       queueSize: queue.size,
       backpressureActive: queue.backpressureActive,
     };
@@ -242,8 +228,8 @@ export class Engine {
     return this.#p.lanes.depths();
   }
 
-  #circuitMoved(handler: string, from: CircuitState, to: CircuitState): void {
-    this.#p.log.info({ handler, from, to }, `circuit ${to === 'half_open' ? 'half-open' : to}`);
-    this.#p.emitter.emit('circuit', { handler, from, to });
+  #circuitMoved(topic: string, handler: string, from: CircuitState, to: CircuitState): void {
+    this.#p.log.info({ topic, handler, from, to }, `circuit ${to === 'half_open' ? 'half-open' : to}`);
+    this.#p.emitter.emit('circuit', { topic, handler, from, to });
   }
 }

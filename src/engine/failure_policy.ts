@@ -3,11 +3,14 @@
  * wherever it ran: the breaker hears of it, listeners get 'handler-error',
  * and the delivery either runs again after its backoff (holding its place in
  * the capacity) or, out of attempts, is dead-lettered (or, with no
- * dead-letter queue, counted as a final failure). Owns the retry timer heap.
+ * dead-letter queue, counted as a final failure). Also what happens to a
+ * delivery an open circuit holds: it waits with its breaker, uses no
+ * attempt, and runs again when the circuit lets it. Owns the retry timer heap.
  */
-import { decodeRecord, rewriteRecord, RF_CONTINUATION, RF_TRACKED } from '../protocol/record.js';
+import { decodeRecord, rewriteRecord, RF_CONTINUATION, RF_DETACHED, RF_TRACKED } from '../protocol/record.js';
 import { ExponentialBackoff } from '../retry/backoff.js';
 import { RetryScheduler } from '../retry/retry_scheduler.js';
+import type { DeadLetterErrorCode } from '../dead_letter/dead_letter_entry.js';
 import type { InlineJob } from '../inline_runner.js';
 import type { Registration } from '../router.js';
 import type { HandlerErrorEvent } from '../types.js';
@@ -20,15 +23,32 @@ export interface FailedAttempt {
   topic: string;
   handler: string;
   attempt: number;
+  /** The failure's message: the handler's own, or what the bus says (timeout, worker exit, circuit refusal). */
   error: string;
-  /** An open circuit refused it: a failed attempt for the retry policy, not a handler failure for the breaker. */
+  /** The `name` of what the handler threw, when it was an Error. */
+  errorName?: string;
+  errorCode: DeadLetterErrorCode;
+  /** An open circuit refused it (`hold: false`): a failed attempt for the retry policy, not a handler failure for the breaker. */
   refused: boolean;
+  /** The handler's breaker index (-1: none). */
+  breaker: number;
   /** A worker delivery: the record as it ran, and the handler's registry id. */
   record?: Uint8Array;
   handlerId?: number;
   /** An inline delivery: the job and the handler. */
   job?: InlineJob;
   reg?: Registration;
+}
+
+/** A delivery waiting for its circuit: a detached single-handler copy of what did not run, at the same attempt. */
+export interface HeldDelivery {
+  seq: number;
+  lane: number;
+  topic: string;
+  handler: string;
+  attempt: number;
+  record: Uint8Array | undefined;
+  job: InlineJob | undefined;
 }
 
 /** A delivery waiting for its next attempt. */
@@ -40,6 +60,9 @@ interface RetryItem {
   failure: FailedAttempt;
   firstAt: number;
 }
+
+/** A retry or a held delivery: one handler, reported back explicitly, never dropped by drop-oldest. */
+const DETACHED_FLAGS = RF_TRACKED | RF_CONTINUATION | RF_DETACHED;
 
 export class FailurePolicy {
   readonly #p: EngineParts;
@@ -56,7 +79,7 @@ export class FailurePolicy {
     p.counters.failed++;
     const handlerCounters = p.metrics.handler(f.handler);
     handlerCounters.failed++;
-    if (!f.refused) p.breakers.onFailure(f.handler);
+    if (!f.refused) p.breakers.onFailure(f.breaker, { message: f.error, name: f.errorName, code: f.errorCode });
     if (p.emitter.listenerCount('handler-error') > 0) {
       const eventId = f.job?.event.id ?? (f.record ? decodeRecord(f.record).id : undefined) ?? p.memory.idPrefix + f.seq;
       const event: HandlerErrorEvent = { eventId, topic: f.topic, handler: f.handler, attempt: f.attempt, error: f.error };
@@ -64,6 +87,7 @@ export class FailurePolicy {
     }
     const ledger = p.inFlight.ledger(f.seq, f.topic, () => f.job?.event.publishedAt ?? (f.record ? decodeRecord(f.record).publishedAt : 0));
     ledger.failedAttempt = f.attempt;
+    if (!f.refused) ledger.lastOwnFailure.set(f.handler, { error: f.error, errorName: f.errorName, errorCode: f.errorCode });
     const now = Date.now();
     const firstAt = ledger.firstFailureAt.get(f.handler) ?? now;
     const retry = p.options.retry;
@@ -77,19 +101,55 @@ export class FailurePolicy {
       const next = f.attempt + 1;
       this.#retries.schedule(this.#backoff!.delayMs(next), {
         lane: f.lane,
-        record: f.record && f.handlerId !== undefined ? rewriteRecord(f.record, [f.handlerId], next, RF_TRACKED | RF_CONTINUATION) : undefined,
-        job: f.job && f.reg ? { seq: f.seq, event: { ...f.job.event, attempt: next }, handlers: [f.reg], continuation: true } : undefined,
+        record: f.record && f.handlerId !== undefined ? rewriteRecord(f.record, [f.handlerId], next, DETACHED_FLAGS) : undefined,
+        job: f.job && f.reg ? { seq: f.seq, event: { ...f.job.event, attempt: next }, handlers: [f.reg], continuation: true, detached: true } : undefined,
         failure: f,
         firstAt,
       });
       return;
     }
     ledger.firstFailureAt.delete(f.handler);
+    const own = f.refused ? ledger.lastOwnFailure.get(f.handler) : undefined;
+    ledger.lastOwnFailure.delete(f.handler);
+    // A delivery refused by its circuit (hold: false) is dead-lettered with the handler's own last error, if it ever ran.
+    if (own !== undefined) f = { ...f, error: own.error, errorName: own.errorName, errorCode: own.errorCode };
     p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: f.attempt + 1 });
     if (p.deadLetters.enabled) {
       ledger.outstanding++;
       p.deadLetters.add(f, firstAt, now);
     }
+  }
+
+  /**
+   * A delivery its open circuit did not let run: it waits with the breaker
+   * (still counted in the capacity), uses no attempt, and is released when
+   * the circuit closes or a half-open permit is free.
+   */
+  hold(seq: number, lane: number, topic: string, reg: { name: string; breaker: number; handlerId: number }, attempt: number,
+    record: Uint8Array | undefined, job: InlineJob | undefined, registration: Registration | undefined, publishedAt: () => number): void {
+    const p = this.#p;
+    p.inFlight.holdStarted(seq, topic, publishedAt);
+    p.breakers.hold(reg.breaker, {
+      seq, lane, topic, handler: reg.name, attempt,
+      record: record !== undefined ? rewriteRecord(record, [reg.handlerId], attempt, DETACHED_FLAGS) : undefined,
+      job: job !== undefined && registration !== undefined
+        ? { seq, event: job.event, handlers: [registration], continuation: true, detached: true } : undefined,
+    });
+  }
+
+  /** Held deliveries may run again. */
+  release(items: HeldDelivery[]): void {
+    const p = this.#p;
+    let wrote = false;
+    for (const h of items) {
+      p.inFlight.holdEnded(h.seq);
+      if (p.lifecycle.terminated) continue;
+      if (h.record !== undefined) {
+        p.lanes.writeEncoded(h.lane, h.record);
+        wrote = true;
+      } else if (h.job !== undefined) p.inline.enqueue(h.lane, h.job);
+    }
+    if (wrote) p.slots.signalWork();
   }
 
   #runRetry(item: RetryItem): void {
@@ -104,16 +164,33 @@ export class FailurePolicy {
   }
 
   /**
-   * The bus stopped: deliveries still waiting for a retry are dead-lettered
-   * (when there is a dead-letter queue), not dropped into thin air.
+   * The bus stopped: deliveries still waiting for a retry, or held by an open
+   * circuit, are dead-lettered (when there is a dead-letter queue; otherwise
+   * their events are counted as abandoned), not dropped into thin air. A held
+   * delivery's dead letter carries the handler's own last error.
    */
   stop(): void {
     const p = this.#p;
+    const now = Date.now();
     for (const item of this.#retries.clear()) {
       if (!p.deadLetters.enabled) continue;
       const f = { ...item.failure, error: `${item.failure.error} (not retried: the bus stopped)` };
       p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: f.attempt + 1 });
-      p.deadLetters.add(f, item.firstAt, Date.now());
+      p.deadLetters.add(f, item.firstAt, now);
+    }
+    for (const h of p.breakers.takeHeld()) {
+      p.inFlight.holdEnded(h.seq);
+      if (!p.deadLetters.enabled) continue;
+      const breaker = h.job?.handlers[0].breaker ?? (h.record ? p.registry.breakerOf(decodeRecord(h.record).handlerIds[0]) : -1);
+      const last = p.breakers.lastFailure(breaker);
+      const f: FailedAttempt = {
+        seq: h.seq, lane: h.lane, topic: h.topic, handler: h.handler, attempt: h.attempt - 1, breaker, refused: false,
+        error: `${last?.message ?? `circuit for handler '${h.handler}' was open`} (not delivered: its circuit was open when the bus stopped)`,
+        errorName: last?.name, errorCode: (last?.code ?? 'ERR_RINGBUS_CIRCUIT_OPEN') as FailedAttempt['errorCode'],
+        record: h.record, job: h.job,
+      };
+      p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: h.attempt });
+      p.deadLetters.add(f, now, now);
     }
   }
 }

@@ -11,6 +11,7 @@
  *
  * A command is replied to exactly once (`reply`), whatever settles it first.
  */
+import type { DeadLetterErrorCode } from '../dead_letter/dead_letter_entry.js';
 import type { Route } from '../router.js';
 import { RF_BINARY, RF_CONTINUATION, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
@@ -27,6 +28,10 @@ export interface FailureLedger {
   failedAttempt: number;
   /** Epoch ms of each failing delivery's first failure, by handler name. */
   readonly firstFailureAt: Map<string, number>;
+  /** Each failing delivery's last failure that ran the handler (a refusal is not the handler's error), by handler name. */
+  readonly lastOwnFailure: Map<string, { error: string; errorName: string | undefined; errorCode: DeadLetterErrorCode }>;
+  /** Deliveries of the event an open circuit holds now. */
+  held: number;
 }
 
 interface InFlightBase {
@@ -54,6 +59,11 @@ export interface TrackedEvent extends InFlightBase {
   /** Set for commands: resolves the caller's promise. */
   readonly reply: ((result: CommandResult) => void) | undefined;
   replied: boolean;
+  /**
+   * Set for a replayed dead letter: its entry id (a new failure supersedes
+   * the entry under the same id) and who hears how the delivery ended.
+   */
+  readonly replay: { readonly entryId: string; readonly eventId: string; readonly done: (ok: boolean) => void } | undefined;
 }
 
 /** An event main learned of only through a failed delivery. */
@@ -66,7 +76,9 @@ export type InFlightEvent = TrackedEvent | FailingEvent;
 export class InFlight {
   readonly #p: EngineParts;
   readonly #events = new Map<number, InFlightEvent>();
-  readonly #drainWaiters: (() => void)[] = [];
+  readonly #drainWaiters: { resolve: () => void; exceptHeld: boolean }[] = [];
+  /** Events with at least one delivery held by an open circuit. */
+  #heldEvents = 0;
 
   constructor(p: EngineParts) {
     this.#p = p;
@@ -93,7 +105,7 @@ export class InFlight {
       e = { kind: 'failing', seq, topic, publishedAt: publishedAt(), failures: undefined };
       this.#events.set(seq, e);
     }
-    e.failures ??= { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map() };
+    e.failures ??= { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map(), lastOwnFailure: new Map(), held: 0 };
     return e.failures;
   }
 
@@ -105,16 +117,36 @@ export class InFlight {
     e.reply!(result);
   }
 
+  /** A delivery of the event is held by its open circuit (it counts as outstanding until it ran). */
+  holdStarted(seq: number, topic: string, publishedAt: () => number): void {
+    const ledger = this.ledger(seq, topic, publishedAt);
+    ledger.outstanding++;
+    if (ledger.held++ === 0) {
+      this.#heldEvents++;
+      this.#checkDrainWaiters();
+    }
+  }
+
+  /** A held delivery was released (it runs again), or taken away because the bus stops. */
+  holdEnded(seq: number): void {
+    const ledger = this.#events.get(seq)?.failures;
+    if (ledger !== undefined && --ledger.held === 0) this.#heldEvents--;
+  }
+
   /**
-   * A record or inline job finished: attempt 0 is a stage of the event's
-   * first pass, a higher attempt is one retried delivery. `origin` is the
-   * event of an inline job, for its end-to-end time when nothing tracks it.
+   * A record or inline job finished. A detached one is a single delivery (a
+   * retry or a released held delivery); otherwise it is a stage of the
+   * event's pass. `origin` is the event of an inline job, for its end-to-end
+   * time when nothing tracks it.
    */
-  recordDone(seq: number, attempt: number, failed: boolean, result: unknown, origin?: BusEvent): void {
+  recordDone(seq: number, attempt: number, failed: boolean, result: unknown, detached: boolean, origin?: BusEvent): void {
     const e = this.#events.get(seq);
-    if (!failed) this.reply(seq, { success: true, result, attempts: attempt + 1 });
+    if (!failed) {
+      this.reply(seq, { success: true, result, attempts: attempt + 1 });
+      if (e?.kind === 'tracked') e.replay?.done(true);
+    }
     const ledger = e?.failures;
-    if (attempt > 0) {
+    if (detached) {
       this.outstandingDone(seq);
       return;
     }
@@ -138,6 +170,7 @@ export class InFlight {
     if (tracked) {
       const e = this.#events.get(seq);
       this.reply(seq, { success: false, error: `command on topic '${e?.topic}' was dropped (queue.strategy 'drop-oldest')`, attempts: 0 });
+      if (e?.kind === 'tracked') e.replay?.done(false); // a replayed dead letter that was dropped is still dead
       this.#events.delete(seq);
     }
     this.settle(1);
@@ -149,6 +182,7 @@ export class InFlight {
       if (e.kind === 'tracked') this.reply(e.seq, { success: false, error: 'the bus stopped before the command finished', attempts: 0 });
     }
     this.#events.clear();
+    this.#heldEvents = 0;
   }
 
   /**
@@ -158,7 +192,7 @@ export class InFlight {
    */
   #finish(seq: number, known: { topic: string; publishedAt: number } | undefined): void {
     if (this.#p.options.metrics && known !== undefined && known.publishedAt > 0) {
-      this.#p.metrics.topic(known.topic).endToEnd.record((performance.timeOrigin + performance.now() - known.publishedAt) * 1e6);
+      this.#p.metrics.countersOf(known.topic).endToEnd.record((performance.timeOrigin + performance.now() - known.publishedAt) * 1e6);
     }
     this.#events.delete(seq);
     this.settle(1);
@@ -172,19 +206,37 @@ export class InFlight {
 
   /** Room may have appeared (here, or in workers' counters): wake producers, lower backpressure, resolve drain(). */
   afterSettle(): void {
-    const queue = this.#p.queue;
-    if (queue.observe()) this.#p.publisher.backpressureChanged(false);
-    if (this.#drainWaiters.length > 0 && queue.size === 0) this.resolveDrainWaiters();
+    if (this.#p.queue.observe()) this.#p.publisher.backpressureChanged(false);
+    this.#checkDrainWaiters();
   }
 
-  /** Resolves once no accepted event is unsettled. */
-  settled(): Promise<void> {
-    if (this.#p.queue.size === 0) return Promise.resolve();
-    return new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+  /**
+   * Resolves once no accepted event is unsettled; with `exceptHeld`, once
+   * the only unsettled events are those an open circuit holds (stop() does
+   * not wait for a circuit to recover).
+   */
+  settled(exceptHeld = false): Promise<void> {
+    if (this.#drained(exceptHeld)) return Promise.resolve();
+    return new Promise<void>((resolve) => this.#drainWaiters.push({ resolve, exceptHeld }));
   }
 
   resolveDrainWaiters(): void {
-    for (const resolve of this.#drainWaiters.splice(0)) resolve();
+    for (const { resolve } of this.#drainWaiters.splice(0)) resolve();
+  }
+
+  #drained(exceptHeld: boolean): boolean {
+    const size = this.#p.queue.size;
+    return size === 0 || (exceptHeld && size <= this.#heldEvents);
+  }
+
+  #checkDrainWaiters(): void {
+    if (this.#drainWaiters.length === 0) return;
+    for (let i = this.#drainWaiters.length - 1; i >= 0; i--) {
+      const w = this.#drainWaiters[i];
+      if (!this.#drained(w.exceptHeld)) continue;
+      this.#drainWaiters.splice(i, 1);
+      w.resolve();
+    }
   }
 
   /** Starts the tracked event's current stage: a record for the workers, or a job for the inline runner. */

@@ -8,10 +8,14 @@ import { Fifo } from '../fifo.js';
 import { LaneRingWriter } from '../protocol/lane_ring.js';
 import { LANE_COUNT } from '../protocol/layout.js';
 import {
-  RF_CONTINUATION, RF_TRACKED, recordFlags, recordSeq, recordTopic, standaloneView, type RecordEncoder,
+  RF_CONTINUATION, RF_TRACKED, recordFlags, recordLength, recordSeq, recordTopic, standaloneView, type RecordEncoder,
 } from '../protocol/record.js';
 import type { Priority } from '../protocol/task.js';
+import { slotCount } from './shared_memory.js';
 import type { EngineParts } from './parts.js';
+
+/** Continuations drop-oldest moves behind, at most, looking for a record it may drop. */
+const MAX_SKIPPED = 64;
 
 /** What `takeOldest` took, reused (drop-oldest may drop on every publish at capacity). */
 export interface TakenRecord {
@@ -28,7 +32,7 @@ export class Lanes {
 
   constructor(p: EngineParts) {
     this.#p = p;
-    this.#writers = p.memory.lanes.map((sab, lane) => new LaneRingWriter(p.control, sab, lane, p.options.pool.maxThreads));
+    this.#writers = p.memory.lanes.map((sab, lane) => new LaneRingWriter(p.control, sab, lane, slotCount(p.options)));
   }
 
   /** Writes the encoded record into its lane (or behind the lane's overflow, keeping FIFO order) and signals the workers. */
@@ -61,27 +65,43 @@ export class Lanes {
   /**
    * Takes the oldest record of a lane that no worker claimed and that does
    * not continue an event under way, into `taken`; false if there is none.
+   * Continuations in front of it (retries, later stages) are never dropped:
+   * they are taken out and written back behind, keeping their order.
    */
   takeOldest(lane: number): boolean {
     const writer = this.#writers[lane];
     const taken = this.taken;
-    const off = writer.takeOldest();
-    if (off >= 0) {
+    let found = false;
+    let skipped: Uint8Array[] | undefined;
+    // A bounded look past continuations: a lane full of retries costs drop-oldest at most this many moves per drop.
+    for (let n = 0, off = writer.takeOldest(true); off >= 0; off = ++n < MAX_SKIPPED ? writer.takeOldest(true) : -1) {
+      const flags = recordFlags(writer.view, off);
+      if (flags & RF_CONTINUATION) {
+        (skipped ??= []).push(writer.view.u8.slice(off, off + recordLength(writer.view, off)));
+        continue;
+      }
       taken.topicId = recordTopic(writer.view, off);
       taken.seq = recordSeq(writer.view, off);
-      taken.tracked = (recordFlags(writer.view, off) & RF_TRACKED) !== 0;
-      return true;
+      taken.tracked = (flags & RF_TRACKED) !== 0;
+      found = true;
+      break;
     }
-    const head = this.#overflow[lane].peek();
-    if (head === undefined) return false;
-    const view = standaloneView(head);
-    const flags = recordFlags(view, 0);
-    if (flags & RF_CONTINUATION) return false;
-    this.#overflow[lane].shift();
-    taken.topicId = recordTopic(view, 0);
-    taken.seq = recordSeq(view, 0);
-    taken.tracked = (flags & RF_TRACKED) !== 0;
-    return true;
+    if (!found) {
+      const head = this.#overflow[lane].removeFirst((r) => !(recordFlags(standaloneView(r), 0) & RF_CONTINUATION));
+      if (head !== undefined) {
+        const view = standaloneView(head);
+        taken.topicId = recordTopic(view, 0);
+        taken.seq = recordSeq(view, 0);
+        taken.tracked = (recordFlags(view, 0) & RF_TRACKED) !== 0;
+        found = true;
+      }
+    }
+    if (skipped !== undefined) {
+      // Behind everything still waiting in the lane: the ring's tail, or its overflow.
+      for (const record of skipped) this.writeEncoded(lane, record);
+      this.#p.slots.signalWork();
+    }
+    return found;
   }
 
   /** Copies of the records in [from, to) of a lane: a span a crashed worker's slot still gates. */

@@ -1,10 +1,12 @@
 /**
  * Reads the slots' outcome rings and hands each outcome to the part that
- * owns what it means: failures and refusals to the failure policy, half-open
- * trial successes to the breakers, finished tracked records (and command
- * results) to the in-flight records.
+ * owns what it means: failures, refusals and held deliveries to the failure
+ * policy, half-open trial successes to the breakers, finished tracked
+ * records (and command results) to the in-flight records.
  */
-import { OutcomeRingReader, OUT_DONE, OUT_FAILED, OUT_REFUSED, OUT_SUCCEEDED, type Outcome } from '../protocol/outcome_ring.js';
+import {
+  OutcomeRingReader, OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, type Outcome,
+} from '../protocol/outcome_ring.js';
 import { RecordHeader, standaloneView } from '../protocol/record.js';
 import type { EngineParts } from './parts.js';
 
@@ -18,6 +20,13 @@ export class OutcomeDispatch {
     this.#readers = p.memory.outcomes.map((sab, slot) => new OutcomeRingReader(p.control, sab, slot));
   }
 
+  /** The lane of the record an outcome is about. */
+  #lane(o: Outcome): number {
+    if (o.record !== undefined) return this.#header.read(standaloneView(o.record), 0).lane;
+    const e = this.#p.inFlight.get(o.seq);
+    return e?.kind === 'tracked' ? e.lane : 2;
+  }
+
   /** Everything the slot's worker reported so far. */
   drainSlot(slot: number): void {
     this.#readers[slot].drain(this.#onOutcome);
@@ -28,19 +37,27 @@ export class OutcomeDispatch {
     switch (o.kind) {
       case OUT_FAILED:
       case OUT_REFUSED: {
-        const tracked = p.inFlight.get(o.seq);
-        const lane = o.record ? this.#header.read(standaloneView(o.record), 0).lane : tracked?.kind === 'tracked' ? tracked.lane : 2;
         p.failures.attemptFailed({
-          seq: o.seq, lane, topic: p.registrar.topicName(o.topicId), handler: p.registrar.handlerName(o.handlerId), attempt: o.attempt,
-          error: o.text, refused: o.kind === OUT_REFUSED, record: o.record, handlerId: o.handlerId,
+          seq: o.seq, lane: this.#lane(o), topic: p.registrar.topicName(o.topicId), handler: p.registrar.handlerName(o.handlerId),
+          attempt: o.attempt, error: o.text, errorName: o.name || undefined,
+          errorCode: o.kind === OUT_REFUSED ? 'ERR_RINGBUS_CIRCUIT_OPEN' : 'ERR_RINGBUS_HANDLER_FAILED',
+          refused: o.kind === OUT_REFUSED, record: o.record, handlerId: o.handlerId, breaker: p.registry.breakerOf(o.handlerId),
         });
         break;
       }
+      case OUT_HELD: {
+        const breaker = p.registry.breakerOf(o.handlerId);
+        const record = o.record!;
+        p.failures.hold(o.seq, this.#lane(o), p.registrar.topicName(o.topicId),
+          { name: p.registrar.handlerName(o.handlerId), breaker, handlerId: o.handlerId }, o.attempt, record, undefined, undefined,
+          () => this.#header.read(standaloneView(record), 0).publishedAt);
+        break;
+      }
       case OUT_SUCCEEDED:
-        p.breakers.onSuccess(p.registrar.handlerName(o.handlerId));
+        p.breakers.onTrialSuccess(p.registry.breakerOf(o.handlerId));
         break;
       case OUT_DONE: {
-        const failed = p.inFlight.get(o.seq)?.failures?.failedAttempt === o.attempt;
+        const failed = (o.flags & OUTF_FAILED) !== 0;
         let result: unknown;
         if (!failed && o.text !== '' && p.inFlight.command(o.seq) !== undefined) {
           try {
@@ -49,7 +66,7 @@ export class OutcomeDispatch {
             result = undefined;
           }
         }
-        p.inFlight.recordDone(o.seq, o.attempt, failed, result);
+        p.inFlight.recordDone(o.seq, o.attempt, failed, result, (o.flags & OUTF_DETACHED) !== 0);
         break;
       }
     }

@@ -16,7 +16,7 @@ import type { SharedRegistryWriter } from '../protocol/registry.js';
 import type { Router } from '../router.js';
 import type { EngineCounters } from './counters.js';
 import type { DeadLettering } from './dead_lettering.js';
-import type { FailurePolicy } from './failure_policy.js';
+import type { FailurePolicy, HeldDelivery } from './failure_policy.js';
 import type { InFlight } from './in_flight.js';
 import type { Lanes } from './lanes.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -39,7 +39,7 @@ export interface EngineParts {
   readonly registry: SharedRegistryWriter;
   readonly router: Router;
   readonly registrar: Registrar;
-  readonly breakers: BreakerBoard;
+  readonly breakers: BreakerBoard<HeldDelivery>;
   readonly metrics: BusMetrics;
   readonly lanes: Lanes;
   readonly inline: InlineRunner;

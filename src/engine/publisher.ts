@@ -12,11 +12,13 @@ import { PRIORITY_NAMES } from '../protocol/task.js';
 import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
 import type { Registration, Route } from '../router.js';
 import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
+import type { TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
 import { encodePublish } from './payload_encoding.js';
 import { checkTimeout } from './validation.js';
 
 type Reply = (result: CommandResult) => void;
+type Replay = NonNullable<TrackedEvent['replay']>;
 
 export class Publisher {
   readonly #p: EngineParts;
@@ -64,8 +66,8 @@ export class Publisher {
     const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes);
     const route = p.router.commandRoute(topic);
     if (route === undefined) return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
-    const handler = route.stages[0].handlers[0].name;
-    if (!p.breakers.allows(handler)) return { success: false, error: new CircuitOpenError(handler).message, attempts: 0 };
+    const handler = route.stages[0].handlers[0];
+    if (!p.breakers.allows(handler.breaker)) return { success: false, error: new CircuitOpenError(handler.name).message, attempts: 0 };
     if (p.options.queue.strategy === 'drop-oldest' && p.lifecycle.accepting && !p.queue.hasRoom() && !this.#dropOldest(lane)) {
       this.#droppedAtPublish(topic);
       return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
@@ -80,15 +82,18 @@ export class Publisher {
     }
   }
 
-  /** A dead letter again, to its handler only, with fresh attempts and its event id; false when there is no room. */
-  republish(entry: DeadLetterEntry, reg: Registration): boolean {
+  /**
+   * A dead letter again, to its handler only, with fresh attempts and its
+   * event id; false when there is no room. `done` hears how that delivery ended.
+   */
+  republish(entry: DeadLetterEntry, reg: Registration, done: (ok: boolean) => void): boolean {
     const p = this.#p;
     if (!p.lifecycle.accepting || !p.queue.hasRoom()) return false;
     const { event } = entry;
     const lane = encodePublish(this.encoder, event.topic, event.payload, { priority: event.priority }, event.sessionId,
       p.options.queue.maxPayloadBytes);
     this.encoder.setId(event.id);
-    this.#commit(event.topic, event.payload, lane, false, undefined, p.router.single(reg), event.id);
+    this.#commit(event.topic, event.payload, lane, false, undefined, p.router.single(reg), { entryId: entry.id, eventId: event.id, done });
     return true;
   }
 
@@ -161,7 +166,7 @@ export class Publisher {
    * resolved first: if that throws (a full registry), nothing was counted.
    */
   #commit(topic: string, payload: unknown, lane: number, reserved: boolean, reply: Reply | undefined,
-    routeOverride?: Route, idOverride?: string): void {
+    routeOverride?: Route, replay?: Replay): void {
     const p = this.#p;
     const route = routeOverride ?? (reply ? p.router.commandRoute(topic) : p.router.eventRoute(topic));
     const backpressureOn = p.queue.accept(reserved);
@@ -169,7 +174,7 @@ export class Publisher {
     const seq = ++this.#seq;
     // Epoch ms with sub-ms precision, comparable across threads (each thread's timeOrigin + now()).
     const publishedAt = performance.timeOrigin + performance.now();
-    (route?.counters ?? p.metrics.topic(topic)).published++;
+    (route?.counters ?? p.metrics.countersOf(topic)).published++;
     const r = this.encoder;
     if (route === undefined || route.stages.length === 0) {
       // No handler (or the command handler went away while waiting for room).
@@ -179,11 +184,11 @@ export class Publisher {
       p.inFlight.settle(1);
       return;
     }
-    const tracked = reply !== undefined || route.stages.length > 1;
+    const tracked = reply !== undefined || replay !== undefined || route.stages.length > 1;
     if (tracked) {
       p.inFlight.track({
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
-        sessionId: r.session, id: idOverride, route, stage: 0, reply, replied: false, failures: undefined,
+        sessionId: r.session, id: replay?.eventId, route, stage: 0, reply, replied: false, replay, failures: undefined,
       });
     }
     const stage = route.stages[0];
@@ -197,7 +202,7 @@ export class Publisher {
       p.lanes.write(lane, r);
     } else {
       const event: BusEvent = {
-        id: idOverride ?? p.memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, attempt: 0, publishedAt,
+        id: replay?.eventId ?? p.memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, attempt: 0, publishedAt,
       };
       p.inline.enqueue(lane, { seq, event, handlers: stage.handlers });
     }
@@ -229,17 +234,17 @@ export class Publisher {
   /** The event being published is the one dropped: it was accepted and settles at once. */
   #droppedAtPublish(topic: string): void {
     this.#p.counters.published++;
-    this.#p.metrics.topic(topic).published++;
+    this.#p.metrics.countersOf(topic).published++;
     this.#dropCounted(topic);
   }
 
   #dropCounted(topic: string): void {
     this.#p.counters.dropped++;
-    this.#p.metrics.topic(topic).dropped++;
+    this.#p.metrics.countersOf(topic).dropped++;
   }
 
   #rejected(topic: string): void {
     this.#p.counters.rejected++;
-    this.#p.metrics.topic(topic).rejected++;
+    this.#p.metrics.countersOf(topic).rejected++;
   }
 }

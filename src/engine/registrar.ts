@@ -34,43 +34,57 @@ export class Registrar {
     if (options?.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
       throw new TypeError(`name of the handler for topic '${topic}' must be a non-empty string, got ${String(options.name)}`);
     }
-    let reg: Registration;
+    let name: string;
+    let ref: WorkerHandlerRef | undefined;
     if (typeof handler === 'function') {
-      const name = options?.name ?? (handler.name || 'anonymous');
-      p.breakers.index(name);
-      reg = { topic, name, priority, command, fn: handler, ref: undefined, handlerId: -1 };
+      name = options?.name ?? (handler.name || 'anonymous');
     } else if (isWorkerHandlerRef(handler)) {
       if (p.lifecycle.running || p.lifecycle.poolStarting) assertModuleExists(handler);
-      const name = options?.name ?? defaultWorkerHandlerName(handler);
-      const handlerId = p.registry.handlerId(handler.module, handler.exportName, name, p.breakers.index(name));
-      reg = { topic, name, priority, command, fn: undefined, ref: handler, handlerId };
+      name = options?.name ?? defaultWorkerHandlerName(handler);
+      ref = handler;
     } else {
       throw new TypeError(`handler for topic '${topic}' must be a function or workerHandler(module, export), got ${String(handler)}`);
     }
-    if (p.router.find(topic, reg.name) !== undefined && !command) {
+    if (p.router.find(topic, name) !== undefined && !command) {
       if (typeof handler === 'function' && options?.name === undefined) {
         // An unnamed function: number it, so breakers, metrics and dead letters can tell it apart.
         let n = 2;
-        while (p.router.find(topic, `${reg.name}-${n}`) !== undefined) n++;
-        reg = { ...reg, name: `${reg.name}-${n}` };
-        p.breakers.index(reg.name);
+        while (p.router.find(topic, `${name}-${n}`) !== undefined) n++;
+        name = `${name}-${n}`;
       } else {
-        throw new TypeError(`topic '${topic}' already has a handler named '${reg.name}'; give this one another name (option name)`);
+        throw new TypeError(`topic '${topic}' already has a handler named '${name}'; give this one another name (option name)`);
       }
     }
-    if (reg.ref && p.router.workerHandlerCount(topic) >= MAX_WORKER_HANDLERS_PER_TOPIC) {
+    if (ref !== undefined && p.router.workerHandlerCount(topic) >= MAX_WORKER_HANDLERS_PER_TOPIC) {
       throw new RangeError(`topic '${topic}' already has ${MAX_WORKER_HANDLERS_PER_TOPIC} worker handlers, the most one topic may have`);
     }
-    const remove = p.router.add(reg);
+    const breakerExisted = p.breakers.has(topic, name);
+    const breaker = p.breakers.index(topic, name);
+    let remove: () => void;
+    let reg: Registration;
+    try {
+      reg = ref === undefined
+        ? { topic, name, priority, command, fn: handler as Handler, ref: undefined, handlerId: -1, breaker }
+        : { topic, name, priority, command, fn: undefined, ref, handlerId: p.registry.handlerId(topic, ref.module, ref.exportName, name, breaker), breaker };
+      remove = p.router.add(reg);
+    } catch (err) {
+      if (!breakerExisted) p.breakers.free(topic, name);
+      throw err;
+    }
+    let removed = false;
+    const unregister = (): void => {
+      if (removed) return;
+      removed = true;
+      this.#removers.delete(reg);
+      remove();
+      p.breakers.free(topic, reg.name);
+    };
     if (reg.ref !== undefined) {
-      this.#removers.set(reg, remove);
+      this.#removers.set(reg, unregister);
       if (p.lifecycle.running) this.#probeLate(reg);
       else if (p.lifecycle.poolStarting) this.#lateProbes.push(reg);
     }
-    return () => {
-      this.#removers.delete(reg);
-      remove();
-    };
+    return unregister;
   }
 
   /** Every registered worker handler, for the start-up probe. */
@@ -102,7 +116,6 @@ export class Registrar {
         const message = errors[0];
         if (message === undefined) return;
         this.#removers.get(reg)?.();
-        this.#removers.delete(reg);
         const error = new HandlerLoadError(message);
         p.log.error({ topic: reg.topic, handler: reg.name, err: message }, 'worker handler failed to load; unregistered');
         p.emitter.emit('registration-error', { topic: reg.topic, handler: reg.name, error });

@@ -1,6 +1,6 @@
 /**
- * Allocates a bus's shared memory (see protocol/layout.ts for the six kinds
- * of buffer) and sizes each from the options and the protocol limits.
+ * Allocates a bus's shared memory (see protocol/layout.ts for the kinds of
+ * buffer) and sizes each from the options and the protocol limits.
  */
 import { randomBytes } from 'node:crypto';
 import { LANE_COUNT, controlWords, type SharedBusMemory } from '../protocol/layout.js';
@@ -9,6 +9,9 @@ import { MAILBOX_BYTES } from '../protocol/metrics_mailbox.js';
 import type { ResolvedOptions } from '../options.js';
 
 const MIN_OUTCOME_RING_BYTES = 64 * 1024;
+
+/** Slots: one per drain task that may run at once, `maxThreads` (the spare thread of worker_pool.ts only replaces a lost one). */
+export const slotCount = (options: ResolvedOptions): number => options.pool.maxThreads;
 
 const nextPowerOfTwo = (n: number): number => 2 ** Math.ceil(Math.log2(n));
 
@@ -20,8 +23,9 @@ export const laneRingBytes = (queue: ResolvedOptions['queue']): number =>
 export const outcomeRingBytes = (queue: ResolvedOptions['queue']): number =>
   nextPowerOfTwo(Math.max(MIN_OUTCOME_RING_BYTES, 2 * largestOutcomeBytes(queue.maxPayloadBytes)));
 
-export function allocateSharedMemory(options: ResolvedOptions, registry: SharedArrayBuffer, breakers: SharedArrayBuffer): SharedBusMemory {
-  const slots = options.pool.maxThreads;
+export function allocateSharedMemory(options: ResolvedOptions, registry: SharedArrayBuffer, breakers: SharedArrayBuffer,
+  breakerCounters: SharedArrayBuffer[]): SharedBusMemory {
+  const slots = slotCount(options);
   const ringBytes = laneRingBytes(options.queue);
   const outcomeBytes = outcomeRingBytes(options.queue);
   return {
@@ -30,6 +34,7 @@ export function allocateSharedMemory(options: ResolvedOptions, registry: SharedA
     outcomes: Array.from({ length: slots }, () => new SharedArrayBuffer(outcomeBytes)),
     registry,
     breakers,
+    breakerCounters,
     metrics: Array.from({ length: slots }, () => new SharedArrayBuffer(MAILBOX_BYTES)),
     // Event ids are this prefix + the event's seq: unique across buses and restarts.
     idPrefix: `${randomBytes(6).toString('base64url')}-`,

@@ -13,6 +13,7 @@ import { readMailbox, resetMailbox, type WorkerMetricsReport } from '../protocol
 import { resetOutcomes } from '../protocol/outcome_ring.js';
 import type { DrainTask } from '../protocol/task.js';
 import { recoverBatch } from './crash_recovery.js';
+import { slotCount } from './shared_memory.js';
 import type { EngineParts } from './parts.js';
 import type { WorkerPool } from './worker_pool.js';
 
@@ -39,7 +40,7 @@ export class SlotPool {
   constructor(p: EngineParts) {
     this.#p = p;
     this.#control = p.control;
-    const slots = p.options.pool.maxThreads;
+    const slots = slotCount(p.options);
     this.#freeSlots = Array.from({ length: slots }, (_, i) => slots - 1 - i);
   }
 
@@ -68,9 +69,14 @@ export class SlotPool {
     if (!this.#p.lifecycle.dispatching || this.#pool === undefined) return;
     if (Atomics.load(this.#control, SLEEPERS) > 0) {
       if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) queueMicrotask(this.#wakeOne);
-    } else if (this.#freeSlots.length > 0 && this.#taskBackoff === undefined) {
+    } else if (this.#mayStartTask()) {
       this.#submit();
     }
+  }
+
+  /** Room for one more drain task: a free slot (at most `maxThreads` tasks), and no back-off after a failed task. */
+  #mayStartTask(): boolean {
+    return this.#freeSlots.length > 0 && this.#taskBackoff === undefined;
   }
 
   readonly #wakeOne = (): void => this.wake(1);
@@ -85,9 +91,7 @@ export class SlotPool {
     const p = this.#p;
     p.lanes.flushOverflow();
     if (!p.lifecycle.dispatching || this.#pool === undefined) return;
-    while (this.#freeSlots.length > 0 && this.#taskBackoff === undefined && p.lanes.backlog() > this.active.size - this.#sleepers()) {
-      this.#submit();
-    }
+    while (this.#mayStartTask() && p.lanes.backlog() > this.active.size - this.#sleepers()) this.#submit();
     if (p.lanes.backlog() > 0 && this.#sleepers() > 0) this.wake(Infinity);
   }
 
@@ -127,7 +131,8 @@ export class SlotPool {
    * after drain() include every settled event.
    */
   flushMetrics(): Promise<void> {
-    if (!this.#p.options.metrics || this.active.size === 0) return Promise.resolve();
+    // Also with timing off: per-handler success counts travel the same way.
+    if (this.active.size === 0) return Promise.resolve();
     const request = Atomics.add(this.#control, FLUSH_REQUEST, 1) + 1;
     this.wake(Infinity);
     return new Promise((resolve) => {
@@ -163,6 +168,9 @@ export class SlotPool {
       keepFailedRecords: p.options.retry !== false || p.options.deadLetter !== false,
       maxResultBytes: p.options.queue.maxPayloadBytes,
       metrics: p.options.metrics,
+      breakers: p.breakers.enabled,
+      holdOpenCircuits: p.breakers.holds,
+      slowCallMs: (p.options.circuitBreaker && p.options.circuitBreaker.slowCallMs) || 0,
     };
     const abort = new AbortController();
     this.#abort[slot] = abort;
@@ -183,10 +191,7 @@ export class SlotPool {
     p.outcomes.drainSlot(slot);
     const crashedMidBatch = err !== undefined && Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1;
     const ours = p.lifecycle.terminated; // we destroyed the pool: not a crash
-    if (err !== undefined && !ours) {
-      if (timedOut) p.counters.handlerTimeouts++;
-      else p.counters.workerCrashes++;
-    }
+    if (err !== undefined && !ours && timedOut === undefined) p.counters.workerCrashes++;
     if (crashedMidBatch && !ours) recoverBatch(p, slot, err, timedOut);
     p.counters.retiredSettled += Atomics.load(c, slotWord(slot, SLOT_SETTLED));
     p.counters.retiredProcessed += Atomics.load(c, slotWord(slot, SLOT_PROCESSED));

@@ -48,13 +48,19 @@ function runtimeLocation(refs: readonly WorkerHandlerRef[]): { filename: string;
   return { filename, tsxEsmApi: tsx };
 }
 
+/**
+ * One more thread than slots: at most `maxThreads` drain tasks run, so one
+ * started worker is always idle, and the task that replaces a crashed or
+ * timed-out worker starts on it at once instead of waiting 100–300 ms for a
+ * new thread to load. (With `minThreads: 0` the spare is not kept warm.)
+ */
 export function createWorkerPool(options: ResolvedOptions, memory: SharedBusMemory, refs: readonly WorkerHandlerRef[]): WorkerPool {
   const { pool } = options;
   const where = runtimeLocation(refs);
   return new Piscina<RuntimeTask, ProbeResult | null>({
     filename: where.filename,
-    minThreads: pool.minThreads,
-    maxThreads: pool.maxThreads,
+    minThreads: pool.minThreads === 0 ? 0 : pool.minThreads + 1,
+    maxThreads: pool.maxThreads + 1,
     idleTimeout: pool.idleTimeoutMs,
     concurrentTasksPerWorker: 1,
     resourceLimits: pool.resourceLimits,

@@ -36,6 +36,7 @@ export interface MetricsSnapshot {
   event_end_to_end_seconds: LatencySummary;
   queue_size: number;
   backpressure_active: 0 | 1;
+  /** Per handler name: 0 closed, 1 open, 2 half-open; a handler on several topics shows its least healthy circuit. */
   circuit_breaker_state: Record<string, number>;
   dead_letter_queue_size: number;
   /** Breakdowns (the labels in Prometheus). */
@@ -51,11 +52,16 @@ export interface MetricsSource {
   liveReports(): WorkerMetricsReport[];
   handlerName(id: number): string;
   topicName(id: number): string;
-  breakerStates(): Record<string, number>;
+  breakerStates(): { topic: string; handler: string; state: number }[];
   deadLetterSize(): number;
   /** Resolves once every running worker has published what it measured. */
   flush(): Promise<void>;
 }
+
+/** The `topic` label under which events of topics without any handler are counted together. */
+export const UNROUTED_TOPIC = '(no handler)';
+
+const newTopicCounters = (): TopicCounters => ({ published: 0, rejected: 0, dropped: 0, endToEnd: new LatencyAccumulator() });
 
 /** @internal */
 export interface TopicCounters {
@@ -130,11 +136,26 @@ export class BusMetrics {
     this.#register();
   }
 
-  /** @internal The counters of a topic (cached by the router, so publish adds without a lookup). */
+  /** @internal The counters of a topic with handlers, created for its route (cached by the router, so publish adds without a lookup). */
   topic(name: string): TopicCounters {
     let t = this.#topics.get(name);
-    if (t === undefined) this.#topics.set(name, (t = { published: 0, rejected: 0, dropped: 0, endToEnd: new LatencyAccumulator() }));
+    if (t === undefined) this.#topics.set(name, (t = newTopicCounters()));
     return t;
+  }
+
+  /**
+   * @internal The counters to count a topic's event in: its own if it has
+   * handlers, else the one shared by every topic without a handler (labelled
+   * UNROUTED_TOPIC), so publishing to many distinct topics keeps no state per topic.
+   */
+  countersOf(name: string): TopicCounters {
+    return this.#topics.get(name) ?? this.topic(UNROUTED_TOPIC);
+  }
+
+  /** @internal The topic has no handler any more: its series are dropped (counts included). */
+  forgetTopic(name: string): void {
+    this.#topics.delete(name);
+    this.#retiredEndToEnd.delete(name);
   }
 
   /** @internal */
@@ -210,7 +231,7 @@ export class BusMetrics {
       event_end_to_end_seconds: summarize(all(endToEnd)),
       queue_size: stats.queueSize,
       backpressure_active: stats.backpressureActive ? 1 : 0,
-      circuit_breaker_state: this.#source.breakerStates(),
+      circuit_breaker_state: worstByHandler(this.#source.breakerStates()),
       dead_letter_queue_size: this.#source.deadLetterSize(),
       by_topic: byTopic,
       by_handler: byHandler,
@@ -281,11 +302,12 @@ export class BusMetrics {
     gauge('queue_size', 'Accepted events not yet settled.', (s) => s.queue_size);
     gauge('backpressure_active', '1 while the queue is above its high water mark (until it falls to the low one).', (s) => s.backpressure_active);
     gauge('dead_letter_queue_size', 'Dead letters in memory.', (s) => s.dead_letter_queue_size);
+    const source = this.#source;
     new Gauge({
-      name: 'circuit_breaker_state', help: 'Per handler: 0 closed, 1 open, 2 half-open.', labelNames: ['handler'], registers,
+      name: 'circuit_breaker_state', help: 'Per handler of each topic: 0 closed, 1 open, 2 half-open.', labelNames: ['topic', 'handler'], registers,
       collect() {
         this.reset();
-        for (const [handler, state] of Object.entries(fresh().circuit_breaker_state)) this.set({ handler }, state);
+        for (const { topic, handler, state } of source.breakerStates()) this.set({ topic, handler }, state);
       },
     });
 
@@ -322,4 +344,15 @@ export class BusMetrics {
 
 function pick2<T>(rec: Record<string, T>, f: (t: T) => LatencySummary): Record<string, LatencySummary> {
   return Object.fromEntries(Object.entries(rec).map(([k, v]) => [k, f(v)]));
+}
+
+/** One state per handler name: the least healthy of its topics' circuits (open 1 > half-open 2 > closed 0). */
+function worstByHandler(states: readonly { handler: string; state: number }[]): Record<string, number> {
+  const rank = [0, 2, 1];
+  const out: Record<string, number> = {};
+  for (const { handler, state } of states) {
+    const seen = out[handler];
+    if (seen === undefined || rank[state] > rank[seen]) out[handler] = state;
+  }
+  return out;
 }

@@ -2,7 +2,7 @@
  * What a thrown value becomes as text, on either thread: never throws itself,
  * whatever was thrown, and fits the error text an outcome entry carries.
  */
-import { MAX_ERROR_TEXT_BYTES } from './limits.js';
+import { MAX_ERROR_NAME_LENGTH, MAX_ERROR_TEXT_BYTES } from './limits.js';
 
 /** A thrown value as text (null-prototype objects, revoked proxies and non-string messages included). */
 export function errorMessage(err: unknown): string {
@@ -28,4 +28,15 @@ export function errorText(err: unknown): string {
   // Never end on half a surrogate pair.
   const last = cut.charCodeAt(cut.length - 1);
   return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
+}
+
+/** The `name` of a thrown Error ('' for anything else); never throws. */
+export function errorName(err: unknown): string {
+  try {
+    if (!(err instanceof Error)) return '';
+    const name = err.name;
+    return typeof name === 'string' ? name.slice(0, MAX_ERROR_NAME_LENGTH) : '';
+  } catch {
+    return '';
+  }
 }

@@ -76,11 +76,12 @@ export class LaneRingWriter {
   /**
    * Removes the oldest record nobody has claimed, as drop-oldest needs.
    * Competes with workers through the same CAS they use, so a record is
-   * either dropped here or run there, never both. Returns its offset in the
-   * ring (still readable until the next write) or -1 if there is none, or if
-   * the oldest continues an event already under way (those are never dropped).
+   * either taken here or run there, never both. Returns its offset in the
+   * ring (still readable until the next write) or -1 if there is none, or,
+   * unless `continuations`, if the oldest continues an event already under
+   * way (the caller may take those too, to write them back behind).
    */
-  takeOldest(): number {
+  takeOldest(continuations = false): number {
     const c = this.#control;
     const claimAt = claimPosWord(this.lane);
     for (;;) {
@@ -94,7 +95,7 @@ export class LaneRingWriter {
         off = pos & this.#mask;
         if (pos === published) return -1;
       }
-      if (recordFlags(this.view, off) & RF_CONTINUATION) return -1;
+      if (!continuations && recordFlags(this.view, off) & RF_CONTINUATION) return -1;
       const next = (pos + recordLength(this.view, off)) | 0;
       if (Atomics.compareExchange(c, claimAt, claim, next) === claim) {
         Atomics.add(c, claimCountWord(this.lane), 1);

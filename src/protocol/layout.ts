@@ -3,7 +3,7 @@
  * and the list of every SharedArrayBuffer a bus shares. Both sides import
  * these constants; nothing else may hard-code an offset.
  *
- * Six kinds of SharedArrayBuffer exist per bus (`SharedBusMemory` below):
+ * Seven kinds of SharedArrayBuffer exist per bus (`SharedBusMemory` below):
  *
  *   kind          count        layout in                written by    read by
  *   ------------  -----------  -----------------------  ------------  ------------
@@ -15,6 +15,8 @@
  *   metrics       1 per slot   metrics_mailbox.ts       the slot's    main
  *                                                       worker
  *   breakers      1            breaker_words.ts         main          workers
+ *   breaker       1 per slot   breaker_words.ts         the slot's    main
+ *   counters                                            worker
  *
  * CONTROL (Int32 words). Every word that one thread writes often and another
  * reads sits on its own 64-byte cache line (16 words), so the producer and
@@ -94,8 +96,10 @@ export interface SharedBusMemory {
   idPrefix: string;
   /** Per slot: the worker's metrics mailbox (see metrics_mailbox.ts). */
   metrics: SharedArrayBuffer[];
-  /** One Int32 state word per circuit breaker (see breaker_words.ts), written by main. */
+  /** Circuit breakers' states and half-open permits (see breaker_words.ts), written by main. Growable. */
   breakers: SharedArrayBuffer;
+  /** Per slot: the worker's success and slow-call counts per breaker (see breaker_words.ts). Growable. */
+  breakerCounters: SharedArrayBuffer[];
   /** file: URL of tsx's ESM API, when workers must import TypeScript handler modules. */
   tsxEsmApi?: string | undefined;
 }

@@ -12,8 +12,10 @@
  *    +24 i32 textBytes     error message, or JSON of a command result
  *    +28 i32 recordBytes   copy of the record (for a retry), 0 if not kept
  *    +32 i32 topicId
- *    +36 i32 (reserved)
- *    +40 text, then record
+ *    +36 i32 nameBytes     the first nameBytes of the text are the thrown error's `name`
+ *    +40 i32 flags         OUTF_* below
+ *    +44 i32 (reserved)
+ *    +48 text (name, then message), then record
  *
  * Cursors: the slot's OUT_WRITE (worker) and OUT_READ (main) words in the
  * control block. Sized by the engine to hold at least two of the largest
@@ -29,7 +31,9 @@ export const OUT_ATTEMPT = 20;
 export const OUT_TEXT_BYTES = 24;
 export const OUT_RECORD_BYTES = 28;
 export const OUT_TOPIC = 32;
-export const OUT_HEADER_BYTES = 40;
+export const OUT_NAME_BYTES = 36;
+export const OUT_FLAGS = 40;
+export const OUT_HEADER_BYTES = 48;
 
 export const OUT_PAD = 0;
 /** A handler threw (or its module failed to load); text is the message. */
@@ -38,8 +42,17 @@ export const OUT_FAILED = 1;
 export const OUT_DONE = 2;
 /** An open circuit breaker refused the delivery: a failed attempt, but not a handler failure. */
 export const OUT_REFUSED = 3;
-/** A delivery succeeded while its breaker was half-open: a trial the breaker counts. */
+/** A half-open trial delivery succeeded (the worker held one of the breaker's permits). */
 export const OUT_SUCCEEDED = 4;
+/** The delivery's circuit is open: it did not run, and waits on main until the circuit lets it (a record copy comes with it). */
+export const OUT_HELD = 5;
+
+/** OUT_DONE: some handler of the record failed or was held (the record did not succeed as a whole). */
+export const OUTF_FAILED = 1 << 0;
+/** OUT_DONE: the record was a detached delivery (a retry or a released held delivery), not a stage of the event's pass. */
+export const OUTF_DETACHED = 1 << 1;
+/** OUT_FAILED: the delivery was a half-open trial. */
+export const OUTF_TRIAL = 1 << 2;
 
 /** One report from a worker that success alone could not imply. */
 export interface Outcome {
@@ -49,6 +62,10 @@ export interface Outcome {
   handlerId: number;
   attempt: number;
   text: string;
+  /** The `name` of the thrown error (failures only; '' when it was not an Error). */
+  name: string;
+  /** OUTF_* bits. */
+  flags: number;
   /** The record as it was run, when the bus keeps failed records for a retry. */
   record: Uint8Array | undefined;
 }
@@ -79,9 +96,11 @@ export class OutcomeRingWriter {
     this.#slot = slot;
   }
 
-  tryWrite(kind: number, seq: number, topicId: number, handlerId: number, attempt: number, text: string, record: Uint8Array | undefined): boolean {
+  tryWrite(kind: number, seq: number, topicId: number, handlerId: number, attempt: number, text: string, record: Uint8Array | undefined,
+    name = '', flags = 0): boolean {
     const c = this.#control;
-    const textBytes = Buffer.byteLength(text);
+    const nameBytes = name === '' ? 0 : Buffer.byteLength(name);
+    const textBytes = nameBytes + Buffer.byteLength(text);
     const recordBytes = record === undefined ? 0 : record.byteLength;
     const bytes = align8(OUT_HEADER_BYTES + textBytes + recordBytes);
     const write = Atomics.load(c, slotWord(this.#slot, SLOT_OUT_WRITE));
@@ -105,7 +124,10 @@ export class OutcomeRingWriter {
     this.#i32[(off + OUT_ATTEMPT) >> 2] = attempt;
     this.#i32[(off + OUT_TEXT_BYTES) >> 2] = textBytes;
     this.#i32[(off + OUT_RECORD_BYTES) >> 2] = recordBytes;
-    this.#bytes.write(text, off + OUT_HEADER_BYTES, 'utf8');
+    this.#i32[(off + OUT_NAME_BYTES) >> 2] = nameBytes;
+    this.#i32[(off + OUT_FLAGS) >> 2] = flags;
+    if (nameBytes > 0) this.#bytes.write(name, off + OUT_HEADER_BYTES, 'utf8');
+    this.#bytes.write(text, off + OUT_HEADER_BYTES + nameBytes, 'utf8');
     if (record !== undefined) this.#bytes.set(record, off + OUT_HEADER_BYTES + textBytes);
     Atomics.store(c, slotWord(this.#slot, SLOT_OUT_WRITE), (pos + bytes) | 0);
     return true;
@@ -149,13 +171,16 @@ function drainOutcomes(control: Int32Array, i32: Int32Array, f64: Float64Array, 
       const textBytes = i32[(off + OUT_TEXT_BYTES) >> 2];
       const recordBytes = i32[(off + OUT_RECORD_BYTES) >> 2];
       const textAt = off + OUT_HEADER_BYTES;
+      const nameBytes = i32[(off + OUT_NAME_BYTES) >> 2];
       sink({
         kind,
         seq: f64[(off + OUT_SEQ) >> 3],
         topicId: i32[(off + OUT_TOPIC) >> 2],
         handlerId: i32[(off + OUT_HANDLER) >> 2],
         attempt: i32[(off + OUT_ATTEMPT) >> 2],
-        text: bytes.toString('utf8', textAt, textAt + textBytes),
+        text: bytes.toString('utf8', textAt + nameBytes, textAt + textBytes),
+        name: nameBytes > 0 ? bytes.toString('utf8', textAt, textAt + nameBytes) : '',
+        flags: i32[(off + OUT_FLAGS) >> 2],
         record: recordBytes > 0 ? u8.slice(textAt + textBytes, textAt + textBytes + recordBytes) : undefined,
       });
     }

@@ -46,6 +46,11 @@ export const RF_TRACKED = 1 << 3;
 export const RF_COMMAND = 1 << 4;
 /** Part of an event already under way (a retry, a later stage, what a crash left): drop-oldest never drops it. */
 export const RF_CONTINUATION = 1 << 5;
+/**
+ * One delivery detached from the event's pass: a retry, or a delivery an
+ * open circuit held. Its completion settles that delivery, not a stage.
+ */
+export const RF_DETACHED = 1 << 6;
 export const RF_LANE_SHIFT = 8;
 const RF_LANE_MASK = 3;
 

@@ -11,12 +11,18 @@ export interface DrainTask {
   threads: number;
   /** How long an idle worker parks waiting for new records before it returns the task. */
   lingerMs: number;
-  /** Copy a failed record into its outcome, so main can retry it. */
+  /** Copy a failed (or held) record into its outcome, so main can retry it. */
   keepFailedRecords: boolean;
   /** Largest command result (JSON bytes): results travel back like payloads, with the same limit. */
   maxResultBytes: number;
   /** Time handlers and events (off only to measure what metrics cost). */
   metrics: boolean;
+  /** Circuit breakers on: count successes per breaker, check the state before each call. */
+  breakers: boolean;
+  /** An open circuit holds a claimed delivery (OUT_HELD) rather than refusing it (OUT_REFUSED). */
+  holdOpenCircuits: boolean;
+  /** A success slower than this (ms) counts as a slow call for its breaker; 0: off. */
+  slowCallMs: number;
 }
 
 export interface ProbeTask {

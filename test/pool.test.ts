@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import type { PoolOptions } from '../src/index.js';
+import { busFixture, recorder, type BusUnderTest } from './helpers.js';
+
+const setup = busFixture();
+
+/**
+ * How long the pool is left idle. The behaviour under test is about time
+ * passing (an idle timeout), so the test has to let time pass: 600 ms is 12
+ * times `idleTimeoutMs` (50) and 10 times smaller than the lingering bus's
+ * `lingerMs` (60 s), so which side of each bound the pause falls on does not
+ * depend on how loaded the machine is.
+ */
+const PAUSE_MS = 600;
+
+/** A one-worker bus whose handler reports the threadId it ran on. */
+async function poolBus(pool: PoolOptions): Promise<BusUnderTest> {
+  const made = setup({ pool: { maxThreads: 1, ...pool } });
+  made.bus.registerEventHandler('job', recorder('recordA'));
+  await made.bus.start();
+  return made;
+}
+
+/** Runs one event before and one after an idle pause; resolves the two threadIds. */
+async function threadsAcrossPause({ bus, rec }: BusUnderTest, pause: Promise<void>): Promise<[number, number]> {
+  bus.publish('job', rec.payload('before'));
+  await rec.waitFor(1);
+  await pause;
+  bus.publish('job', rec.payload('after'));
+  await rec.waitFor(2);
+  await bus.drain();
+  const [before, after] = rec.ended();
+  expect([before.tag, after.tag]).toEqual(['before', 'after']);
+  return [before.threadId, after.threadId];
+}
+
+describe('pool options', () => {
+  it('minThreads, idleTimeoutMs and lingerMs decide whether an idle worker survives a pause', async () => {
+    const [idle, kept, lingering] = await Promise.all([
+      // The task returns at once when idle (lingerMs 0), the worker is idle, above minThreads 0: it ends after 50 ms.
+      poolBus({ minThreads: 0, idleTimeoutMs: 50, lingerMs: 0 }),
+      // The same, but minThreads 1 keeps the one worker however long it idles.
+      poolBus({ minThreads: 1, idleTimeoutMs: 50, lingerMs: 0 }),
+      // minThreads 0 again, but the task parks for new records for 60 s: its worker is never idle, so it stays.
+      poolBus({ minThreads: 0, idleTimeoutMs: 50, lingerMs: 60_000 }),
+    ]);
+    // One pause for the three buses, started once each has run its first event.
+    let startPause!: () => void;
+    const firstRan = new Promise<void>((resolve) => (startPause = resolve));
+    const pause = firstRan.then(() => new Promise<void>((resolve) => setTimeout(resolve, PAUSE_MS)));
+    const runs = [idle, kept, lingering].map((made) => threadsAcrossPause(made, pause));
+    await Promise.all([idle, kept, lingering].map(({ rec }) => rec.waitFor(1)));
+    startPause();
+    const [[idleBefore, idleAfter], [keptBefore, keptAfter], [lingerBefore, lingerAfter]] = await Promise.all(runs);
+    expect(idleAfter).not.toBe(idleBefore); // a new worker
+    expect(keptAfter).toBe(keptBefore);
+    expect(lingerAfter).toBe(lingerBefore);
+    for (const { bus } of [idle, kept, lingering]) expect(bus.stats()).toMatchObject({ processed: 2, workerCrashes: 0, queueSize: 0 });
+  });
+});
