@@ -23,8 +23,8 @@ import {
 import { MAX_ERROR_NAME_LENGTH, MAX_ERROR_TEXT_BYTES, MAX_REGISTRY_BYTES, REGISTRY_BYTES } from '../src/protocol/limits.js';
 import { readMailbox, resetMailbox, writeMailbox, type WorkerMetricsReport } from '../src/protocol/metrics_mailbox.js';
 import {
-  OUT_BYTES, OUT_DONE, OUT_FAILED, OUT_HEADER_BYTES, OUT_KIND, OUT_SEQ, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_TRIAL,
-  OutcomeRingReader, OutcomeRingWriter, resetOutcomes, type Outcome,
+  OUT_BYTES, OUT_DONE, OUT_FAILED, OUT_HEADER_BYTES, OUT_HELD, OUT_KIND, OUT_REFUSED, OUT_SEQ, OUT_SUCCEEDED, OUTF_DETACHED,
+  OUTF_FAILED, OUTF_TRIAL, OutcomeRingReader, OutcomeRingWriter, resetOutcomes, type Outcome,
 } from '../src/protocol/outcome_ring.js';
 import {
   REC_HEADER_BYTES, RF_BINARY, RF_CONTINUATION, RF_PAD, RecordEncoder, RecordHeader, decodeRecord, recordFlags, recordLength,
@@ -145,9 +145,10 @@ class LaneHarness {
   history: Map<number, History> | undefined;
   /**
    * A worker moved its slot's gate to another lane while an interleaved
-   * write ran. The writer reads a gate's BUSY, LANE and START one by one, so
-   * it may pair this lane with another lane's START and refuse a write it
-   * had room for (see the known-bug test below). Never unsafe, so tolerated.
+   * write ran. The writer reads a gate's LANE, START and LANE again, so it
+   * pairs this lane with another lane's START only if the gate went to
+   * another lane and back between its loads, and then refuses a write it had
+   * room for (see the regression test below). Never unsafe, so tolerated.
    */
   gateMovedLane = false;
   nextSeq = 1;
@@ -660,7 +661,8 @@ const writeSpec = (cfg: LaneConfig): fc.Arbitrary<WriteSpec> =>
   fc.record({
     lane: fc.constantFrom(...cfg.lanes),
     payload: fc.nat(5000),
-    oversize: fc.boolean().chain((b) => (b ? fc.boolean() : fc.constant(false))).chain((b) => (b ? fc.boolean() : fc.constant(false))),
+    // One write in eight may be up to a whole ring and more: refused, or taken only where it fits.
+    oversize: fc.nat(7).map((n) => n === 0),
     handlers: fc.nat(4),
     session: shortSession,
     json: fc.boolean(),
@@ -762,13 +764,10 @@ describe('lane ring', () => {
     h.drainAndCheck();
   });
 
-  // Known bug (src/protocol/lane_ring.ts, LaneRingWriter#refreshLimit): the writer loads a slot's BUSY,
-  // LANE and START one at a time. When the slot's worker ends its batch on this lane and claims one on
-  // another lane between the LANE and START loads, the writer takes the other lane's START (a position in
-  // another counter space) for a gate on this lane, and write() returns false although the record fits.
-  // Safe (the limit only comes out too low) but a spurious refusal: the record goes to overflow. A fix:
-  // load LANE (and BUSY) again after START and skip the slot if they changed. Flip to `it` once fixed.
-  it.fails('a write is not refused when a worker moves its gate to another lane during the limit refresh', () => {
+  // Regression: the writer loads a slot's BUSY, LANE and START one at a time. When the slot's worker ends its
+  // batch on this lane and claims one on another lane between the LANE and START loads, the writer took the
+  // other lane's START for a gate on this lane and refused a write that fits (refreshLimit now loads LANE again).
+  it('a write is not refused when a worker moves its gate to another lane during the limit refresh', () => {
     const h = new LaneHarness(256, [0, 1], 2);
     const bytes = (n: number, lane = 0): WriteSpec => ({
       lane, payload: n - REC_HEADER_BYTES, oversize: false, handlers: 0, session: undefined, json: false, continuation: false,

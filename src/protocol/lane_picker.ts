@@ -7,8 +7,9 @@ import { LANE_COUNT } from './layout.js';
 /**
  * After this many picks in which a lane had work but a higher lane was served
  * instead, the starved lane is served next. So under saturation every lower
- * lane still gets at least one batch in STARVATION_LIMIT + 1 (about 6%), while
- * a critical event never waits behind more than one lower-lane batch.
+ * lane still gets at least one batch in STARVATION_LIMIT + LANE_COUNT - lane
+ * picks (lanes starved at once take turns; about 5%), while a critical event
+ * never waits behind more than a few lower-lane batches.
  */
 export const STARVATION_LIMIT = 16;
 

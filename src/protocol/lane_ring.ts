@@ -151,6 +151,8 @@ export class LaneRingWriter {
       if (Atomics.load(c, slotWord(s, SLOT_BUSY)) === 0) continue;
       if (Atomics.load(c, slotWord(s, SLOT_LANE)) !== this.lane) continue;
       const start = Atomics.load(c, slotWord(s, SLOT_START));
+      // The worker may have moved its gate to another lane between the two loads: that START is not ours.
+      if (Atomics.load(c, slotWord(s, SLOT_LANE)) !== this.lane) continue;
       if (before(start, limit)) limit = start;
     }
     this.#limit = limit;
