@@ -45,9 +45,12 @@ import { allocateSharedMemory, slotCount } from './shared_memory.js';
 import { SlotPool } from './slot_pool.js';
 import { checkOptionsObject } from './validation.js';
 import { Watchdog } from './watchdog.js';
-import { createWorkerPool, probeHandlers } from './worker_pool.js';
+import { createWorkerPool, probeHandlers, warmThreads, workersReady } from './worker_pool.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+/** How long start() waits for the pool's warm threads to load before it goes on anyway. */
+const WORKERS_READY_TIMEOUT_MS = 10_000;
 
 export class Engine {
   readonly #p: EngineParts;
@@ -116,6 +119,7 @@ export class Engine {
       p.slots.pool!.on('error', (err: unknown) => p.log.error({ err: errorMessage(err) }, 'worker error outside a task'));
       const errors = await probeHandlers(p.slots.pool!, refs);
       if (errors.length > 0) throw new HandlerLoadError(errors.join('; '));
+      await workersReady(p.control, warmThreads(p.options), WORKERS_READY_TIMEOUT_MS);
       await p.deadLetters.start();
     } catch (err) {
       await p.slots.detach()?.destroy();

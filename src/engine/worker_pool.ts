@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { HandlerLoadError } from '../errors.js';
 import { isTypeScriptModule, type WorkerHandlerRef } from '../handler_ref.js';
-import type { SharedBusMemory } from '../protocol/layout.js';
+import { WORKERS_READY, type SharedBusMemory } from '../protocol/layout.js';
 import type { ProbeResult, RuntimeTask } from '../protocol/task.js';
 import type { ResolvedOptions } from '../options.js';
 
@@ -59,13 +59,31 @@ export function createWorkerPool(options: ResolvedOptions, memory: SharedBusMemo
   const where = runtimeLocation(refs);
   return new Piscina<RuntimeTask, ProbeResult | null>({
     filename: where.filename,
-    minThreads: pool.minThreads === 0 ? 0 : pool.minThreads + 1,
+    minThreads: warmThreads(options),
     maxThreads: pool.maxThreads + 1,
     idleTimeout: pool.idleTimeoutMs,
     concurrentTasksPerWorker: 1,
     resourceLimits: pool.resourceLimits,
     workerData: { ...memory, tsxEsmApi: where.tsxEsmApi } satisfies SharedBusMemory,
   });
+}
+
+/** Threads the pool keeps started: `minThreads` and the spare (none with `minThreads: 0`). */
+export const warmThreads = (options: ResolvedOptions): number => (options.pool.minThreads === 0 ? 0 : options.pool.minThreads + 1);
+
+/**
+ * Resolves once `count` workers have loaded the runtime (each bumps
+ * WORKERS_READY), or after `timeoutMs` (start-up is slow, not broken: the
+ * bus runs either way).
+ */
+export async function workersReady(control: Int32Array, count: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (let seen = Atomics.load(control, WORKERS_READY); seen < count; seen = Atomics.load(control, WORKERS_READY)) {
+    const left = deadline - performance.now();
+    if (left <= 0) return;
+    const wait = Atomics.waitAsync(control, WORKERS_READY, seen, left);
+    if (wait.async) await wait.value;
+  }
 }
 
 /** Loads each distinct module#export in a worker; one message per handler that failed, naming module and export. */
