@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Engine } from './engine/engine.js';
 import type { WorkerHandlerRef } from './handler_ref.js';
-import { resolveOptions, type BusOptions } from './options.js';
+import type { BusOptions } from './options.js';
+import { resolveOptions } from './resolve_options.js';
 import { BusSession } from './session.js';
 import type {
   BusStats, CommandHandlerOptions, CommandResult, EventHandlerOptions, ExecuteOptions, Handler, HandlerErrorEvent,

@@ -5,7 +5,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { resolveOptions, type BusOptions, type ResolvedOptions } from '../options.js';
+import type { BusOptions, ResolvedOptions } from '../options.js';
+import { resolveOptions } from '../resolve_options.js';
 import { OPTION_TABLE, type OptionSpec } from './option_table.js';
 
 export const CONFIG_FILE_NAME = 'ringbus.config.json';
