@@ -13,6 +13,19 @@ export interface Logger {
   error: LogFn;
 }
 
-export function defaultLogger(): Logger {
-  return pino({ name: 'ringbus', level: 'info' });
+/** How much the default logger says. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+const noop = (): void => {};
+/** `logger: false`: nothing is logged. */
+export const SILENT_LOGGER: Logger = Object.freeze({ debug: noop, info: noop, warn: noop, error: noop });
+
+/**
+ * The default: pino on stderr (written synchronously, so nothing is lost at
+ * exit), at `level`. A library writes nothing on stdout: that is the app's.
+ */
+export function defaultLogger(level: LogLevel): Logger {
+  if (level === 'silent') return SILENT_LOGGER;
+  return pino({ name: 'ringbus', level }, pino.destination({ dest: 2, sync: true }));
 }

@@ -4,7 +4,7 @@
  * in resolve_options.ts.
  */
 import { availableParallelism } from 'node:os';
-import type { Logger } from './logger.js';
+import type { Logger, LogLevel } from './logger.js';
 
 /** What happens to a publish when `queue.capacity` events are unsettled. */
 export type BackpressureStrategy = 'reject-new' | 'drop-oldest' | 'adaptive-rate-limit';
@@ -235,10 +235,20 @@ export interface BusOptions {
    */
   handlerTimeoutMs?: number | false;
   /**
-   * Any pino-compatible logger. Only state changes are logged, never events.
+   * Any pino-compatible logger (it is used as given, whatever `logLevel`
+   * says), or `false` for none. Only state changes are logged, never events.
+   * Without it, ringbus logs to stderr at `logLevel`.
    * @default pino at level 'info'
    */
-  logger?: Logger;
+  logger?: Logger | false;
+  /**
+   * How much the default logger (stderr) says: warnings and errors only by
+   * default (worker crashes, dead-letter storms, events abandoned at stop,
+   * all rate-limited). `'info'` adds state changes (start, stop, circuits,
+   * backpressure). Ignored when `logger` is given.
+   * @default 'warn'
+   */
+  logLevel?: LogLevel;
   /**
    * Time every handler attempt and every event end to end (`bus.metrics`).
    * Counters are kept either way; turn timing off only to measure what it costs.
@@ -250,7 +260,8 @@ export interface BusOptions {
 export interface ResolvedOptions {
   pool: Required<Omit<PoolOptions, 'resourceLimits'>> & Pick<PoolOptions, 'resourceLimits'>;
   queue: Required<QueueOptions>;
-  logger: Logger | undefined;
+  /** The logger to use: the user's, the default one at `logLevel`, or a silent one. */
+  logger: Logger;
   retry: Required<RetryOptions> | false;
   circuitBreaker: (Required<Omit<CircuitBreakerOptions, 'slowCallMs' | 'failureThreshold'>> &
     Pick<CircuitBreakerOptions, 'slowCallMs' | 'failureThreshold'>) | false;
@@ -292,6 +303,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
     failureThreshold: undefined as number | undefined,
   }),
   deadLetter: Object.freeze({ capacity: 1000, maxBytes: 64 * 1024 * 1024, path: undefined as string | undefined, maxFileBytes: 64 * 1024 * 1024 }),
+  logLevel: 'warn' as LogLevel,
   /** What ResilientMessageBus uses when `handlerTimeoutMs` is not given. */
   handlerTimeoutMs: 30_000,
 });

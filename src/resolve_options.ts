@@ -5,6 +5,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { defaultLogger, LOG_LEVELS, SILENT_LOGGER } from './logger.js';
 import { DEFAULT_OPTIONS, STRATEGIES, type BusOptions, type ResolvedOptions } from './options.js';
 
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : String(v));
@@ -63,7 +64,7 @@ function feature<T extends object>(name: string, value: unknown, defaults: T, re
 export function resolveOptions(options: BusOptions | undefined, resilient = false): ResolvedOptions {
   checkObject('options', options);
   const o = options ?? {};
-  checkKeys('options.', o, ['pool', 'queue', 'logger', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs', 'metrics']);
+  checkKeys('options.', o, ['pool', 'queue', 'logger', 'logLevel', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs', 'metrics']);
   checkObject('pool', o.pool);
   checkObject('queue', o.queue);
   checkKeys('pool.', o.pool ?? {}, Object.keys(DEFAULT_OPTIONS.pool));
@@ -101,8 +102,11 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   finite('queue.maxDelayMs', queue.maxDelayMs);
   if (queue.maxDelayMs < 0) throw new RangeError(`queue.maxDelayMs must be >= 0, got ${show(queue.maxDelayMs)}`);
 
-  const logger = o.logger;
-  if (logger !== undefined) {
+  const logLevel = o.logLevel ?? DEFAULT_OPTIONS.logLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new RangeError(`logLevel must be one of ${LOG_LEVELS.map(show).join(', ')}, got ${show(logLevel)}`);
+  const given = o.logger;
+  if (given !== undefined && given !== false) {
+    const logger = given;
     for (const level of ['debug', 'info', 'warn', 'error'] as const) {
       if (logger === null || typeof (logger as unknown as Record<string, unknown>)[level] !== 'function') {
         throw new TypeError(`logger must have debug, info, warn and error methods (pino-compatible); logger.${level} is missing`);
@@ -165,5 +169,6 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   }
   const metrics = o.metrics ?? true;
   if (typeof metrics !== 'boolean') throw new TypeError(`metrics must be a boolean, got ${show(metrics)}`);
+  const logger = given === false ? SILENT_LOGGER : given ?? defaultLogger(logLevel);
   return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics };
 }

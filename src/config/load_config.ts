@@ -215,5 +215,5 @@ export function loadConfig(o: LoadConfigOptions = {}): LoadedConfig {
       where: source === 'file' ? file : source === 'env' ? envWhere.get(spec.path) : undefined,
     };
   }
-  return { options: { ...merged, ...(logger ? { logger } : {}) }, file, effective };
+  return { options: { ...merged, ...(logger !== undefined ? { logger } : {}) }, file, effective };
 }

@@ -2,6 +2,7 @@
  * The option table: one row per option (path, type, range, env variable) that
  * drives env parsing, the schema and the README table.
  */
+import { LOG_LEVELS } from '../logger.js';
 import { DEFAULT_OPTIONS, STRATEGIES } from '../options.js';
 
 export type OptionType = 'integer' | 'number' | 'boolean' | 'string' | 'enum' | 'feature';
@@ -63,5 +64,6 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { path: 'deadLetter.path', env: 'RINGBUS_DEAD_LETTER_PATH', type: 'string', default: 'none (memory only)', description: 'Dead-letter file that keeps dead letters across restarts.' },
   { path: 'deadLetter.maxFileBytes', env: 'RINGBUS_DEAD_LETTER_MAX_FILE_BYTES', type: 'integer', minimum: 4096, default: d.deadLetter.maxFileBytes, description: 'Size at which the dead-letter file rotates to a new segment.' },
   { path: 'handlerTimeoutMs', env: 'RINGBUS_HANDLER_TIMEOUT_MS', type: 'integer', default: 'off on MessageBus, 30000 on ResilientMessageBus', description: "A worker handler running longer fails and its worker is replaced ('false': off)." },
+  { path: 'logLevel', env: 'RINGBUS_LOG_LEVEL', type: 'enum', values: LOG_LEVELS, default: d.logLevel, description: "What the default logger (stderr) says; 'info' adds state changes, 'silent' nothing." },
   { path: 'metrics', env: 'RINGBUS_METRICS', type: 'boolean', default: true, description: 'Time handler attempts and events end to end.' },
 ];

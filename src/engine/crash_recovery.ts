@@ -31,7 +31,7 @@ export function recoverBatch(p: EngineParts, slot: number, err: unknown, timedOu
   }
   // A handler was running (index >= 0): its delivery failed. Otherwise the worker died between records.
   const crashed = handlerIndex >= 0 && !raced ? records.shift() : undefined;
-  p.log.error({ err: errorMessage(err), requeued: records.length, timedOut: timedOut !== undefined && !raced },
+  p.crashLog.warn({ err: errorMessage(err), requeued: records.length, timedOut: timedOut !== undefined && !raced },
     'worker died mid-batch; replacing it and re-running the rest of its batch');
   if (crashed !== undefined) {
     const d = decodeRecord(crashed);

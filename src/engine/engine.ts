@@ -22,13 +22,13 @@ import { assertModuleExists, type WorkerHandlerRef } from '../handler_ref.js';
 import { InlineRunner } from '../inline_runner.js';
 import { inlineSink } from './inline_sink.js';
 import type { HeldDelivery } from './failure_policy.js';
-import { defaultLogger } from '../logger.js';
 import { BusMetrics } from '../metrics/bus_metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { STOP, WAKE } from '../protocol/layout.js';
 import { SharedRegistryWriter } from '../protocol/registry.js';
 import type { Priority } from '../protocol/task.js';
+import { RateLimitedLog } from '../rate_limited_log.js';
 import { Router } from '../router.js';
 import type { BusStats, CommandResult, EventHandlerOptions, Handler, PublishAsyncOptions, PublishOptions, StopOptions } from '../types.js';
 import { EngineCounters } from './counters.js';
@@ -57,9 +57,10 @@ export class Engine {
   #stopping: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, emitter: EventEmitter) {
-    const p = { options, emitter, log: options.logger ?? defaultLogger(), counters: new EngineCounters(), lifecycle: new Lifecycle() } as
+    const p = { options, emitter, log: options.logger, counters: new EngineCounters(), lifecycle: new Lifecycle() } as
       Mutable<EngineParts>;
     this.#p = p;
+    p.crashLog = new RateLimitedLog(p.log, 1000);
     p.registry = new SharedRegistryWriter();
     p.breakers = new BreakerBoard<HeldDelivery>(options.circuitBreaker, slotCount(options), {
       moved: (topic, handler, from, to) => this.#circuitMoved(topic, handler, from, to),
@@ -175,6 +176,7 @@ export class Engine {
     p.slots.collect();
     p.failures.stop();
     p.deadLetters.stop();
+    p.crashLog.flush('workers died mid-batch');
     p.breakers.stop();
     const abandoned = p.queue.size;
     if (abandoned > 0) {

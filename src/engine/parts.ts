@@ -9,6 +9,7 @@ import type { BoundedEventQueue } from '../bounded_event_queue.js';
 import type { BreakerBoard } from '../breaker/breaker_board.js';
 import type { InlineRunner } from '../inline_runner.js';
 import type { Logger } from '../logger.js';
+import type { RateLimitedLog } from '../rate_limited_log.js';
 import type { BusMetrics } from '../metrics/bus_metrics.js';
 import type { ResolvedOptions } from '../options.js';
 import type { SharedBusMemory } from '../protocol/layout.js';
@@ -29,6 +30,8 @@ import type { Watchdog } from './watchdog.js';
 export interface EngineParts {
   readonly options: ResolvedOptions;
   readonly log: Logger;
+  /** For storms of worker crashes and timeouts: one line a second, with the count. */
+  readonly crashLog: RateLimitedLog;
   /** The public bus: every event users listen to is emitted on it. */
   readonly emitter: EventEmitter;
   readonly memory: SharedBusMemory;
