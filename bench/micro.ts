@@ -125,7 +125,7 @@ for (const batch of [1, 64]) {
 // ---------------------------------------------------------------- circuit-breaker check
 
 {
-  const board = new BreakerBoard({ ...DEFAULT_OPTIONS.circuitBreaker }, 1, { moved() {}, release() {} });
+  const board = new BreakerBoard({ ...DEFAULT_OPTIONS.circuitBreaker }, 1, { idle: () => true, moved() {}, release() {} });
   const index = board.index('orders', 'price-order');
   const words = new Int32Array(board.sab);
   add('breaker: BreakerBoard.admit(index) (main thread)', () => {

@@ -113,8 +113,9 @@ export interface RetryOptions {
 /**
  * A circuit breaker per handler of each topic (keyed by topic and handler
  * name). It opens when, within the sliding `windowMs`, at least `minimumCalls`
- * attempts ran and the fraction that failed (slow successes count as failures
- * with `slowCallMs`) reached `failureRateThreshold`. While open, the
+ * attempts ran and the fraction that failed reached `failureRateThreshold`
+ * (or, with `slowCallMs`, the fraction of slow successes reached
+ * `slowCallRateThreshold`). While open, the
  * handler's deliveries are held (with `hold`, the default): they wait, still
  * counted in `queue.capacity`, use up no attempt and are never dead-lettered
  * because of the circuit. After `recoveryTimeoutMs` it is half-open:
@@ -155,8 +156,9 @@ export interface CircuitBreakerOptions {
    */
   successThreshold?: number;
   /**
-   * A successful attempt slower than this counts as a failure for the
-   * breaker (not for retry). Off unless given.
+   * A successful attempt slower than this counts as a slow call: the
+   * circuit also opens when slow calls reach `slowCallRateThreshold` of the
+   * window's attempts (retry does not see them). Off unless given.
    * @default undefined (off)
    */
   slowCallMs?: number;
@@ -238,7 +240,7 @@ export interface BusOptions {
    * Any pino-compatible logger (it is used as given, whatever `logLevel`
    * says), or `false` for none. Only state changes are logged, never events.
    * Without it, ringbus logs to stderr at `logLevel`.
-   * @default pino at level 'info'
+   * @default pino on stderr at `logLevel` ('warn')
    */
   logger?: Logger | false;
   /**

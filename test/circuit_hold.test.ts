@@ -191,4 +191,43 @@ describe('circuit breaker v2: failure rate, hold, half-open permits', () => {
       expect(e).toMatchObject({ errorName: 'ServiceDownError', errorCode: 'ERR_RINGBUS_HANDLER_FAILED', attempts: 0 });
     }
   });
+
+  it('stop() waits for the parts of an event that are not held (a held stage does not make the whole event held)', async () => {
+    const { bus } = setup({ retry: { maxRetries: 0 }, deadLetter: {}, circuitBreaker: { minimumCalls: 2, recoveryTimeoutMs: 60_000 } });
+    bus.registerEventHandler('t', () => {
+      throw new Error('a fails');
+    }, { name: 'a', priority: 'critical' });
+    bus.registerEventHandler('t', workerHandler(FIXTURE, 'slow'), { name: 'b', priority: 'normal' });
+    await bus.start();
+    const opened = nextEvent(bus, 'circuit', (e) => e.to === 'open');
+    bus.publish('t', { i: 1, slowMs: 50 });
+    bus.publish('t', { i: 2, slowMs: 50 });
+    await opened;
+    bus.publish('t', { i: 3, slowMs: 300 }); // 'a' is held; 'b' runs for 300 ms
+    await until(() => bus.stats().held === 1, "event 3's 'a' is held");
+    await bus.stop();
+    // 'b' ran all three events to the end; only the held 'a' of event 3 is dead-lettered, nothing abandoned.
+    expect(bus.stats()).toMatchObject({ processed: 3, abandoned: 0, deadLettered: 3, held: 0, queueSize: 0 });
+  });
+
+  it('a breaker freed by unregistering is not reused while deliveries that name it are in flight', async () => {
+    const flag = downFlag();
+    const { bus } = setup({ retry: false, deadLetter: {}, circuitBreaker: { minimumCalls: 3, recoveryTimeoutMs: 60_000 } });
+    const moves: string[] = [];
+    bus.on('circuit', (e) => moves.push(`${e.topic}/${e.handler}:${e.to}`));
+    const off = bus.registerEventHandler('x', dependent, { name: 'a' });
+    await bus.start();
+    const opened = nextEvent(bus, 'circuit', (e) => e.to === 'open');
+    for (let i = 0; i < 10; i++) bus.publish('x', { i, flag });
+    await opened;
+    off(); // what 'a' held is released (and fails: the flag is still there)
+    bus.registerEventHandler('y', workerHandler(FIXTURE, 'onePercent'), { name: 'b' });
+    for (let i = 1; i < 6; i++) bus.publish('y', { i });
+    await bus.drain();
+    expect(moves).toEqual(['x/a:open']); // b's circuit never heard of a's failures
+    expect(bus.circuitState('b', 'y')).toBe('closed');
+    const s = bus.stats();
+    expect(s.processed + s.deadLettered).toBe(15);
+    expect(s).toMatchObject({ held: 0, queueSize: 0 });
+  });
 });

@@ -6,15 +6,18 @@
  * Only main changes states.
  */
 import { Fifo } from '../fifo.js';
-import {
-  ADMIT_DENY, ADMIT_TRIAL, BREAKERS_INITIAL, admit, breakerBytes, permitWord, slowWord, stateWord, successWord,
-} from '../protocol/breaker_words.js';
+import { ADMIT_TRIAL, BREAKERS_INITIAL, admit, breakerBytes, permitWord, slowWord, stateWord, successWord } from '../protocol/breaker_words.js';
 import { MAX_BREAKERS } from '../protocol/limits.js';
 import { CIRCUIT_CODE, CircuitBreaker, type BreakerSettings, type CircuitState, type Clock, type LastFailure } from './circuit_breaker.js';
 
 const realClock: Clock = { now: () => performance.now() };
 
 export interface BreakerHooks<H> {
+  /**
+   * Nothing is in flight (no record, retry or held delivery can still name a
+   * breaker index): a freed index may be handed out again only then.
+   */
+  idle(): boolean;
   /** A circuit moved. */
   moved(topic: string, handler: string, from: CircuitState, to: CircuitState): void;
   /** Held deliveries may run again (the circuit closed, or a half-open permit is free). */
@@ -82,7 +85,9 @@ export class BreakerBoard<H = unknown> {
     const key = `${topic}\u0000${name}`;
     let entry = this.#byKey.get(key);
     if (entry === undefined) {
-      const index = this.#freeIndexes.pop() ?? this.#byIndex.length;
+      // A freed index is reused only while nothing is in flight: a record or outcome of the unregistered
+      // handler still names it, and must not count for (or be held by) the new one.
+      const index = this.#freeIndexes.length > 0 && this.#hooks.idle() ? this.#freeIndexes.pop()! : this.#byIndex.length;
       if (index >= MAX_BREAKERS) {
         throw new RangeError(
           `more than ${MAX_BREAKERS} handlers with circuit breakers registered on one bus (one per handler of each topic; ` +
@@ -136,7 +141,7 @@ export class BreakerBoard<H = unknown> {
     return worst;
   }
 
-  /** Main-side admission (inline handlers, execute): ADMIT_RUN, ADMIT_TRIAL (a permit taken) or ADMIT_DENY. */
+  /** Main-side admission (inline handlers): ADMIT_RUN, ADMIT_TRIAL (a permit taken) or ADMIT_DENY. */
   admit(index: number): number {
     const entry = index < 0 ? undefined : this.#byIndex[index];
     if (entry === undefined) return 0;
@@ -294,4 +299,3 @@ export class BreakerBoard<H = unknown> {
   }
 }
 
-export { ADMIT_DENY, ADMIT_TRIAL };

@@ -63,6 +63,7 @@ export class Engine {
     p.crashLog = new RateLimitedLog(p.log, 1000);
     p.registry = new SharedRegistryWriter();
     p.breakers = new BreakerBoard<HeldDelivery>(options.circuitBreaker, slotCount(options), {
+      idle: () => p.queue.size === 0,
       moved: (topic, handler, from, to) => this.#circuitMoved(topic, handler, from, to),
       release: (items) => p.failures.release(items),
     });

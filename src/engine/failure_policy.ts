@@ -135,6 +135,8 @@ export class FailurePolicy {
       job: job !== undefined && registration !== undefined
         ? { seq, event: job.event, handlers: [registration], continuation: true, detached: true } : undefined,
     });
+    // Only now: the breaker may have released it at once (its circuit closed meanwhile).
+    p.inFlight.checkDrainWaiters();
   }
 
   /** Held deliveries may run again. */
@@ -143,7 +145,11 @@ export class FailurePolicy {
     let wrote = false;
     for (const h of items) {
       p.inFlight.holdEnded(h.seq);
-      if (p.lifecycle.terminated) continue;
+      if (p.lifecycle.terminated) {
+        // The bus is stopping: what a circuit let go now is dead-lettered as stop() would have.
+        this.#deadLetterHeld(h, Date.now());
+        continue;
+      }
       if (h.record !== undefined) {
         p.lanes.writeEncoded(h.lane, h.record);
         wrote = true;
@@ -180,17 +186,32 @@ export class FailurePolicy {
     }
     for (const h of p.breakers.takeHeld()) {
       p.inFlight.holdEnded(h.seq);
-      if (!p.deadLetters.enabled) continue;
-      const breaker = h.job?.handlers[0].breaker ?? (h.record ? p.registry.breakerOf(decodeRecord(h.record).handlerIds[0]) : -1);
-      const last = p.breakers.lastFailure(breaker);
-      const f: FailedAttempt = {
-        seq: h.seq, lane: h.lane, topic: h.topic, handler: h.handler, attempt: h.attempt - 1, breaker, refused: false,
-        error: `${last?.message ?? `circuit for handler '${h.handler}' was open`} (not delivered: its circuit was open when the bus stopped)`,
-        errorName: last?.name, errorCode: (last?.code ?? 'ERR_RINGBUS_CIRCUIT_OPEN') as FailedAttempt['errorCode'],
-        record: h.record, job: h.job,
-      };
-      p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: h.attempt });
-      p.deadLetters.add(f, now, now);
+      this.#deadLetterHeld(h, now);
     }
+  }
+
+  /**
+   * A held delivery the bus stops before it ran: dead-lettered (with a
+   * dead-letter queue; otherwise its event is counted as abandoned) with the
+   * delivery's own last failure if it had one, else its handler's.
+   */
+  #deadLetterHeld(h: HeldDelivery, now: number): void {
+    const p = this.#p;
+    if (!p.deadLetters.enabled) return;
+    const breaker = h.job?.handlers[0].breaker ?? (h.record ? p.registry.breakerOf(decodeRecord(h.record).handlerIds[0]) : -1);
+    const ledger = p.inFlight.get(h.seq)?.failures;
+    const own = ledger?.lastOwnFailure.get(h.handler);
+    const last = own ?? (() => {
+      const b = p.breakers.lastFailure(breaker);
+      return b && { error: b.message, errorName: b.name, errorCode: b.code as FailedAttempt['errorCode'] };
+    })();
+    const f: FailedAttempt = {
+      seq: h.seq, lane: h.lane, topic: h.topic, handler: h.handler, attempt: h.attempt - 1, breaker, refused: false,
+      error: `${last?.error ?? `circuit for handler '${h.handler}' was open`} (not delivered: its circuit was open when the bus stopped)`,
+      errorName: last?.errorName, errorCode: last?.errorCode ?? 'ERR_RINGBUS_CIRCUIT_OPEN',
+      record: h.record, job: h.job,
+    };
+    p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: h.attempt });
+    p.deadLetters.add(f, ledger?.firstFailureAt.get(h.handler) ?? now, now);
   }
 }

@@ -10,6 +10,8 @@
  *   failure ledger.
  *
  * A command is replied to exactly once (`reply`), whatever settles it first.
+ * Deliveries an open circuit holds are outstanding in the event's failure
+ * ledger too (created for them if needed): the event settles once they ran.
  */
 import type { DeadLetterErrorCode } from '../dead_letter/dead_letter_entry.js';
 import type { Route } from '../router.js';
@@ -20,7 +22,7 @@ import type { EngineParts } from './parts.js';
 
 /** The failed deliveries of one event, while any waits to run again or to be dead-lettered. */
 export interface FailureLedger {
-  /** Retries scheduled or running, and dead letters not yet persisted. */
+  /** Detached deliveries not done yet: retries scheduled or running, held deliveries, dead letters not yet persisted. */
   outstanding: number;
   /** The event's first pass (every stage) finished. */
   baseDone: boolean;
@@ -32,6 +34,8 @@ export interface FailureLedger {
   readonly lastOwnFailure: Map<string, { error: string; errorName: string | undefined; errorCode: DeadLetterErrorCode }>;
   /** Deliveries of the event an open circuit holds now. */
   held: number;
+  /** Counted in `heldEvents`: the pass ended and every outstanding delivery is held. */
+  onlyHeld: boolean;
 }
 
 interface InFlightBase {
@@ -77,7 +81,7 @@ export class InFlight {
   readonly #p: EngineParts;
   readonly #events = new Map<number, InFlightEvent>();
   readonly #drainWaiters: { resolve: () => void; exceptHeld: boolean }[] = [];
-  /** Events with at least one delivery held by an open circuit. */
+  /** Events that wait for nothing but deliveries held by open circuits (stop() does not wait for those). */
   #heldEvents = 0;
 
   constructor(p: EngineParts) {
@@ -105,7 +109,7 @@ export class InFlight {
       e = { kind: 'failing', seq, topic, publishedAt: publishedAt(), failures: undefined };
       this.#events.set(seq, e);
     }
-    e.failures ??= { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map(), lastOwnFailure: new Map(), held: 0 };
+    e.failures ??= { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map(), lastOwnFailure: new Map(), held: 0, onlyHeld: false };
     return e.failures;
   }
 
@@ -117,20 +121,31 @@ export class InFlight {
     e.reply!(result);
   }
 
-  /** A delivery of the event is held by its open circuit (it counts as outstanding until it ran). */
+  /**
+   * A delivery of the event is held by its open circuit (it counts as
+   * outstanding until it ran). The caller hands it to its breaker, then calls
+   * `checkDrainWaiters()`: the breaker may release it at once.
+   */
   holdStarted(seq: number, topic: string, publishedAt: () => number): void {
     const ledger = this.ledger(seq, topic, publishedAt);
     ledger.outstanding++;
-    if (ledger.held++ === 0) {
-      this.#heldEvents++;
-      this.#checkDrainWaiters();
-    }
+    ledger.held++;
+    this.#recountHeld(ledger);
   }
 
   /** A held delivery was released (it runs again), or taken away because the bus stops. */
   holdEnded(seq: number): void {
     const ledger = this.#events.get(seq)?.failures;
-    if (ledger !== undefined && --ledger.held === 0) this.#heldEvents--;
+    if (ledger === undefined) return;
+    ledger.held--;
+    this.#recountHeld(ledger);
+  }
+
+  #recountHeld(ledger: FailureLedger): void {
+    const onlyHeld = ledger.held > 0 && ledger.baseDone && ledger.outstanding === ledger.held;
+    if (onlyHeld === ledger.onlyHeld) return;
+    ledger.onlyHeld = onlyHeld;
+    this.#heldEvents += onlyHeld ? 1 : -1;
   }
 
   /**
@@ -154,15 +169,22 @@ export class InFlight {
       this.#startStage(e);
       return;
     }
-    if (ledger !== undefined && ledger.outstanding > 0) ledger.baseDone = true;
-    else this.#finish(seq, e ?? origin);
+    if (ledger !== undefined && ledger.outstanding > 0) {
+      ledger.baseDone = true;
+      this.#recountHeld(ledger);
+      this.checkDrainWaiters();
+    } else this.#finish(seq, e ?? origin);
   }
 
   /** A retry or dead letter of the event is done; the event settles once nothing else is outstanding. */
   outstandingDone(seq: number): void {
     const e = this.#events.get(seq);
     const ledger = e?.failures;
-    if (ledger !== undefined && --ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq, e);
+    if (ledger === undefined) return;
+    --ledger.outstanding;
+    this.#recountHeld(ledger);
+    if (ledger.outstanding === 0 && ledger.baseDone) this.#finish(seq, e);
+    else this.checkDrainWaiters();
   }
 
   /** drop-oldest took the event before anything ran: it settles as dropped. */
@@ -207,7 +229,7 @@ export class InFlight {
   /** Room may have appeared (here, or in workers' counters): wake producers, lower backpressure, resolve drain(). */
   afterSettle(): void {
     if (this.#p.queue.observe()) this.#p.publisher.backpressureChanged(false);
-    this.#checkDrainWaiters();
+    this.checkDrainWaiters();
   }
 
   /**
@@ -229,7 +251,7 @@ export class InFlight {
     return size === 0 || (exceptHeld && size <= this.#heldEvents);
   }
 
-  #checkDrainWaiters(): void {
+  checkDrainWaiters(): void {
     if (this.#drainWaiters.length === 0) return;
     for (let i = this.#drainWaiters.length - 1; i >= 0; i--) {
       const w = this.#drainWaiters[i];

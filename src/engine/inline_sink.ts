@@ -5,7 +5,6 @@
  * and half-open trials), failures (the failure policy) and finished jobs.
  */
 import { HandlerTimeoutError } from '../errors.js';
-import { ADMIT_DENY } from '../protocol/breaker_words.js';
 import { circuitOpenMessage } from '../protocol/breaker_words.js';
 import { errorMessage, errorName } from '../protocol/error_text.js';
 import type { InlineJob, InlineSink } from '../inline_runner.js';
@@ -54,4 +53,3 @@ export function inlineSink(p: EngineParts): InlineSink {
   };
 }
 
-export { ADMIT_DENY };
