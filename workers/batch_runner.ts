@@ -9,7 +9,9 @@
 import { performance } from 'node:perf_hooks';
 import { ADMIT_DENY, ADMIT_RUN, ADMIT_TRIAL, admit, circuitOpenMessage, slowWord, successWord } from '../src/protocol/breaker_words.js';
 import { errorName, errorText } from '../src/protocol/error_text.js';
-import { MAIN_WAITING, PROGRESS, SLOT_BUSY, SLOT_CURSOR, SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, slotWord } from '../src/protocol/layout.js';
+import {
+  MAIN_WAITING, PROGRESS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, slotWord,
+} from '../src/protocol/layout.js';
 import type { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
   OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_TRIAL, type OutcomeRingWriter,
@@ -79,9 +81,13 @@ export class BatchRunner {
     if (Atomics.load(this.#control, MAIN_WAITING) !== 0) Atomics.notify(this.#control, PROGRESS);
   }
 
-  /** Runs the span `reader` just claimed for `slot`. */
+  /**
+   * Runs the span `reader` just claimed for `slot`. False if main ended this
+   * task meanwhile (the slot's EPOCH moved on): main has recovered the rest of
+   * the batch, so this worker must stop at once and touch the slot no more.
+   */
   async run(reader: LaneRingReader, slot: number, out: OutcomeRingWriter, task: DrainTask, counters: SlotCounters,
-    metrics: MetricsRecorder): Promise<void> {
+    metrics: MetricsRecorder): Promise<boolean> {
     const n = this.#decode(reader);
     const batch = this.#batch;
     const handlers = this.#handlers;
@@ -94,6 +100,7 @@ export class BatchRunner {
     // Plain per-record writes (published with Atomics.store per batch): if this
     // worker dies mid-batch, main reads exactly how far it got.
     const settledWord = slotWord(slot, SLOT_SETTLED);
+    const epochWord = slotWord(slot, SLOT_EPOCH);
     const processedWord = slotWord(slot, SLOT_PROCESSED);
     // CURSOR: the first record not fully accounted for; HANDLER_INDEX: the handler
     // running on it, -1 between records. Main reads both if this worker dies.
@@ -106,6 +113,7 @@ export class BatchRunner {
     const clocked = timed || task.slowCallMs > 0;
     let t = clocked ? performance.now() : 0;
     for (let k = 0; k < n; k++) {
+      if (Atomics.load(control, epochWord) !== task.epoch) return false;
       const r = batch[k];
       const h = r.header;
       const { off, recordBytes: len, flags, seq, topicId, attempt } = h;
@@ -207,6 +215,7 @@ export class BatchRunner {
       control[handlerWord] = -1;
     }
     control[cursorWord] = reader.end; // pad records at the end, if any
+    return true;
   }
 
   /** Writes an outcome, waiting for main to make room if the outcome ring is full. */

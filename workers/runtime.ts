@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LanePicker } from '../src/protocol/lane_picker.js';
 import { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
-  FLUSH_REQUEST, SLEEPERS, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
+  FLUSH_REQUEST, SLEEPERS, SLOT_EPOCH, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
   type SharedBusMemory,
 } from '../src/protocol/layout.js';
 import { OutcomeRingWriter } from '../src/protocol/outcome_ring.js';
@@ -103,11 +103,12 @@ async function drain(task: DrainTask): Promise<null> {
       continue;
     }
     idleSince = -1;
+    if (Atomics.load(control, slotWord(slot, SLOT_EPOCH)) !== task.epoch) return null; // main ended this task already
     const reader = readers[lane];
     const n = reader.claim(slot, batchTarget(reader.waiting(), task));
     if (n === 0) continue;
     const t0 = performance.now();
-    await runner.run(reader, slot, out, task, counters, metrics);
+    if (!(await runner.run(reader, slot, out, task, counters, metrics))) return null;
     const t1 = performance.now();
     const perRecord = (t1 - t0) / n;
     msPerRecord = msPerRecord === 0 ? perRecord : msPerRecord * 0.8 + perRecord * 0.2;

@@ -6,7 +6,7 @@
  * waiting for PROGRESS without blocking, what happens when a task ends, and
  * the metrics flush handshake.
  */
-import { FLUSH_REQUEST, MAIN_WAITING, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
+import { FLUSH_REQUEST, MAIN_WAITING, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
   SLOT_PROCESSED, SLOT_SETTLED, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { readMailbox, resetMailbox, type WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
@@ -164,7 +164,7 @@ export class SlotPool {
     this.active.add(slot);
     const { maxBatch, maxThreads, lingerMs } = p.options.pool;
     const task: DrainTask = {
-      kind: 'drain', slot, maxBatch, threads: maxThreads, lingerMs,
+      kind: 'drain', slot, epoch: Atomics.load(c, slotWord(slot, SLOT_EPOCH)), maxBatch, threads: maxThreads, lingerMs,
       keepFailedRecords: p.options.retry !== false || p.options.deadLetter !== false,
       maxResultBytes: p.options.queue.maxPayloadBytes,
       metrics: p.options.metrics,
@@ -188,6 +188,9 @@ export class SlotPool {
     const c = this.#control;
     this.#abort[slot] = undefined;
     const timedOut = p.watchdog.takeTimedOut(slot);
+    // From here the task's worker, if Piscina has not stopped it yet (an aborted task is rejected before its
+    // thread ends), must not claim, run or report any more: it checks EPOCH before each claim and record.
+    Atomics.add(c, slotWord(slot, SLOT_EPOCH), 1);
     p.outcomes.drainSlot(slot);
     const crashedMidBatch = err !== undefined && Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1;
     const ours = p.lifecycle.terminated; // we destroyed the pool: not a crash

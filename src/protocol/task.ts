@@ -6,6 +6,8 @@ export interface DrainTask {
   kind: 'drain';
   /** The slot this task holds: its gate words and its outcome ring. */
   slot: number;
+  /** The slot's EPOCH when the task was submitted: once main bumps it, this task must stop touching the slot. */
+  epoch: number;
   maxBatch: number;
   /** Pool size, to split waiting records fairly between workers. */
   threads: number;
