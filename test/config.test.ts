@@ -68,7 +68,7 @@ describe('loadConfig errors name the source and the allowed values', () => {
   it.each([
     [{ RINGBUS_QUEUE_CAPACITY: 'lots' }, /^RINGBUS_QUEUE_CAPACITY: 'lots' is not an integer \(option queue\.capacity\)$/],
     [{ RINGBUS_QUEUE_CAPACITY: '0' }, /^RINGBUS_QUEUE_CAPACITY: queue\.capacity must be in \[1, 1073741824\], got 0$/],
-    [{ RINGBUS_HIGH_WATER_MARK: 'high' }, /^RINGBUS_HIGH_WATER_MARK: 'high' is not a number/],
+    [{ RINGBUS_HIGH_WATER_MARK: 'high' }, /^RINGBUS_HIGH_WATER_MARK: 'high' is not a decimal number/],
     [{ RINGBUS_RETRY_JITTER: 'yes' }, /^RINGBUS_RETRY_JITTER: 'yes' is not 'true' or 'false'/],
     [{ RINGBUS_QUEUE_STRATEGY: 'drop-newest' }, /^RINGBUS_QUEUE_STRATEGY: 'drop-newest' is not one of reject-new, drop-oldest, adaptive-rate-limit/],
     [{ RINGBUS_MAX_THREDS: '2' }, /^RINGBUS_MAX_THREDS is not a ringbus setting \(known: RINGBUS_CONFIG, RINGBUS_DEBUG, RINGBUS_MIN_THREADS, RINGBUS_MAX_THREADS/],
@@ -126,5 +126,35 @@ describe('the README', () => {
     for (const spec of OPTION_TABLE) {
       expect(readme, spec.path).toContain(`| \`${spec.path}\` | \`${spec.env}\` |`);
     }
+  });
+});
+
+describe('strict inputs', () => {
+  it('takes decimal numbers only from the environment', () => {
+    for (const raw of ['0x1', '0b0', '', ' ', '1e', 'Infinity']) {
+      expect(() => loadConfig({ env: { RINGBUS_HIGH_WATER_MARK: raw }, configPath: undefined }), raw)
+        .toThrow(/RINGBUS_HIGH_WATER_MARK: '.*' is not a decimal number \(option queue\.highWaterMark\)/);
+    }
+    expect(loadConfig({ env: { RINGBUS_HIGH_WATER_MARK: '0.75' } }).options).toMatchObject({ queue: { highWaterMark: 0.75 } });
+    expect(loadConfig({ env: { RINGBUS_HIGH_WATER_MARK: '.9' } }).options).toMatchObject({ queue: { highWaterMark: 0.9 } });
+  });
+
+  it('refuses __proto__, constructor and prototype keys in a config file, naming the key', async () => {
+    const proto = await configFile('proto.json', '{ "queue": { "__proto__": { "capacity": 5 } } }');
+    expect(() => loadConfig({ configPath: proto, env: {} })).toThrow(ConfigError);
+    expect(() => loadConfig({ configPath: proto, env: {} })).toThrow(/proto\.json: key queue\.__proto__ is not allowed/);
+    const ctor = await configFile('ctor.json', { constructor: { x: 1 } });
+    expect(() => loadConfig({ configPath: ctor, env: {} })).toThrow(/ctor\.json: key constructor is not allowed/);
+  });
+
+  it('refuses unknown keys in per-call options, listing the allowed ones, before anything is counted', async () => {
+    const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 } });
+    bus.registerEventHandler('t', () => {});
+    expect(() => bus.publish('t', 1, { delayMs: 250 } as never)).toThrow(/publish options for topic 't': delayMs is not an option \(allowed: priority, sessionId\)/);
+    await expect(bus.publishAsync('t', 1, { timeout: 5 } as never)).rejects.toThrow(/timeout is not an option \(allowed: priority, sessionId, timeoutMs\)/);
+    await expect(bus.execute('t', 1, { prio: 'high' } as never)).rejects.toThrow(/prio is not an option \(allowed: priority, sessionId, timeoutMs\)/);
+    expect(() => bus.stop({ drian: true } as never)).toThrow(/stop options: drian is not an option \(allowed: drain, timeoutMs\)/);
+    expect(bus.stats()).toMatchObject({ published: 0, rejected: 0 });
+    await bus.stop();
   });
 });

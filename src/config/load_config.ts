@@ -94,7 +94,8 @@ function parseEnv(spec: OptionSpec, raw: string): unknown {
       if (!/^-?\d+$/.test(text)) fail('an integer');
       return Number(text);
     case 'number':
-      if (text === '' || !Number.isFinite(Number(text))) fail('a number');
+      // Decimal only: Number() would also take '0x1', '0b0' or ''.
+      if (!/^-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/.test(text)) fail('a decimal number');
       return Number(text);
     case 'boolean':
       if (text !== 'true' && text !== 'false') fail("'true' or 'false'");
@@ -151,7 +152,19 @@ function fromFile(path: string): Layer {
   }
   const { $schema: _schema, ...options } = parsed as Layer;
   if ('logger' in options) throw new ConfigError(`${path}: logger can only be given in code`);
+  checkNoPrototypeKeys(options, path, '');
   return options;
+}
+
+/** `__proto__`, `constructor` and `prototype` are never options: a file that holds one is refused, not half-read. */
+function checkNoPrototypeKeys(value: unknown, path: string, at: string): void {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+  for (const key of Object.keys(value)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') {
+      throw new ConfigError(`${path}: key ${at}${key} is not allowed`);
+    }
+    checkNoPrototypeKeys((value as Layer)[key], path, `${at}${key}.`);
+  }
 }
 
 /** The option an error message is about: messages start with its path ("queue.capacity must …"). */

@@ -43,7 +43,7 @@ import { Publisher } from './publisher.js';
 import { Registrar } from './registrar.js';
 import { allocateSharedMemory, slotCount } from './shared_memory.js';
 import { SlotPool } from './slot_pool.js';
-import { checkOptionsObject } from './validation.js';
+import { STOP_OPTIONS, checkOptionsObject } from './validation.js';
 import { Watchdog } from './watchdog.js';
 import { createWorkerPool, probeHandlers, warmThreads, workersReady } from './worker_pool.js';
 
@@ -141,7 +141,7 @@ export class Engine {
   }
 
   stop(options: StopOptions | undefined): Promise<void> {
-    checkOptionsObject('stop options', options);
+    checkOptionsObject('stop options', options, STOP_OPTIONS);
     const drain = options?.drain ?? true;
     const timeoutMs = options?.timeoutMs ?? Infinity;
     if (typeof drain !== 'boolean') throw new TypeError(`stop option drain must be a boolean, got ${String(drain)}`);

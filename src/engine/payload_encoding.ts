@@ -7,13 +7,13 @@ import { errorMessage } from '../protocol/error_text.js';
 import { MAX_SESSION_BYTES } from '../protocol/limits.js';
 import { RF_BINARY, RF_UNDEFINED, type RecordEncoder } from '../protocol/record.js';
 import type { PublishOptions } from '../types.js';
-import { checkOptionsObject, checkTopic, laneOf } from './validation.js';
+import { PUBLISH_OPTIONS, checkOptionsObject, checkTopic, laneOf } from './validation.js';
 
 /** Fills `r` with the payload and session; returns the event's lane. */
 export function encodePublish(r: RecordEncoder, topic: string, payload: unknown, options: PublishOptions | undefined,
-  session: string | undefined, maxPayloadBytes: number): number {
+  session: string | undefined, maxPayloadBytes: number, allowed: readonly string[] = PUBLISH_OPTIONS): number {
   checkTopic(topic);
-  checkOptionsObject(`publish options for topic '${topic}'`, options);
+  checkOptionsObject(`publish options for topic '${topic}'`, options, allowed);
   const lane = laneOf(options?.priority);
   const sessionId = options?.sessionId ?? session;
   if (sessionId !== undefined && typeof sessionId !== 'string') {

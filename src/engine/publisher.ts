@@ -15,7 +15,7 @@ import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } fro
 import type { TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
 import { encodePublish } from './payload_encoding.js';
-import { checkTimeout } from './validation.js';
+import { PUBLISH_ASYNC_OPTIONS, checkTimeout } from './validation.js';
 
 type Reply = (result: CommandResult) => void;
 type Replay = NonNullable<TrackedEvent['replay']>;
@@ -37,8 +37,8 @@ export class Publisher {
 
   async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
     const p = this.#p;
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes, PUBLISH_ASYNC_OPTIONS);
     const timeoutMs = checkTimeout(options?.timeoutMs);
-    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes);
     const strategy = p.options.queue.strategy;
     if (strategy === 'drop-oldest' || !p.lifecycle.accepting) return this.#publishEncoded(topic, payload, lane);
     if (strategy === 'adaptive-rate-limit') {
@@ -62,8 +62,8 @@ export class Publisher {
 
   async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
     const p = this.#p;
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes, PUBLISH_ASYNC_OPTIONS);
     const timeoutMs = checkTimeout(options?.timeoutMs);
-    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes);
     const route = p.router.commandRoute(topic);
     if (route === undefined) return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
     const handler = route.stages[0].handlers[0];

@@ -20,11 +20,23 @@ export function checkTopic(topic: unknown): asserts topic is string {
   }
 }
 
-export function checkOptionsObject(what: string, options: unknown): void {
-  if (options !== undefined && (options === null || typeof options !== 'object')) {
-    throw new TypeError(`${what} must be an object, got ${String(options)}`);
+/**
+ * Per-call options: an object whose keys are all in `allowed`. A typo or an
+ * option this version does not have (`{ delayMs: 250 }`) is an error, not
+ * silently ignored.
+ */
+export function checkOptionsObject(what: string, options: unknown, allowed?: readonly string[]): void {
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object') throw new TypeError(`${what} must be an object, got ${String(options)}`);
+  if (allowed === undefined) return;
+  for (const key in options) {
+    if (!allowed.includes(key)) throw new TypeError(`${what}: ${key} is not an option (allowed: ${allowed.join(', ')})`);
   }
 }
+
+export const PUBLISH_OPTIONS: readonly string[] = ['priority', 'sessionId'];
+export const PUBLISH_ASYNC_OPTIONS: readonly string[] = ['priority', 'sessionId', 'timeoutMs'];
+export const STOP_OPTIONS: readonly string[] = ['drain', 'timeoutMs'];
 
 /** `timeoutMs` of publishAsync/execute: Infinity when absent. */
 export function checkTimeout(timeoutMs: unknown, what = 'timeoutMs'): number {
