@@ -1,3 +1,8 @@
+/**
+ * The error classes ringbus raises, each with a stable `code`.
+ */
+import { circuitOpenMessage } from './protocol/breaker_words.js';
+
 /** Base of every error ringbus raises itself; `code` is stable across versions. */
 export class RingbusError extends Error {
   /** Stable machine-readable code, e.g. `ERR_RINGBUS_BACKPRESSURE`. */
@@ -64,7 +69,7 @@ export class CircuitOpenError extends RingbusError {
   /** The handler whose circuit is open. */
   readonly handler: string;
   constructor(handler: string) {
-    super('ERR_RINGBUS_CIRCUIT_OPEN', `circuit for handler '${handler}' is open`);
+    super('ERR_RINGBUS_CIRCUIT_OPEN', circuitOpenMessage(handler));
     this.handler = handler;
   }
 }

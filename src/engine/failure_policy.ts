@@ -86,7 +86,6 @@ export class FailurePolicy {
       p.emitter.emit('handler-error', event);
     }
     const ledger = p.inFlight.ledger(f.seq, f.topic, () => f.job?.event.publishedAt ?? (f.record ? decodeRecord(f.record).publishedAt : 0));
-    ledger.failedAttempt = f.attempt;
     if (!f.refused) ledger.lastOwnFailure.set(f.handler, { error: f.error, errorName: f.errorName, errorCode: f.errorCode });
     const now = Date.now();
     const firstAt = ledger.firstFailureAt.get(f.handler) ?? now;

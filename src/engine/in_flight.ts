@@ -26,8 +26,6 @@ export interface FailureLedger {
   outstanding: number;
   /** The event's first pass (every stage) finished. */
   baseDone: boolean;
-  /** Attempt number of the last failure, to tell a retry's success from its failure. */
-  failedAttempt: number;
   /** Epoch ms of each failing delivery's first failure, by handler name. */
   readonly firstFailureAt: Map<string, number>;
   /** Each failing delivery's last failure that ran the handler (a refusal is not the handler's error), by handler name. */
@@ -109,7 +107,7 @@ export class InFlight {
       e = { kind: 'failing', seq, topic, publishedAt: publishedAt(), failures: undefined };
       this.#events.set(seq, e);
     }
-    e.failures ??= { outstanding: 0, baseDone: false, failedAttempt: -1, firstFailureAt: new Map(), lastOwnFailure: new Map(), held: 0, onlyHeld: false };
+    e.failures ??= { outstanding: 0, baseDone: false, firstFailureAt: new Map(), lastOwnFailure: new Map(), held: 0, onlyHeld: false };
     return e.failures;
   }
 
