@@ -9,7 +9,11 @@ import { HandlerLoadError } from './errors.js';
 
 const WORKER_HANDLER = Symbol.for('ringbus.workerHandler');
 
-/** A handler that runs in the worker pool: a module and one of its exports. */
+/**
+ * A handler that runs in the worker pool: a module and one of its exports.
+ *
+ * @group Handlers
+ */
 export interface WorkerHandlerRef {
   readonly [WORKER_HANDLER]: true;
   /** The module as a file: URL. */
@@ -20,8 +24,10 @@ export interface WorkerHandlerRef {
 
 /**
  * Names a handler that runs in the worker pool. `module` is a path (relative
- * to the working directory) or a file: URL; `.ts` modules load when the
- * process runs under tsx or vitest.
+ * to the working directory) or a file: URL; `.ts` modules load when tsx
+ * is installed (the workers register its hooks themselves).
+ *
+ * @group Handlers
  */
 export function workerHandler(module: string | URL, exportName = 'default'): WorkerHandlerRef {
   let url: string;
@@ -58,4 +64,10 @@ export function assertModuleExists(ref: WorkerHandlerRef): void {
 
 export function isTypeScriptModule(ref: WorkerHandlerRef): boolean {
   return /\.[cm]?ts$/.test(ref.module);
+}
+
+/** The error text for a TypeScript handler module that cannot load because tsx is not there; names the file. */
+export function tsxMissingMessage(module: string): string {
+  const file = module.startsWith('file:') ? fileURLToPath(module) : module;
+  return `TypeScript worker handler module ${file} needs tsx: install it (npm i -D tsx) or build the handlers to .js`;
 }

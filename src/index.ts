@@ -6,21 +6,23 @@ export { ResilientMessageBus } from './resilient_message_bus.js';
 export { BusSession } from './session.js';
 export { workerHandler, type WorkerHandlerRef } from './handler_ref.js';
 export {
-  BackpressureError, BusStoppedError, CircuitOpenError, DuplicateCommandHandlerError, HandlerLoadError, HandlerTimeoutError, RingbusError,
+  AlreadyStoppedError, BackpressureError, BusStoppedError, CircuitOpenError, ConfigError, DuplicateCommandHandlerError, HandlerFailedError,
+  HandlerLoadError, HandlerTimeoutError, NoHandlerError, NotStartedError, RingbusError, SessionClosedError, WorkerCrashedError,
+  type RingbusErrorCode,
 } from './errors.js';
 export type { CircuitState } from './breaker/circuit_breaker.js';
 export type { DeadEvent, DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
 export type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 export {
-  DEFAULT_OPTIONS, type BackpressureStrategy, type BusOptions, type CircuitBreakerOptions, type DeadLetterOptions, type PoolOptions,
-  type QueueOptions, type RetryOptions,
+  DEFAULT_OPTIONS, type BackpressureStrategy, type BusOptions, type CircuitBreakerOptions, type CodecModule, type CodecOption,
+  type DeadLetterOptions, type PoolOptions, type QueueOptions, type RetryOptions,
 } from './options.js';
+export type { PayloadCodec } from './protocol/codec.js';
 export type { Logger } from './logger.js';
 export type {
-  BusEvent, BusStats, CommandHandlerOptions, CommandResult, EventHandlerOptions, ExecuteOptions, Handler,
+  BusEvent, BusStats, CommandFailed, CommandHandlerOptions, CommandResult, CommandSucceeded, EventHandlerOptions, ExecuteOptions, Handler,
   HandlerErrorEvent, Priority, PublishAsyncOptions, PublishOptions, StopOptions,
 } from './types.js';
 export type { BusMetrics, LatencySummary, MetricsSnapshot } from './metrics/bus_metrics.js';
 export { loadConfig, CONFIG_FILE_NAME, type LoadConfigOptions, type LoadedConfig, type ConfigSource, type ConfigValue } from './config/load_config.js';
 export { OPTION_TABLE, type OptionSpec } from './config/option_table.js';
-export { ConfigError } from './errors.js';

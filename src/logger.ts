@@ -5,7 +5,11 @@ import { pino } from 'pino';
 
 type LogFn = (obj: unknown, msg?: string, ...args: unknown[]) => void;
 
-/** The subset of pino's API ringbus uses; any pino-compatible logger fits. */
+/**
+ * The subset of pino's API ringbus uses; any pino-compatible logger fits.
+ *
+ * @group Options
+ */
 export interface Logger {
   debug: LogFn;
   info: LogFn;
@@ -13,7 +17,11 @@ export interface Logger {
   error: LogFn;
 }
 
-/** How much the default logger says. */
+/**
+ * How much the default logger says.
+ *
+ * @group Options
+ */
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 

@@ -19,7 +19,7 @@ import type { DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
 import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 import type { BusMetrics } from './metrics/bus_metrics.js';
 
-/** Events a bus emits. */
+/** Events a bus emits; listen with `bus.on(name, listener)` (EventEmitter), typed by this map. @group Bus */
 export interface MessageBusEvents {
   /** Unsettled events crossed the high water mark (`active: true`) or fell to the low one (`active: false`). */
   backpressure: [{ active: boolean }];
@@ -37,6 +37,8 @@ export interface MessageBusEvents {
  * A multi-threaded in-process message bus. Events are encoded once into a
  * SharedArrayBuffer ring per priority lane; a Piscina pool of workers claims
  * them in adaptive batches. Inline (function) handlers run on the main thread.
+ * @see {@link MessageBusEvents}: the events it emits, with `on`/`once`/`off` of the EventEmitter it extends.
+ * @group Bus
  */
 export class MessageBus extends EventEmitter<MessageBusEvents> {
   /** Whether retry, circuit breakers, the dead-letter queue and handler timeouts are on when their option is absent. */

@@ -5,8 +5,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { defaultLogger, LOG_LEVELS, SILENT_LOGGER } from './logger.js';
-import { DEFAULT_OPTIONS, STRATEGIES, type BusOptions, type ResolvedOptions } from './options.js';
+import { CODECS, DEFAULT_OPTIONS, STRATEGIES, type BusOptions, type ResolvedOptions } from './options.js';
+import type { CodecSpec } from './protocol/codec.js';
 
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : String(v));
 
@@ -60,11 +62,50 @@ function feature<T extends object>(name: string, value: unknown, defaults: T, re
   return { ...defaults, ...value };
 }
 
+/**
+ * The `codec` option as workers will get it: a name, or the module as a
+ * file: URL (relative paths from the working directory, as workerHandler
+ * does) that exists, and its export. Whether the export is a codec is
+ * checked when start() imports it.
+ */
+function resolveCodec(value: unknown): CodecSpec {
+  if (typeof value === 'string') {
+    if ((CODECS as readonly string[]).includes(value)) return value as CodecSpec;
+    throw new RangeError(`codec must be ${CODECS.map(show).join(' or ')}, or { module, export } (a custom codec module), got ${show(value)}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof URL) {
+    throw new TypeError(`codec must be ${CODECS.map(show).join(' or ')}, or { module, export } (a custom codec module), got ${show(value)}`);
+  }
+  if ('encode' in value || 'decode' in value) {
+    throw new TypeError('codec cannot be an { encode, decode } object: worker threads cannot receive functions. ' +
+      "Export it from a module and pass { module: 'path/or/file-url', export: 'name' }");
+  }
+  checkKeys('codec.', value, ['module', 'export']);
+  const { module, export: exportName = 'default' } = value as { module?: unknown; export?: unknown };
+  let url: string | undefined;
+  if (module instanceof URL) url = module.href;
+  else if (typeof module === 'string' && module.length > 0) {
+    // 'C:\\…' is a path; 'https://…' is a URL, and only file: URLs name a module a worker can import.
+    if (module.startsWith('file:')) url = URL.canParse(module) ? new URL(module).href : undefined;
+    else if (!/^[a-zA-Z][a-zA-Z0-9+.-]+:/.test(module)) url = pathToFileURL(resolve(module)).href;
+  }
+  if (url === undefined || !url.startsWith('file:')) {
+    throw new TypeError(`codec.module must be a path or a file: URL (the module exporting encode and decode), got ${show(url ?? module)}`);
+  }
+  if (!existsSync(fileURLToPath(url))) throw new RangeError(`codec.module ${show(String(module))} does not exist (resolved: ${url})`);
+  if (typeof exportName !== 'string' || exportName.length === 0) {
+    throw new TypeError(`codec.export must be a non-empty string (the export holding { encode, decode }), got ${show(exportName)}`);
+  }
+  return Object.freeze({ module: url, export: exportName });
+}
+
 /** Merges the user's options over the defaults once, and validates every field. */
 export function resolveOptions(options: BusOptions | undefined, resilient = false): ResolvedOptions {
   checkObject('options', options);
   const o = options ?? {};
-  checkKeys('options.', o, ['pool', 'queue', 'logger', 'logLevel', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs', 'metrics']);
+  checkKeys('options.', o, [
+    'pool', 'queue', 'logger', 'logLevel', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs', 'metrics', 'codec', 'strictPayloads',
+  ]);
   checkObject('pool', o.pool);
   checkObject('queue', o.queue);
   checkKeys('pool.', o.pool ?? {}, Object.keys(DEFAULT_OPTIONS.pool));
@@ -169,6 +210,9 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   }
   const metrics = o.metrics ?? true;
   if (typeof metrics !== 'boolean') throw new TypeError(`metrics must be a boolean, got ${show(metrics)}`);
+  const codec = resolveCodec(o.codec ?? DEFAULT_OPTIONS.codec);
+  const strictPayloads = o.strictPayloads ?? DEFAULT_OPTIONS.strictPayloads;
+  if (typeof strictPayloads !== 'boolean') throw new TypeError(`strictPayloads must be a boolean, got ${show(strictPayloads)}`);
   const logger = given === false ? SILENT_LOGGER : given ?? defaultLogger(logLevel);
-  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics };
+  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics, codec, strictPayloads };
 }

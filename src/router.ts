@@ -136,6 +136,30 @@ export class Router {
     return this.#build(reg.topic, [reg]);
   }
 
+  /** Names of the registered handlers (on `topic`, or on any topic), at most `limit` of them. */
+  handlerNames(topic: string | undefined, limit: number): Set<string> {
+    const names = new Set<string>();
+    const add = (r: Registration | undefined): boolean => {
+      if (r !== undefined && (topic === undefined || r.topic === topic)) names.add(r.name);
+      return names.size >= limit;
+    };
+    for (const list of topic === undefined ? this.#events.values() : [this.#events.get(topic) ?? []]) {
+      for (const r of list) if (add(r)) return names;
+    }
+    if (topic === undefined) {
+      for (const r of this.#commands.values()) if (add(r)) return names;
+    } else add(this.#commands.get(topic));
+    return names;
+  }
+
+  /** Whether a handler of that name is registered (on `topic`, or on any topic). */
+  hasHandler(name: string, topic?: string): boolean {
+    if (topic !== undefined) return this.find(topic, name) !== undefined;
+    for (const list of this.#events.values()) for (const r of list) if (r.name === name) return true;
+    for (const r of this.#commands.values()) if (r.name === name) return true;
+    return false;
+  }
+
   /** Every registered worker handler, for the start-up probe. */
   workerRefs(): WorkerHandlerRef[] {
     const refs: WorkerHandlerRef[] = [];

@@ -2,6 +2,7 @@
  * BusSession: a scope whose events carry its id and whose handlers are
  * unregistered on close().
  */
+import { SessionClosedError } from './errors.js';
 import type { WorkerHandlerRef } from './handler_ref.js';
 import type { MessageBus } from './message_bus.js';
 import type {
@@ -11,6 +12,7 @@ import type {
 /**
  * A scope on a bus, like a session of the Python bus: what it publishes
  * carries its `sessionId`, and `close()` removes every handler it registered.
+ * @group Bus
  */
 export class BusSession {
   /** Carried as `sessionId` by every event this session publishes. */
@@ -82,6 +84,6 @@ export class BusSession {
   }
 
   #assertOpen(): void {
-    if (this.#closed) throw new Error(`session ${this.id} is closed`);
+    if (this.#closed) throw new SessionClosedError(this.id);
   }
 }

@@ -2,11 +2,12 @@
  * The public types of events, handlers, per-call options, command results and
  * stats.
  */
+import type { RingbusError } from './errors.js';
 import type { Priority } from './protocol/task.js';
 
 export type { Priority } from './protocol/task.js';
 
-/** What a handler receives. */
+/** What a handler receives. @group Handlers */
 export interface BusEvent<P = unknown> {
   /** Unique per event across buses and restarts: handlers may use it to deduplicate (delivery is at-least-once). */
   readonly id: string;
@@ -20,22 +21,49 @@ export interface BusEvent<P = unknown> {
   readonly publishedAt: number;
 }
 
-/** An inline handler (runs on the main thread) or the export a worker handler module provides. */
+/** An inline handler (runs on the main thread) or the export a worker handler module provides. @group Handlers */
 export type Handler<P = unknown, R = unknown> = (event: BusEvent<P>) => R | Promise<R>;
 
-export interface CommandResult<R = unknown> {
-  success: boolean;
-  result?: R;
-  error?: string;
+/**
+ * How a command ended: its handler's result, or the error that ended it.
+ * Branch on `success`, then on `error.code` (the README lists every code).
+ * @group Bus
+ */
+export type CommandResult<R = unknown> = CommandSucceeded<R> | CommandFailed;
+
+/** A command that succeeded: its handler's result. @group Bus */
+export interface CommandSucceeded<R = unknown> {
+  success: true;
+  result: R;
+  error?: undefined;
+  /** Attempts made, the first included. */
   attempts: number;
 }
 
+/** A command that failed: the error that ended it. @group Bus */
+export interface CommandFailed {
+  success: false;
+  result?: undefined;
+  /**
+   * Why it failed: `ERR_RINGBUS_NO_HANDLER`, `ERR_RINGBUS_CIRCUIT_OPEN`,
+   * `ERR_RINGBUS_HANDLER_TIMEOUT`, `ERR_RINGBUS_BACKPRESSURE`,
+   * `ERR_RINGBUS_HANDLER_FAILED` (the handler's own message, name and stack),
+   * `ERR_RINGBUS_WORKER_CRASHED` or `ERR_RINGBUS_BUS_STOPPED`. The same object
+   * the last 'handler-error' event and the dead letter carry.
+   */
+  error: RingbusError;
+  /** Attempts made (0: the handler never ran). */
+  attempts: number;
+}
+
+/** Options of `publish`. @group Options */
 export interface PublishOptions {
   /** @default 'normal' */
   priority?: Priority;
   sessionId?: string;
 }
 
+/** Options of `publishAsync` (and `execute`). @group Options */
 export interface PublishAsyncOptions extends PublishOptions {
   /**
    * How long to wait for room before failing with `BackpressureError`.
@@ -44,8 +72,10 @@ export interface PublishAsyncOptions extends PublishOptions {
   timeoutMs?: number;
 }
 
+/** Options of `execute`. @group Options */
 export type ExecuteOptions = PublishAsyncOptions;
 
+/** Options of `registerEventHandler`. @group Handlers */
 export interface EventHandlerOptions {
   /** Name in errors, metrics and circuit breakers. @default the export or function name */
   name?: string;
@@ -53,11 +83,13 @@ export interface EventHandlerOptions {
   priority?: Priority;
 }
 
+/** Options of `registerCommandHandler`. @group Handlers */
 export interface CommandHandlerOptions {
   /** @default the export or function name */
   name?: string;
 }
 
+/** Options of `stop`. @group Options */
 export interface StopOptions {
   /** Settle everything accepted before stopping. @default true */
   drain?: boolean;
@@ -65,16 +97,17 @@ export interface StopOptions {
   timeoutMs?: number;
 }
 
-/** A handler failed one attempt at one delivery. */
+/** A handler failed one attempt at one delivery. @group Bus */
 export interface HandlerErrorEvent {
   eventId: string;
   topic: string;
   handler: string;
   attempt: number;
-  error: string;
+  /** The failure (a `HandlerFailedError`, `HandlerTimeoutError`, `WorkerCrashedError` or, with `circuitBreaker.hold: false`, `CircuitOpenError`). */
+  error: RingbusError;
 }
 
-/** The counters the bus keeps; `bus.stats()` returns a fresh copy. */
+/** The counters the bus keeps; `bus.stats()` returns a fresh copy. @group Metrics */
 export interface BusStats {
   published: number;
   /** Successful deliveries (event × handler). */

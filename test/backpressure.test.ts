@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BackpressureError, type BusOptions } from '../src/index.js';
-import { busFixture, recorder, until, type BusUnderTest } from './helpers.js';
+import { busFixture, failedWith, recorder, until, type BusUnderTest } from './helpers.js';
 
 const setup = busFixture();
 /** One worker, held busy by a first event that spins `blockMs`, so the test controls what is queued. */
@@ -70,7 +70,7 @@ describe('capacity', () => {
     bus.registerCommandHandler('cmd', recorder('recordB'));
     const pending = bus.execute('cmd', rec.payload('c'), { priority: 'low' });
     bus.publish('job', rec.payload('n'));
-    expect(await pending).toEqual({ success: false, error: "command on topic 'cmd' was dropped (queue.strategy 'drop-oldest')", attempts: 0 });
+    expect(await pending).toEqual(failedWith('ERR_RINGBUS_BACKPRESSURE', "command on topic 'cmd' was dropped to make room (queue.strategy 'drop-oldest')", 0));
   });
 
   it('publishAsync waits for room, and fails with BackpressureError after timeoutMs', async () => {
@@ -137,8 +137,9 @@ describe('waiting for room', () => {
     const t0 = performance.now();
     const r = await bus.execute('cmd', 'late', { timeoutMs: 50 });
     expect(performance.now() - t0).toBeGreaterThanOrEqual(48); // it did wait that long for room
-    expect(r).toEqual({ success: false, error: new BackpressureError('cmd', 50).message, attempts: 0 });
-    expect(r.error).toBe("no room in the queue for topic 'cmd' within 50 ms");
+    expect(r).toEqual(failedWith('ERR_RINGBUS_BACKPRESSURE', new BackpressureError('cmd', 50).message, 0));
+    expect(r.error).toBeInstanceOf(BackpressureError);
+    expect(r.error).toMatchObject({ code: 'ERR_RINGBUS_BACKPRESSURE', reason: 'timeout', message: "no room in the queue for topic 'cmd' within 50 ms" });
     expect(ran).toEqual([]);
     expect(bus.stats()).toMatchObject({ published: 1, rejected: 1, queueSize: 1 });
     // With room again, the same call goes through.
@@ -159,12 +160,12 @@ describe('waiting for room', () => {
     expect(bus.stats()).toMatchObject({ published: 1, queueSize: 1 });
     await bus.stop({ drain: false });
     expect(await waiting).toBe(false);
-    expect(await executing).toEqual({ success: false, error: expect.stringMatching(/^the bus is (stopping|stopped)$/), attempts: 0 });
+    expect(await executing).toEqual(failedWith('ERR_RINGBUS_BUS_STOPPED', /^the bus is (stopping|stopped)$/, 0));
     expect(ran).toEqual([]);
     expect(bus.stats()).toMatchObject({ published: 1, rejected: 2, abandoned: 1, queueSize: 0 });
     // And after stop, at once.
     expect(await bus.publishAsync('job', 'after')).toBe(false);
-    expect(await bus.execute('cmd', 'after')).toEqual({ success: false, error: expect.stringMatching(/^the bus is stopped$/), attempts: 0 });
+    expect(await bus.execute('cmd', 'after')).toEqual(failedWith('ERR_RINGBUS_BUS_STOPPED', 'the bus is stopped', 0));
     release();
   });
 });

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, MessageBus, OPTION_TABLE, loadConfig } from '../src/index.js';
 import { configJsonSchema } from '../src/config/json_schema.js';
@@ -54,13 +55,25 @@ describe('loadConfig precedence', () => {
       env: {
         RINGBUS_RETRY: 'false', RINGBUS_CIRCUIT_BREAKER: 'true', RINGBUS_CIRCUIT_FAILURE_THRESHOLD: '9',
         RINGBUS_HIGH_WATER_MARK: '0.9', RINGBUS_QUEUE_STRATEGY: 'adaptive-rate-limit', RINGBUS_METRICS: 'false',
-        RINGBUS_DEAD_LETTER_PATH: '/tmp/dead.jsonl', RINGBUS_HANDLER_TIMEOUT_MS: 'false',
+        RINGBUS_DEAD_LETTER_PATH: '/tmp/dead.jsonl', RINGBUS_HANDLER_TIMEOUT_MS: 'false', RINGBUS_CODEC: 'structured',
+        RINGBUS_STRICT_PAYLOADS: 'false',
       },
     });
     expect(loaded.options).toMatchObject({
       retry: false, circuitBreaker: { failureThreshold: 9 }, queue: { highWaterMark: 0.9, strategy: 'adaptive-rate-limit' },
-      metrics: false, deadLetter: { path: '/tmp/dead.jsonl' }, handlerTimeoutMs: false,
+      metrics: false, deadLetter: { path: '/tmp/dead.jsonl' }, handlerTimeoutMs: false, codec: 'structured', strictPayloads: false,
     });
+  });
+
+  it('takes a custom codec module from the file, replaced whole (not merged key by key) by a codec given in code', async () => {
+    const codec = fileURLToPath(new URL('./fixtures/codec_module.mjs', import.meta.url));
+    const file = await configFile('codec.json', { codec: { module: codec, export: 'taggedJson' } });
+    const loaded = loadConfig({ configPath: file, env: {} });
+    expect(loaded.options.codec).toEqual({ module: codec, export: 'taggedJson' });
+    expect(loaded.effective.codec).toEqual({ value: { module: pathToFileURL(codec).href, export: 'taggedJson' }, source: 'file', where: file });
+    expect(loadConfig({ configPath: file, env: {}, options: { codec: 'structured' } }).options.codec).toBe('structured');
+    expect(loadConfig({ configPath: file, env: {}, options: { codec: { module: codec } } }).options.codec).toEqual({ module: codec });
+    expect(loadConfig({ configPath: file, env: { RINGBUS_CODEC: 'json' } }).effective.codec).toEqual({ value: 'json', source: 'env', where: 'RINGBUS_CODEC' });
   });
 });
 
@@ -71,6 +84,8 @@ describe('loadConfig errors name the source and the allowed values', () => {
     [{ RINGBUS_HIGH_WATER_MARK: 'high' }, /^RINGBUS_HIGH_WATER_MARK: 'high' is not a decimal number/],
     [{ RINGBUS_RETRY_JITTER: 'yes' }, /^RINGBUS_RETRY_JITTER: 'yes' is not 'true' or 'false'/],
     [{ RINGBUS_QUEUE_STRATEGY: 'drop-newest' }, /^RINGBUS_QUEUE_STRATEGY: 'drop-newest' is not one of reject-new, drop-oldest, adaptive-rate-limit/],
+    [{ RINGBUS_CODEC: 'v8' }, /^RINGBUS_CODEC: 'v8' is not one of json, structured \(option codec\)$/],
+    [{ RINGBUS_STRICT_PAYLOADS: 'no' }, /^RINGBUS_STRICT_PAYLOADS: 'no' is not 'true' or 'false' \(option strictPayloads\)$/],
     [{ RINGBUS_MAX_THREDS: '2' }, /^RINGBUS_MAX_THREDS is not a ringbus setting \(known: RINGBUS_CONFIG, RINGBUS_DEBUG, RINGBUS_MIN_THREADS, RINGBUS_MAX_THREADS/],
     [{ RINGBUS_RETRY: 'false', RINGBUS_RETRY_MAX_RETRIES: '5' }, /^RINGBUS_RETRY=false turns retry off, but RINGBUS_RETRY_MAX_RETRIES configures it$/],
     [{ RINGBUS_DEAD_LETTER_PATH: '/nonexistent/dir/dead.jsonl' }, /^RINGBUS_DEAD_LETTER_PATH: deadLetter\.path \/nonexistent\/dir\/dead\.jsonl: its directory does not exist$/],
@@ -87,6 +102,9 @@ describe('loadConfig errors name the source and the allowed values', () => {
     ['range.json', { queue: { lowWaterMark: 0.9 } }, /range\.json: queue\.highWaterMark must be in \(lowWaterMark, 1\] = \(0\.9, 1\], got 0\.8/],
     ['feature.json', { retry: 'sometimes' }, /feature\.json: retry must be false or an object, got 'sometimes'/],
     ['logger.json', { logger: {} }, /logger\.json: logger can only be given in code/],
+    ['codec.json', { codec: { module: './no-such-codec.mjs' } }, /codec\.json: codec\.module '\.\/no-such-codec\.mjs' does not exist/],
+    ['codecname.json', { codec: 'yaml' }, /codecname\.json: codec must be 'json' or 'structured', or \{ module, export \}/],
+    ['codeckey.json', { codec: { module: './x.mjs', exportName: 'x' } }, /codeckey\.json: codec\.exportName is not an option \(allowed: module, export\)/],
     ['notjson.json', '{ queue: ', /config file .*notjson\.json is not valid JSON/],
     ['array.json', [1, 2], /config file .*array\.json must hold a JSON object/],
   ])('file %s', async (name, content, message) => {

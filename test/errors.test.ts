@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
-  BackpressureError, BusStoppedError, CircuitOpenError, ConfigError, DuplicateCommandHandlerError, HandlerLoadError, HandlerTimeoutError,
-  RingbusError, loadConfig, workerHandler,
+  AlreadyStoppedError, BackpressureError, BusStoppedError, CircuitOpenError, ConfigError, DuplicateCommandHandlerError, HandlerFailedError,
+  HandlerLoadError, HandlerTimeoutError, NoHandlerError, NotStartedError, RingbusError, SessionClosedError, WorkerCrashedError, loadConfig,
+  workerHandler, type BusEvent,
 } from '../src/index.js';
-import { HANDLERS, busFixture, handler, nextEvent } from './helpers.js';
+import { HANDLERS, busFixture, failedWith, handler, nextEvent } from './helpers.js';
 
 const setup = busFixture();
 
@@ -79,47 +80,177 @@ describe('error codes, as the library raises them', () => {
 });
 
 /**
- * These three never reach the caller as objects: execute() resolves and
- * handler-error events carry the error's message. What users can rely on is
- * that message, which the exported classes produce, and the classes' codes.
+ * Every failure a caller can see is an Error with a stable code, through the
+ * public API, for worker and inline handlers; the same object reaches the
+ * command's result, the 'handler-error' event and the dead letter.
  */
-describe('errors that reach users as their message', () => {
-  it('ERR_RINGBUS_STOPPED: execute() on a stopped bus', async () => {
+describe('coded errors reach callers as Error objects', () => {
+  it('ERR_RINGBUS_NO_HANDLER: execute() on a topic without a command handler', async () => {
     const { bus } = setup();
-    bus.registerCommandHandler('cmd', () => 'ran');
     await bus.start();
-    await bus.stop();
-    const stopped = new BusStoppedError('stopped');
-    expectRingbusError(stopped, BusStoppedError, 'ERR_RINGBUS_STOPPED');
-    expect(await bus.execute('cmd', 1)).toEqual({ success: false, error: stopped.message, attempts: 0 });
-    expect(await bus.publishAsync('cmd', 1)).toBe(false);
+    const r = await bus.execute('nobody.home', 1);
+    expectRingbusError(r.error, NoHandlerError, 'ERR_RINGBUS_NO_HANDLER');
+    expect(r).toMatchObject({ success: false, attempts: 0, error: { topic: 'nobody.home' } });
   });
 
-  it('ERR_RINGBUS_CIRCUIT_OPEN: execute() while the circuit is open', async () => {
+  it('ERR_RINGBUS_HANDLER_FAILED from a worker: the handler message, its name and its stack from the worker', async () => {
+    const { bus } = setup();
+    bus.registerCommandHandler('reserve', handler('failTyped'));
+    const event = nextEvent(bus, 'handler-error');
+    await bus.start();
+    const r = await bus.execute('reserve', { sku: 'A-1' });
+    expectRingbusError(r.error, HandlerFailedError, 'ERR_RINGBUS_HANDLER_FAILED');
+    const err = r.error as HandlerFailedError;
+    expect(err).toMatchObject({ message: 'out of stock: A-1', errorName: 'InventoryError', handler: 'failTyped', topic: 'reserve', attempt: 0 });
+    expect(err.stack).toMatch(/^InventoryError: out of stock: A-1\n\s+at failTyped .*handlers\.ts/);
+    expect(err.cause).toBeInstanceOf(Error);
+    expect(err.cause).toMatchObject({ name: 'InventoryError', message: 'out of stock: A-1', stack: err.stack });
+    expect((await event).error).toBe(err); // the same object
+  });
+
+  it('ERR_RINGBUS_HANDLER_FAILED from an inline handler: cause is what it threw; the dead letter carries the same object', async () => {
+    const { bus } = setup({ retry: { maxRetries: 0 }, deadLetter: {} });
+    const thrown = new SyntaxError('bad input');
+    bus.registerCommandHandler('parse', () => {
+      throw thrown;
+    }, { name: 'parser' });
+    const event = nextEvent(bus, 'handler-error');
+    await bus.start();
+    const r = await bus.execute('parse', 'x');
+    expectRingbusError(r.error, HandlerFailedError, 'ERR_RINGBUS_HANDLER_FAILED');
+    expect(r.error).toMatchObject({ message: 'bad input', errorName: 'SyntaxError', handler: 'parser' });
+    expect(r.error?.cause).toBe(thrown);
+    expect(r.error?.stack).toBe(thrown.stack);
+    expect((await event).error).toBe(r.error);
+    await bus.drain();
+    const [entry] = bus.deadLetters.list();
+    expect(entry).toMatchObject({ error: 'bad input', errorName: 'SyntaxError', errorCode: 'ERR_RINGBUS_HANDLER_FAILED' });
+    expect(entry.failure).toBe(r.error);
+    expect(Object.keys(entry)).not.toContain('failure'); // not written to a file, not in copies
+  });
+
+  it('ERR_RINGBUS_CIRCUIT_OPEN: execute() while the circuit is open; cause is the failure before it opened', async () => {
     const { bus } = setup({ circuitBreaker: { failureThreshold: 1, recoveryTimeoutMs: 60_000 } });
-    bus.registerCommandHandler('cmd', () => {
-      throw new Error('down');
-    }, { name: 'svc' });
+    bus.registerCommandHandler('cmd', handler('failTyped'), { name: 'svc' });
     await bus.start();
-    expect(await bus.execute('cmd', 1)).toEqual({ success: false, error: 'down', attempts: 1 });
+    const first = await bus.execute('cmd', { sku: 'B' });
+    expect(first).toEqual(failedWith('ERR_RINGBUS_HANDLER_FAILED', 'out of stock: B', 1));
     expect(bus.circuitState('svc')).toBe('open');
-    const open = new CircuitOpenError('svc');
-    expectRingbusError(open, CircuitOpenError, 'ERR_RINGBUS_CIRCUIT_OPEN');
-    expect(open.handler).toBe('svc');
-    expect(await bus.execute('cmd', 2)).toEqual({ success: false, error: open.message, attempts: 0 });
+    const r = await bus.execute('cmd', { sku: 'C' });
+    expectRingbusError(r.error, CircuitOpenError, 'ERR_RINGBUS_CIRCUIT_OPEN');
+    expect(r).toMatchObject({ attempts: 0, error: { handler: 'svc', message: "circuit for handler 'svc' is open" } });
+    expect(r.error?.cause).toBe(first.error);
   });
 
-  it('ERR_RINGBUS_HANDLER_TIMEOUT: a handler running past handlerTimeoutMs', async () => {
+  it('ERR_RINGBUS_HANDLER_TIMEOUT: an inline handler running past handlerTimeoutMs', async () => {
     const { bus } = setup({ handlerTimeoutMs: 50 });
     bus.registerCommandHandler('stuck', () => new Promise(() => {}), { name: 'stuck' }); // never settles
     const failed = nextEvent(bus, 'handler-error');
     await bus.start();
     const r = await bus.execute('stuck', 1);
-    const timeout = new HandlerTimeoutError('stuck', 50);
-    expectRingbusError(timeout, HandlerTimeoutError, 'ERR_RINGBUS_HANDLER_TIMEOUT');
-    expect(timeout).toMatchObject({ handler: 'stuck', timeoutMs: 50 });
-    expect(r).toEqual({ success: false, error: timeout.message, attempts: 1 });
-    expect((await failed).error).toBe(timeout.message);
+    expectRingbusError(r.error, HandlerTimeoutError, 'ERR_RINGBUS_HANDLER_TIMEOUT');
+    expect(r).toMatchObject({ attempts: 1, error: { handler: 'stuck', timeoutMs: 50, message: "handler 'stuck' timed out after 50 ms" } });
+    expect((await failed).error).toBe(r.error);
     expect(bus.stats()).toMatchObject({ handlerTimeouts: 1, failed: 1 });
+  });
+
+  it('ERR_RINGBUS_HANDLER_TIMEOUT and ERR_RINGBUS_WORKER_CRASHED from worker handlers', async () => {
+    const { bus } = setup({ handlerTimeoutMs: 300, pool: { maxThreads: 1 } });
+    bus.registerCommandHandler('hang', handler('hang'));
+    bus.registerCommandHandler('exit', handler('exit'));
+    await bus.start();
+    const hung = await bus.execute('hang', 1);
+    expectRingbusError(hung.error, HandlerTimeoutError, 'ERR_RINGBUS_HANDLER_TIMEOUT');
+    expect(hung).toMatchObject({ attempts: 1, error: { handler: 'hang', timeoutMs: 300 } });
+    const crashed = await bus.execute('exit', 1);
+    expectRingbusError(crashed.error, WorkerCrashedError, 'ERR_RINGBUS_WORKER_CRASHED');
+    expect(crashed).toMatchObject({ attempts: 1, error: { handler: 'exit', message: expect.stringMatching(/^worker exited while running handler 'exit'/) } });
+  });
+
+  it('ERR_RINGBUS_BACKPRESSURE: execute() finds no room within timeoutMs, or drop-oldest drops the command', async () => {
+    const { bus } = setup({ queue: { capacity: 1 } });
+    let release: (() => void) | undefined;
+    bus.registerEventHandler('hold', () => new Promise<void>((resolve) => (release = resolve))); // holds the only room
+    bus.registerCommandHandler('cmd', () => 'ran');
+    await bus.start();
+    bus.publish('hold', 0);
+    const r = await bus.execute('cmd', 1, { timeoutMs: 20 });
+    expectRingbusError(r.error, BackpressureError, 'ERR_RINGBUS_BACKPRESSURE');
+    expect(r).toMatchObject({ attempts: 0, error: { topic: 'cmd', timeoutMs: 20, reason: 'timeout' } });
+    release?.();
+
+    const dropping = setup({ queue: { capacity: 1, strategy: 'drop-oldest' } }).bus;
+    dropping.registerCommandHandler('cmd', () => 'ran');
+    const pending = dropping.execute('cmd', 'oldest'); // buffered before start: dropped by the next one
+    dropping.publish('other', 1);
+    const dropped = await pending;
+    expectRingbusError(dropped.error, BackpressureError, 'ERR_RINGBUS_BACKPRESSURE');
+    expect(dropped.error).toMatchObject({ topic: 'cmd', reason: 'dropped' });
+  });
+
+  it('ERR_RINGBUS_BUS_STOPPED: execute() on a stopped bus; publishAsync() resolves false', async () => {
+    const { bus } = setup();
+    bus.registerCommandHandler('cmd', () => 'ran');
+    await bus.start();
+    await bus.stop();
+    const r = await bus.execute('cmd', 1);
+    expectRingbusError(r.error, BusStoppedError, 'ERR_RINGBUS_BUS_STOPPED');
+    expect(r.error?.message).toBe('the bus is stopped');
+    expect(await bus.publishAsync('cmd', 1)).toBe(false);
+  });
+});
+
+describe('misuse is loud', () => {
+  it('ERR_RINGBUS_NOT_STARTED: drain() on a bus never started rejects; events buffered before start() still run', async () => {
+    const { bus } = setup();
+    const seen: number[] = [];
+    bus.registerEventHandler('t', (e: BusEvent<number>) => void seen.push(e.payload));
+    expect(bus.publish('t', 1)).toBe(true);
+    const err = await bus.drain().catch((e: unknown) => e);
+    expectRingbusError(err, NotStartedError, 'ERR_RINGBUS_NOT_STARTED');
+    expect((err as Error).message).toBe('drain() on a bus that was never started: call start() first');
+    const starting = bus.start();
+    await bus.drain(); // starting: waits for the buffered event
+    await starting;
+    expect(seen).toEqual([1]);
+  });
+
+  it('ERR_RINGBUS_ALREADY_STOPPED: start() after stop(); a second start() while starting waits for the first', async () => {
+    const { bus } = setup();
+    const a = bus.start();
+    const b = bus.start();
+    await Promise.all([a, b]);
+    await bus.stop();
+    const err = await bus.start().catch((e: unknown) => e);
+    expectRingbusError(err, AlreadyStoppedError, 'ERR_RINGBUS_ALREADY_STOPPED');
+    expect((err as Error).message).toBe('cannot start a bus that is stopped: a bus runs once; create a new one');
+  });
+
+  it('ERR_RINGBUS_SESSION_CLOSED: a closed session publishes and registers nothing', async () => {
+    const { bus } = setup();
+    await bus.start();
+    const session = bus.session('s-1');
+    session.close();
+    const calls = [() => session.publish('t', 1), () => session.registerEventHandler('t', () => {})];
+    for (const call of calls) {
+      let thrown: unknown;
+      try {
+        call();
+      } catch (e) {
+        thrown = e;
+      }
+      expectRingbusError(thrown, SessionClosedError, 'ERR_RINGBUS_SESSION_CLOSED');
+      expect(thrown).toMatchObject({ sessionId: 's-1', message: 'session s-1 is closed' });
+    }
+  });
+
+  it('circuitState() of a name no handler has is a TypeError listing the known ones', async () => {
+    const { bus } = setup({ circuitBreaker: { failureThreshold: 1 } });
+    bus.registerEventHandler('orders', () => {}, { name: 'ship' });
+    bus.registerCommandHandler('price', () => 1, { name: 'quote' });
+    expect(bus.circuitState('ship')).toBe('closed');
+    expect(() => bus.circuitState('shipp')).toThrow(new TypeError("circuitState: no handler named 'shipp' (registered: 'ship', 'quote')"));
+    expect(() => bus.circuitState('ship', 'price')).toThrow(/no handler named 'ship' on topic 'price' \(registered: 'quote'\)/);
+    expect(() => bus.circuitState('orders')).toThrow(TypeError); // a topic is not a handler
   });
 });

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
 import { MessageBus, workerHandler, type BusOptions, type Logger, type MessageBusEvents, type WorkerHandlerRef } from '../src/index.js';
 import type { RecordMessage } from './fixtures/recorder.js';
 
@@ -141,5 +141,14 @@ export function busFixture(): (options?: BusOptions, Bus?: typeof MessageBus) =>
     const made1 = { bus, rec: new Recording() };
     made.push(made1);
     return made1;
+  };
+}
+
+/** Matches a failed CommandResult: its error is a RingbusError with this code and message (a RegExp matches it). */
+export function failedWith(code: string, message: string | RegExp, attempts: number): unknown {
+  return {
+    success: false,
+    attempts,
+    error: expect.objectContaining({ code, message: typeof message === 'string' ? message : expect.stringMatching(message) }),
   };
 }

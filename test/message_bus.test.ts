@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DuplicateCommandHandlerError, HandlerLoadError, MessageBus, ResilientMessageBus, workerHandler, type BusEvent } from '../src/index.js';
 import { checksum } from './fixtures/recorder.js';
-import { HANDLERS, Recording, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
+import { HANDLERS, Recording, failedWith, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
 
 const buses: MessageBus[] = [];
 function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus {
@@ -47,19 +47,15 @@ describe('commands', () => {
       throw new Error('inline boom');
     });
     await b.start();
-    expect(await b.execute('fail', { message: 'worker boom' })).toEqual({ success: false, error: 'worker boom', attempts: 1 });
-    expect(await b.execute('failInline', null)).toEqual({ success: false, error: 'inline boom', attempts: 1 });
+    expect(await b.execute('fail', { message: 'worker boom' })).toEqual(failedWith('ERR_RINGBUS_HANDLER_FAILED', 'worker boom', 1));
+    expect(await b.execute('failInline', null)).toEqual(failedWith('ERR_RINGBUS_HANDLER_FAILED', 'inline boom', 1));
     expect(b.stats().failed).toBe(2);
   });
 
   it('names the topic when there is no command handler', async () => {
     const b = bus();
     await b.start();
-    expect(await b.execute('nobody.home', 1)).toEqual({
-      success: false,
-      error: "no command handler registered for topic 'nobody.home'",
-      attempts: 0,
-    });
+    expect(await b.execute('nobody.home', 1)).toEqual(failedWith('ERR_RINGBUS_NO_HANDLER', "no command handler registered for topic 'nobody.home'", 0));
   });
 
   it('allows one command handler per topic', () => {
@@ -92,7 +88,7 @@ describe('events', () => {
     await b.drain();
     expect(seen).toEqual(['inline:7']);
     expect(b.stats()).toMatchObject({ published: 1, processed: 2, failed: 1, queueSize: 0 });
-    expect(errors).toEqual([expect.objectContaining({ topic: 'order', handler: 'fail', attempt: 0, error: 'handler failed on purpose' })]);
+    expect(errors).toEqual([expect.objectContaining({ topic: 'order', handler: 'fail', attempt: 0, error: expect.objectContaining({ code: 'ERR_RINGBUS_HANDLER_FAILED', message: 'handler failed on purpose' }) })]);
   });
 
   it('accepts events with no handler and settles them at once', async () => {
@@ -301,7 +297,7 @@ describe('sessions', () => {
     b.publish('t', 3);
     await b.drain();
     expect(seen).toHaveLength(2);
-    expect(await b.execute('who', 1)).toEqual({ success: false, error: "no command handler registered for topic 'who'", attempts: 0 });
+    expect(await b.execute('who', 1)).toEqual(failedWith('ERR_RINGBUS_NO_HANDLER', "no command handler registered for topic 'who'", 0));
     expect(() => s.publish('t', 4)).toThrow(/session sess-1 is closed/);
   });
 
@@ -313,7 +309,7 @@ describe('sessions', () => {
       s.registerCommandHandler('scoped', () => 'in scope');
       expect((await b.execute('scoped', 0)).result).toBe('in scope');
     }
-    expect(await b.execute('scoped', 0)).toEqual({ success: false, error: "no command handler registered for topic 'scoped'", attempts: 0 });
+    expect(await b.execute('scoped', 0)).toEqual(failedWith('ERR_RINGBUS_NO_HANDLER', "no command handler registered for topic 'scoped'", 0));
   });
 });
 

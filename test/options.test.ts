@@ -9,11 +9,12 @@ describe('option validation', () => {
     expect(() => new MessageBus()).not.toThrow();
     expect(DEFAULT_OPTIONS.queue).toMatchObject({ capacity: 65536, highWaterMark: 0.8, lowWaterMark: 0.5, maxPayloadBytes: 1048576, strategy: 'reject-new' });
     expect(DEFAULT_OPTIONS.pool.maxBatch).toBe(1024);
+    expect(DEFAULT_OPTIONS).toMatchObject({ codec: 'json', strictPayloads: true });
   });
 
   it.each([
     [null, TypeError, /options must be an object, got null/],
-    [{ bogus: 1 }, TypeError, /options\.bogus is not an option \(allowed: pool, queue, logger, logLevel, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics\)/],
+    [{ bogus: 1 }, TypeError, /options\.bogus is not an option \(allowed: pool, queue, logger, logLevel, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics, codec, strictPayloads\)/],
     [{ logLevel: 'loud' }, RangeError, /logLevel must be one of 'debug', 'info', 'warn', 'error', 'silent', got 'loud'/],
     [{ pool: 3 }, TypeError, /pool must be an object, got 3/],
     [{ queue: [] }, TypeError, /queue must be an object/],
@@ -70,6 +71,10 @@ describe('option validation', () => {
     [{ deadLetter: { path: 42 } }, TypeError, /deadLetter\.path must be a non-empty string/],
     [{ handlerTimeoutMs: 0 }, RangeError, /handlerTimeoutMs must be in \[1, 86400000\], got 0/],
     [{ handlerTimeoutMs: '5s' }, TypeError, /handlerTimeoutMs must be an integer, got '5s'/],
+    // More codec cases in codec.test.ts.
+    [{ codec: 'v8' }, RangeError, /codec must be 'json' or 'structured', or \{ module, export \} \(a custom codec module\), got 'v8'/],
+    [{ codec: { module: './missing-codec.mjs' } }, RangeError, /codec\.module '\.\/missing-codec\.mjs' does not exist/],
+    [{ strictPayloads: 1 }, TypeError, /strictPayloads must be a boolean, got 1/],
   ])('rejects %j', (options, type, message) => {
     expect(() => make(options)).toThrow(type);
     expect(() => make(options)).toThrow(message);
@@ -144,7 +149,7 @@ describe('call validation', () => {
     expect(() => bus.publish('orders.created', cyclic)).toThrow(TypeError);
     expect(() => bus.publish('orders.created', cyclic)).toThrow(/payload for topic 'orders\.created' cannot be encoded as JSON/);
     expect(() => bus.publish('orders.created', { n: 10n })).toThrow(/payload for topic 'orders\.created' cannot be encoded as JSON: .*BigInt/);
-    expect(() => bus.publish('orders.created', () => 1)).toThrow(/payload for topic 'orders\.created' cannot be encoded as JSON \(a function\)/);
+    expect(() => bus.publish('orders.created', () => 1)).toThrow(/payload for topic 'orders\.created' cannot be sent as JSON: payload is a function/);
     const stats = bus.stats();
     expect(stats.published).toBe(0);
     expect(stats.rejected).toBe(0);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { busFixture, handler, memoryLogger, recorder } from './helpers.js';
+import type { HandlerErrorEvent } from '../src/index.js';
+import { busFixture, failedWith, handler, memoryLogger, recorder } from './helpers.js';
 
 const setup = busFixture();
 
@@ -8,7 +9,7 @@ describe('a worker that dies', () => {
     const log = memoryLogger();
     const { bus, rec } = setup({ logger: log });
     bus.registerEventHandler('job', recorder('exitOrRecord'));
-    const errors: { eventId: string; handler: string; error: string }[] = [];
+    const errors: HandlerErrorEvent[] = [];
     bus.on('handler-error', (e) => errors.push(e));
     // Queue everything before start, so the worker takes it as one batch.
     for (let i = 0; i < 50; i++) bus.publish('job', rec.payload(`e${i}`, { exit: i === 10 }));
@@ -21,7 +22,7 @@ describe('a worker that dies', () => {
     expect(bus.stats()).toMatchObject({ published: 50, processed: 49, failed: 1, queueSize: 0, workerCrashes: 1, handlerTimeouts: 0 });
     expect(errors).toHaveLength(1);
     expect(errors[0].handler).toBe('exitOrRecord');
-    expect(errors[0].error).toMatch(/worker exited while running handler 'exitOrRecord'/);
+    expect(errors[0].error).toMatchObject({ code: 'ERR_RINGBUS_WORKER_CRASHED', message: expect.stringMatching(/worker exited while running handler 'exitOrRecord'/) });
     // Logged at warn, rate-limited (one line a second in a crash storm): a replaced worker is handled, not an error of the bus.
     expect(log.lines.some((l) => l.level === 'warn' && /worker died mid-batch/.test(String(l.msg)))).toBe(true);
     // The pool replaced the worker.
@@ -48,7 +49,7 @@ describe('a worker that dies', () => {
     bus.registerCommandHandler('echo', handler('echo'));
     await bus.start();
     const r = await bus.execute('die', null);
-    expect(r).toEqual({ success: false, error: expect.stringMatching(/^worker exited while running handler 'exit'/), attempts: 1 });
+    expect(r).toEqual(failedWith('ERR_RINGBUS_WORKER_CRASHED', /^worker exited while running handler 'exit'/, 1));
     expect(await bus.execute('echo', 'alive')).toEqual({ success: true, result: 'alive', attempts: 1 });
     expect(bus.stats()).toMatchObject({ workerCrashes: 1, failed: 1, processed: 1 });
   });
@@ -61,7 +62,7 @@ describe('command results', () => {
     await bus.start();
     expect(await bus.execute('big', 100)).toEqual({ success: true, result: 'x'.repeat(100), attempts: 1 });
     const r = await bus.execute('big', 200_000);
-    expect(r).toEqual({ success: false, error: 'command result is 200002 bytes, more than queue.maxPayloadBytes (1024)', attempts: 1 });
+    expect(r).toEqual(failedWith('ERR_RINGBUS_HANDLER_FAILED', 'command result is 200002 bytes, more than queue.maxPayloadBytes (1024)', 1));
     expect(await bus.execute('big', 10)).toEqual({ success: true, result: 'x'.repeat(10), attempts: 1 });
   });
 });
@@ -90,7 +91,7 @@ describe('re-entrancy and odd inputs', () => {
       throw Object.create(null);
     });
     const errors: string[] = [];
-    bus.on('handler-error', (e) => errors.push(e.error));
+    bus.on('handler-error', (e) => errors.push(e.error.message));
     await bus.start();
     bus.publish('odd', 1);
     await bus.drain();
@@ -152,7 +153,7 @@ describe('re-entrancy and odd inputs', () => {
     s.close();
     expect(() => s.registerCommandHandler('c', () => 1)).toThrow(/session s1 is closed/);
     await bus.start();
-    expect(await bus.execute('c', 0)).toEqual({ success: false, error: "no command handler registered for topic 'c'", attempts: 0 });
+    expect(await bus.execute('c', 0)).toEqual(failedWith('ERR_RINGBUS_NO_HANDLER', "no command handler registered for topic 'c'", 0));
   });
 });
 

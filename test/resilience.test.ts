@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResilientMessageBus, workerHandler, type CircuitState, type DeadLetterEntry, type HandlerErrorEvent } from '../src/index.js';
 import { permanentFails, transientFails, volatileExits, volatileHangs } from './fixtures/chaos_handlers.mjs';
 import { chaosCrashes, chaosFails } from './fixtures/recorder.js';
-import { busFixture, handler, memoryLogger, nextEvent, recorder, until } from './helpers.js';
+import { busFixture, failedWith, handler, memoryLogger, nextEvent, recorder, until } from './helpers.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -61,9 +61,8 @@ describe('retry', () => {
     await bus.start();
     expect(await bus.execute('cmd', rec.payload('c', { failUntil: 2 }))).toEqual({ success: true, result: 'ok after 2', attempts: 3 });
     expect(await bus.execute('inline', 0)).toEqual({ success: true, result: 'inline ok at 1', attempts: 2 });
-    expect(await bus.execute('cmd', rec.payload('never', { failUntil: 99 }))).toEqual({
-      success: false, error: 'flaky failure on attempt 3', attempts: 4,
-    });
+    expect(await bus.execute('cmd', rec.payload('never', { failUntil: 99 }))).toEqual(
+      failedWith('ERR_RINGBUS_HANDLER_FAILED', 'flaky failure on attempt 3', 4));
   });
 
   it('holds the event in the capacity while its retry waits', async () => {
@@ -73,7 +72,7 @@ describe('retry', () => {
     const failed = nextEvent(bus, 'handler-error');
     await bus.start();
     bus.publish('job', rec.payload('f', { failUntil: 1 }));
-    expect(await failed).toMatchObject({ attempt: 0, error: 'flaky failure on attempt 0' });
+    expect(await failed).toMatchObject({ attempt: 0, error: expect.objectContaining({ message: 'flaky failure on attempt 0' }) });
     // Failed once, waiting for its retry: on its timer, in no lane, yet still counted.
     expect(bus.stats()).toMatchObject({ queueSize: 1, retried: 1, processed: 0 });
     expect(bus.laneDepths()).toEqual({ critical: 0, high: 0, normal: 0, low: 0 });
@@ -295,7 +294,7 @@ describe('circuit breaker', () => {
     bus.publish('t', 3); // held: the handler is not invoked, no attempt is used
     await until(() => bus.stats().held === 1, 'event 3 is held');
     expect(calls).toBe(2);
-    expect(errors.map((e) => e.error)).toEqual(['down', 'down']);
+    expect(errors.map((e) => e.error.message)).toEqual(['down', 'down']);
     expect(bus.stats()).toMatchObject({ queueSize: 1, failed: 2 });
     await halfOpen; // the breaker's own timer, recoveryTimeoutMs after it opened
     expect(performance.now() - t0).toBeGreaterThanOrEqual(breaker.recoveryTimeoutMs - 2);
@@ -349,7 +348,7 @@ describe('circuit breaker', () => {
     bus.registerEventHandler('t', recorder('flaky'), { name: 'remote', priority: 'high' });
     bus.registerEventHandler('t', recorder('gated'), { name: 'gate', priority: 'normal' });
     const errors: string[] = [];
-    bus.on('handler-error', (e) => errors.push(e.error));
+    bus.on('handler-error', (e) => errors.push(e.error.message));
     const opened = nextEvent(bus, 'circuit', (e) => e.handler === 'remote' && e.to === 'open');
     // Queued before start: the worker claims all six as one batch.
     for (let i = 0; i < 6; i++) bus.publish('t', rec.payload(`e${i}`, { gate: i === 1 }));
@@ -377,7 +376,7 @@ describe('circuit breaker', () => {
     await bus.execute('cmd', {});
     const before = bus.stats();
     expect(before).toMatchObject({ published: 2, failed: 2 });
-    expect(await bus.execute('cmd', {})).toEqual({ success: false, error: "circuit for handler 'svc' is open", attempts: 0 });
+    expect(await bus.execute('cmd', {})).toEqual(failedWith('ERR_RINGBUS_CIRCUIT_OPEN', "circuit for handler 'svc' is open", 0));
     // Fast: refused before it was queued. Nothing was published, run or counted as a failed attempt.
     expect(bus.stats()).toEqual(before);
   });
@@ -442,11 +441,11 @@ describe('handler timeout and crashes', () => {
     await bus.drain();
     await rec.waitFor(5);
     expect(rec.tags().sort()).toEqual(['e0', 'e1', 'e3', 'e4', 'e5']);
-    expect(errors.map((e) => e.error)).toEqual(["handler 'maybe-hang' timed out after 300 ms"]);
+    expect(errors.map((e) => e.error.message)).toEqual(["handler 'maybe-hang' timed out after 300 ms"]);
     expect(bus.stats()).toMatchObject({ handlerTimeouts: 1, workerCrashes: 0 });
     const t0 = performance.now();
     const r = await bus.execute('hang', null);
-    expect(r).toEqual({ success: false, error: "handler 'hang' timed out after 300 ms", attempts: 1 });
+    expect(r).toEqual(failedWith('ERR_RINGBUS_HANDLER_TIMEOUT', "handler 'hang' timed out after 300 ms", 1));
     expect(performance.now() - t0).toBeGreaterThanOrEqual(290);
     expect(await bus.execute('echo', 'recovered')).toEqual({ success: true, result: 'recovered', attempts: 1 });
   });
@@ -470,7 +469,7 @@ describe('handler timeout and crashes', () => {
     bus.registerCommandHandler('echo', handler('echo'));
     await bus.start();
     const r = await bus.execute('hog', null);
-    expect(r).toEqual({ success: false, error: expect.stringMatching(/^worker exited while running handler 'hog'/), attempts: 1 });
+    expect(r).toEqual(failedWith('ERR_RINGBUS_WORKER_CRASHED', /^worker exited while running handler 'hog'/, 1));
     expect(await bus.execute('echo', 'ok')).toEqual({ success: true, result: 'ok', attempts: 1 });
     expect(bus.stats()).toMatchObject({ workerCrashes: 1, handlerTimeouts: 0, failed: 1, processed: 1 });
   });
@@ -616,7 +615,9 @@ describe('edge cases found in review', () => {
     await failed; // its retry is now waiting on its 60 s timer
     expect(bus.stats()).toMatchObject({ failed: 1, retried: 1, queueSize: 1 });
     await bus.stop({ drain: false });
-    expect(await pending).toEqual({ success: false, error: 'nope (not retried: the bus stopped)', attempts: 1 });
+    const stopped = await pending;
+    expect(stopped).toEqual(failedWith('ERR_RINGBUS_BUS_STOPPED', 'the bus stopped before the command was retried', 1));
+    expect(stopped.error?.cause).toMatchObject({ code: 'ERR_RINGBUS_HANDLER_FAILED', message: 'nope' });
     expect(bus.stats().deadLettered).toBe(1);
   });
 
@@ -645,7 +646,7 @@ describe('edge cases found in review', () => {
       /topic 't' already has a handler named 'anonymous'; give this one another name/,
     );
     const errors: string[] = [];
-    bus.on('handler-error', (e) => errors.push(`${e.handler}: ${e.error}`));
+    bus.on('handler-error', (e) => errors.push(`${e.handler}: ${e.error.message}`));
     const moves: string[] = [];
     bus.on('circuit', ({ handler: h, from, to }) => moves.push(`${h}:${from}->${to}`));
     await bus.start();
@@ -689,7 +690,7 @@ describe('inline handler timeout', () => {
       return e.attempt === 0 ? new Promise(() => {}) : 'ok on retry';
     }, { name: 'stuck' });
     const errors: string[] = [];
-    bus.on('handler-error', (e) => errors.push(e.error));
+    bus.on('handler-error', (e) => errors.push(e.error.message));
     await bus.start();
     const t0 = performance.now();
     bus.publish('t', 1);

@@ -8,15 +8,18 @@
  */
 import { performance } from 'node:perf_hooks';
 import { ADMIT_DENY, ADMIT_RUN, ADMIT_TRIAL, admit, circuitOpenMessage, slowWord, successWord } from '../src/protocol/breaker_words.js';
-import { errorName, errorText } from '../src/protocol/error_text.js';
+import { codecName, unserializablePath, type CodecSpec, type PayloadCodec } from '../src/protocol/codec.js';
+import { errorName, errorStack, errorText } from '../src/protocol/error_text.js';
+import { jsonExact, jsonLoss } from '../src/protocol/json_check.js';
 import {
   MAIN_WAITING, PROGRESS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, slotWord,
 } from '../src/protocol/layout.js';
 import type { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
-  OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_TRIAL, type OutcomeRingWriter,
+  OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_RESULT_BINARY, OUTF_RESULT_BYTES, OUTF_TRIAL,
+  type OutcomeRingWriter,
 } from '../src/protocol/outcome_ring.js';
-import { RF_BINARY, RF_COMMAND, RF_DETACHED, RF_PAD, RF_TRACKED, RecordHeader } from '../src/protocol/record.js';
+import { RF_BINARY, RF_COMMAND, RF_DETACHED, RF_ENCODED, RF_PAD, RF_TRACKED, RecordHeader } from '../src/protocol/record.js';
 import { ENTRY_TOPIC, type SharedRegistryReader } from '../src/protocol/registry.js';
 import { PRIORITY_NAMES, type DrainTask } from '../src/protocol/task.js';
 import type { HandlerTable, LoadedHandler } from './handler_table.js';
@@ -64,6 +67,14 @@ export class BatchRunner {
   readonly #topics: string[] = [];
   /** Reused across batches: the decoded records of the current one. */
   readonly #batch: BatchRecord[] = [];
+  /** The bus codec ('structured' or custom; undefined for 'json'), set by `useCodec` before the first batch. */
+  #codec: PayloadCodec | undefined;
+  /** Its name for messages; undefined for 'json'. */
+  #codecName: string | undefined;
+  /** Why this worker could not import the codec module: every payload or result that needs it fails with it. */
+  #codecError: unknown;
+  /** Codec 'json' with strictPayloads: a command result JSON would change fails the command. */
+  #strictResults = false;
 
   constructor(control: Int32Array, breakers: Int32Array, breakerCounters: Int32Array[], registry: SharedRegistryReader,
     handlers: HandlerTable, idPrefix: string) {
@@ -73,6 +84,14 @@ export class BatchRunner {
     this.#registry = registry;
     this.#handlers = handlers;
     this.#idPrefix = idPrefix;
+  }
+
+  /** The bus codec as this worker loaded it (or the error importing it raised). */
+  useCodec(spec: CodecSpec, strictPayloads: boolean, codec: PayloadCodec | undefined, error: unknown): void {
+    this.#codecName = spec === 'json' ? undefined : codecName(spec);
+    this.#codec = codec;
+    this.#codecError = error;
+    this.#strictResults = spec === 'json' && strictPayloads;
   }
 
   /** Tells main that a batch ended or an outcome is waiting (it awaits PROGRESS only while MAIN_WAITING). */
@@ -172,7 +191,7 @@ export class BatchRunner {
           }
           const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
           this.#report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record, errorName(err),
-            admitted === ADMIT_TRIAL ? OUTF_TRIAL : 0);
+            admitted === ADMIT_TRIAL ? OUTF_TRIAL : 0, errorStack(err));
         }
       }
       r.event = EMPTY_EVENT; // let the payload go once its handlers are done
@@ -189,19 +208,39 @@ export class BatchRunner {
       // With neither retry nor dead letters, a failure is final here and main has no record to time it by.
       if (timed && !task.keepFailedRecords && !(flags & RF_TRACKED)) metrics.endToEnd(topicId, (timeOrigin + t - event.publishedAt) * 1e6);
       let text = '';
+      let resultBytes: Uint8Array | undefined;
+      let binaryResult = false;
       if (failed === 0 && flags & RF_COMMAND && result !== undefined) {
+        // A result goes back as JSON text or, with a structured or custom codec, as the codec's bytes.
         let problem: string | undefined;
         try {
-          text = JSON.stringify(result) ?? '';
-          const size = Buffer.byteLength(text);
-          if (size > task.maxResultBytes) {
+          let size: number;
+          if (result instanceof Uint8Array) {
+            resultBytes = result;
+            binaryResult = true;
+            size = result.byteLength;
+          } else if (this.#codecName === undefined) {
+            text = JSON.stringify(result) ?? '';
+            const loss = this.#strictResults && !jsonExact(result) ? jsonLoss(result, 'result') : undefined;
+            if (loss !== undefined) problem = `command result cannot be sent back as JSON: ${loss}`;
+            size = Buffer.byteLength(text);
+          } else {
+            if (this.#codec === undefined) throw this.#codecError;
+            resultBytes = this.#codec.encode(result);
+            size = resultBytes.byteLength;
+          }
+          if (problem === undefined && size > task.maxResultBytes) {
             problem = `command result is ${size} bytes, more than queue.maxPayloadBytes (${task.maxResultBytes})`;
           }
         } catch (err) {
-          problem = `command result cannot be sent back as JSON: ${errorText(err)}`;
+          problem = this.#codecName === undefined
+            ? `command result cannot be sent back as JSON: ${jsonLoss(result, 'result') ?? errorText(err)}`
+            : `command result cannot be encoded with codec ${this.#codecName}: ${
+              (this.#codecName === 'structured' ? unserializablePath(result, 'result') : undefined) ?? errorText(err)}`;
         }
         if (problem !== undefined) {
           text = '';
+          resultBytes = undefined;
           const handlerId = i32[h.handlersWord];
           metrics.retractSuccess(handlers.metricsKey(handlerId));
           counters.processed--;
@@ -209,8 +248,9 @@ export class BatchRunner {
           this.#report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, problem, undefined);
         }
       }
-      this.#report(out, slot, OUT_DONE, seq, topicId, -1, attempt, text, undefined, '',
-        (failed > 0 ? OUTF_FAILED : 0) | (flags & RF_DETACHED ? OUTF_DETACHED : 0));
+      this.#report(out, slot, OUT_DONE, seq, topicId, -1, attempt, text, resultBytes, '',
+        (failed > 0 ? OUTF_FAILED : 0) | (flags & RF_DETACHED ? OUTF_DETACHED : 0) | (resultBytes !== undefined ? OUTF_RESULT_BYTES : 0) |
+        (binaryResult && resultBytes !== undefined ? OUTF_RESULT_BINARY : 0));
       control[cursorWord] = r.next;
       control[handlerWord] = -1;
     }
@@ -220,8 +260,8 @@ export class BatchRunner {
 
   /** Writes an outcome, waiting for main to make room if the outcome ring is full. */
   #report(out: OutcomeRingWriter, slot: number, kind: number, seq: number, topicId: number,
-    handlerId: number, attempt: number, text: string, record: Uint8Array | undefined, name = '', outFlags = 0): void {
-    while (!out.tryWrite(kind, seq, topicId, handlerId, attempt, text, record, name, outFlags)) {
+    handlerId: number, attempt: number, text: string, record: Uint8Array | undefined, name = '', outFlags = 0, stack = ''): void {
+    while (!out.tryWrite(kind, seq, topicId, handlerId, attempt, text, record, name, outFlags, stack)) {
       this.notifyMain();
       Atomics.wait(this.#control, slotWord(slot, SLOT_BUSY), 1, 5);
     }
@@ -270,6 +310,11 @@ export class BatchRunner {
           arena.set(h.payloadView(view), arenaAt);
           payload = arena.subarray(arenaAt, arenaAt + h.payloadBytes);
           arenaAt = (arenaAt + h.payloadBytes + 7) & ~7; // 8-aligned, so typed-array views over a payload work
+        } else if (h.flags & RF_ENCODED) {
+          if (this.#codec === undefined) throw this.#codecError ?? new Error('ringbus: a codec-encoded payload reached a worker with no codec');
+          // Copied out of the ring per event: v8.deserialize (and a custom decoder may) returns typed arrays that
+          // are views into the bytes it is given, which must be neither the ring nor another event's payload.
+          payload = this.#codec.decode(h.payloadView(view).slice());
         } else {
           payload = h.jsonPayload(view);
         }

@@ -4,32 +4,34 @@
  */
 import type { SharedRegistryReader } from '../src/protocol/registry.js';
 import { ENTRY_HANDLER } from '../src/protocol/registry.js';
+import { HandlerLoadError } from '../src/errors.js';
+import { loadFailureMessage } from './load_error.js';
 
 export type LoadedHandler = (event: unknown) => unknown;
 
 let typeScriptHooks: Promise<void> | undefined;
 
-/** Registers tsx's ESM hooks in this worker (Node 20 workers do not inherit the main thread's). */
-function enableTypeScript(tsxEsmApi: string): Promise<void> {
+/** Registers tsx's ESM hooks in this worker (Node 20 workers do not inherit the main thread's); the codec module uses it too. */
+export function enableTypeScript(tsxEsmApi: string): Promise<void> {
   typeScriptHooks ??= import(tsxEsmApi).then((api: { register: () => unknown }) => {
     api.register();
   });
   return typeScriptHooks;
 }
 
-/** Imports a handler module and picks the export, with an error that names both. */
+/** Imports a handler module and picks the export, with an error that names both (and where a syntax error is). */
 export async function loadHandler(module: string, exportName: string, tsxEsmApi?: string): Promise<LoadedHandler> {
   let mod: Record<string, unknown>;
   try {
     if (tsxEsmApi !== undefined && /\.[cm]?ts$/.test(module)) await enableTypeScript(tsxEsmApi);
     mod = (await import(module)) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`cannot load worker handler module ${module}: ${(err as Error)?.message ?? String(err)}`);
+    throw new HandlerLoadError(await loadFailureMessage(module, err));
   }
   const fn = mod[exportName];
   if (typeof fn !== 'function') {
     const found = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
-    throw new Error(
+    throw new HandlerLoadError(
       `worker handler module ${module} has no function export '${exportName}'` +
         ` (function exports: ${found.length ? found.join(', ') : 'none'})`,
     );

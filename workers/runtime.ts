@@ -17,8 +17,9 @@ import { OutcomeRingWriter } from '../src/protocol/outcome_ring.js';
 import { SharedRegistryReader } from '../src/protocol/registry.js';
 import type { DrainTask, ProbeResult, ProbeTask, RuntimeTask } from '../src/protocol/task.js';
 import { errorMessage } from '../src/protocol/error_text.js';
+import { loadCodec } from '../src/protocol/codec.js';
 import { BatchRunner, type SlotCounters } from './batch_runner.js';
-import { HandlerTable, loadHandler } from './handler_table.js';
+import { HandlerTable, enableTypeScript, loadHandler } from './handler_table.js';
 import { MetricsRecorder } from './metrics_recorder.js';
 
 /** Batches aim at about this much handler time, so slow handlers get small batches. */
@@ -32,6 +33,19 @@ const handlers = new HandlerTable(registry, memory.tsxEsmApi);
 const outcomeWriters = memory.outcomes.map((sab) => new OutcomeRingWriter(control, sab));
 const runner = new BatchRunner(control, new Int32Array(memory.breakers), memory.breakerCounters.map((sab) => new Int32Array(sab)), registry,
   handlers, memory.idPrefix);
+// The bus codec, imported once per worker (a custom module; 'json' and 'structured' are at hand), before the
+// first batch or probe. A module that fails here fails every delivery that needs it, with its error.
+let codecError: unknown;
+const codecReady: Promise<void> = loadCodec(memory.codec, async (url) => {
+  if (memory.tsxEsmApi !== undefined && /\.[cm]?ts$/.test(url)) await enableTypeScript(memory.tsxEsmApi);
+  return (await import(url)) as Record<string, unknown>;
+}).then(
+  (codec) => runner.useCodec(memory.codec, memory.strictPayloads, codec, undefined),
+  (err: unknown) => {
+    codecError = err;
+    runner.useCodec(memory.codec, memory.strictPayloads, undefined, err);
+  },
+);
 const lanePicker = new LanePicker();
 const laneHasRecords = (lane: number): boolean => readers[lane].waiting() > 0;
 let msPerRecord = 0;
@@ -46,7 +60,8 @@ export default async function run(task: RuntimeTask): Promise<ProbeResult | null
 }
 
 async function probe(task: ProbeTask): Promise<ProbeResult> {
-  const errors: string[] = [];
+  await codecReady;
+  const errors: string[] = codecError === undefined ? [] : [errorMessage(codecError)];
   for (const h of task.handlers) {
     try {
       await loadHandler(h.module, h.exportName, memory.tsxEsmApi);
@@ -77,6 +92,7 @@ function answerFlush(slot: number, metrics: MetricsRecorder): void {
 }
 
 async function drain(task: DrainTask): Promise<null> {
+  await codecReady;
   const slot = task.slot;
   const out = outcomeWriters[slot];
   out.attach(slot);

@@ -14,7 +14,7 @@ import { BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN } from '../protocol/bre
 import { FailureCountRule, FailureRateRule, type OpeningRule } from './opening_rule.js';
 import { SlidingWindow } from './sliding_window.js';
 
-/** A circuit breaker's state: closed (deliveries run), open (held, or refused with `hold: false`), half_open (trials run). */
+/** A circuit breaker's state: closed (deliveries run), open (held, or refused with `hold: false`), half_open (trials run). @group Bus */
 export type CircuitState = 'closed' | 'open' | 'half_open';
 
 /** Numeric codes, as in shared memory and the `circuit_breaker_state` gauge. */
@@ -46,6 +46,8 @@ export interface LastFailure {
   message: string;
   name: string | undefined;
   code: string;
+  /** The failure as an Error (built on first call). */
+  error?: () => Error;
 }
 
 export class CircuitBreaker {

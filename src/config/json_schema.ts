@@ -19,7 +19,19 @@ function leaf(spec: OptionSpec): Schema {
     case 'string':
       return { ...base, type: 'string', minLength: 1 };
     case 'enum':
-      return { ...base, enum: [...spec.values!] };
+      // A custom codec is an object in the file: { "module": "./codec.mjs", "export": "codec" }.
+      return spec.path === 'codec'
+        ? {
+          ...base,
+          oneOf: [
+            { enum: [...spec.values!] },
+            {
+              type: 'object', additionalProperties: false, required: ['module'],
+              properties: { module: { type: 'string', minLength: 1 }, export: { type: 'string', minLength: 1 } },
+            },
+          ],
+        }
+        : { ...base, enum: [...spec.values!] };
     case 'feature':
       return base;
   }

@@ -9,10 +9,13 @@ import type { BusOptions, ResolvedOptions } from '../options.js';
 import { resolveOptions } from '../resolve_options.js';
 import { OPTION_TABLE, type OptionSpec } from './option_table.js';
 
+/** The file `loadConfig` reads from `cwd` when neither `configPath` nor `RINGBUS_CONFIG` names one. @group Config */
 export const CONFIG_FILE_NAME = 'ringbus.config.json';
 
+/** Where an option's effective value came from. @group Config */
 export type ConfigSource = 'code' | 'env' | 'file' | 'default';
 
+/** What `loadConfig` reads, and from where. @group Config */
 export interface LoadConfigOptions {
   /** Options given in code: they win over everything. */
   options?: BusOptions;
@@ -26,6 +29,7 @@ export interface LoadConfigOptions {
   resilient?: boolean;
 }
 
+/** One option's effective value and its source. @group Config */
 export interface ConfigValue {
   value: unknown;
   source: ConfigSource;
@@ -33,6 +37,7 @@ export interface ConfigValue {
   where?: string;
 }
 
+/** What `loadConfig` returns. @group Config */
 export interface LoadedConfig {
   /** Pass to `new MessageBus(options)` / `new ResilientMessageBus(options)`. */
   options: BusOptions;
@@ -63,6 +68,9 @@ function setPath(obj: Layer, path: string, value: unknown): void {
   at[keys[keys.length - 1]] = value;
 }
 
+/** Options whose object value is one thing (a codec module and its export), replaced whole, never merged key by key. */
+const ATOMIC_OPTIONS = new Set(['codec']);
+
 /** Later layers win; an object over `false` turns a feature back on, `false` over an object turns it off. */
 function merge(...layers: Layer[]): Layer {
   const out: Layer = {};
@@ -70,7 +78,9 @@ function merge(...layers: Layer[]): Layer {
     for (const [key, value] of Object.entries(layer)) {
       if (value === undefined) continue;
       const current = out[key];
-      if (value !== null && typeof value === 'object' && !Array.isArray(value) && current !== null && typeof current === 'object' && !Array.isArray(current)) {
+      if (ATOMIC_OPTIONS.has(key)) {
+        out[key] = value;
+      } else if (value !== null && typeof value === 'object' && !Array.isArray(value) && current !== null && typeof current === 'object' && !Array.isArray(current)) {
         out[key] = merge(current as Layer, value as Layer);
       } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
         out[key] = merge(value as Layer);
@@ -178,6 +188,7 @@ function optionOf(message: string): string | undefined {
  * code > env > file > defaults, and validates it exactly as the constructor
  * does. A wrong value is a ConfigError naming where it came from (the file
  * and key, or the variable) and what is allowed.
+ * @group Config
  */
 export function loadConfig(o: LoadConfigOptions = {}): LoadedConfig {
   const env = o.env ?? process.env;

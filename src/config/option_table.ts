@@ -3,11 +3,11 @@
  * drives env parsing, the schema and the README table.
  */
 import { LOG_LEVELS } from '../logger.js';
-import { DEFAULT_OPTIONS, STRATEGIES } from '../options.js';
+import { CODECS, DEFAULT_OPTIONS, STRATEGIES } from '../options.js';
 
 export type OptionType = 'integer' | 'number' | 'boolean' | 'string' | 'enum' | 'feature';
 
-/** One configurable scalar: where it lives in BusOptions, its environment variable, its type. */
+/** One configurable scalar: where it lives in BusOptions, its environment variable, its type. @group Config */
 export interface OptionSpec {
   /** Dotted path in BusOptions, e.g. 'queue.capacity'. */
   readonly path: string;
@@ -27,6 +27,7 @@ const d = DEFAULT_OPTIONS;
  * Every option that can come from a file or the environment, in one place:
  * the config loader, the `ringbus config` command, the JSON Schema and the
  * README's table are all derived from it. (`logger` is code-only.)
+ * @group Config
  */
 export const OPTION_TABLE: readonly OptionSpec[] = [
   { path: 'pool.minThreads', env: 'RINGBUS_MIN_THREADS', type: 'integer', minimum: 0, default: d.pool.minThreads, description: 'Workers kept alive when idle.' },
@@ -65,5 +66,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { path: 'deadLetter.maxFileBytes', env: 'RINGBUS_DEAD_LETTER_MAX_FILE_BYTES', type: 'integer', minimum: 4096, default: d.deadLetter.maxFileBytes, description: 'Size at which the dead-letter file rotates to a new segment.' },
   { path: 'handlerTimeoutMs', env: 'RINGBUS_HANDLER_TIMEOUT_MS', type: 'integer', default: 'off on MessageBus, 30000 on ResilientMessageBus', description: "A worker handler running longer fails and its worker is replaced ('false': off)." },
   { path: 'logLevel', env: 'RINGBUS_LOG_LEVEL', type: 'enum', values: LOG_LEVELS, default: d.logLevel, description: "What the default logger (stderr) says; 'info' adds state changes, 'silent' nothing." },
+  { path: 'codec', env: 'RINGBUS_CODEC', type: 'enum', values: CODECS, default: d.codec, description: "How payloads and worker command results travel: 'json', 'structured' (v8 serialization), or { module, export } (a custom codec; file or code only)." },
+  { path: 'strictPayloads', env: 'RINGBUS_STRICT_PAYLOADS', type: 'boolean', default: d.strictPayloads, description: "With codec 'json': a payload or worker command result that JSON would change is a TypeError naming the path ('false': JSON changes it)." },
   { path: 'metrics', env: 'RINGBUS_METRICS', type: 'boolean', default: true, description: 'Time handler attempts and events end to end.' },
 ];

@@ -2,9 +2,10 @@
  * The shape of a dead letter: the event as published, the handler, the error
  * and the attempts.
  */
+import type { RingbusError } from '../errors.js';
 import type { Priority } from '../protocol/task.js';
 
-/** The event as it was published, kept with a dead letter. */
+/** The event as it was published, kept with a dead letter. @group Dead letters */
 export interface DeadEvent {
   /** The event's id (a replay keeps it, so handlers can deduplicate). */
   id: string;
@@ -23,9 +24,10 @@ export interface DeadEvent {
  * circuit refusal ends a delivery only with `circuitBreaker.hold: false`.
  */
 export type DeadLetterErrorCode =
-  | 'ERR_RINGBUS_HANDLER_FAILED' | 'ERR_RINGBUS_HANDLER_TIMEOUT' | 'ERR_RINGBUS_WORKER_CRASHED' | 'ERR_RINGBUS_CIRCUIT_OPEN';
+  | 'ERR_RINGBUS_HANDLER_FAILED' | 'ERR_RINGBUS_HANDLER_TIMEOUT' | 'ERR_RINGBUS_WORKER_CRASHED' | 'ERR_RINGBUS_CIRCUIT_OPEN'
+  | 'ERR_RINGBUS_HANDLER_LOAD';
 
-/** A delivery (event × handler) that exhausted its retries. */
+/** A delivery (event × handler) that exhausted its retries. @group Dead letters */
 export interface DeadLetterEntry {
   /** Id of this entry (not the event's). */
   id: string;
@@ -44,4 +46,11 @@ export interface DeadLetterEntry {
   /** Epoch ms of the first and the last failed attempt. */
   firstAttemptAt: number;
   lastAttemptAt: number;
+  /**
+   * The last failure as an Error: the same object the command's result and
+   * the last 'handler-error' event carried. Present on entries dead-lettered
+   * by this process (not enumerable, so not written to the file); absent on
+   * entries loaded from a file.
+   */
+  readonly failure?: RingbusError;
 }

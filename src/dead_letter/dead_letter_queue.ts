@@ -5,7 +5,7 @@
  */
 import type { DeadLetterEntry } from './dead_letter_entry.js';
 import type { DeadLetterSink } from './dead_letter_sink.js';
-import { addLine } from './line_codec.js';
+import { addLine, EncodedPayload, type StoredPayloadCodec } from './line_codec.js';
 import { Slicer } from './line_reader.js';
 import type { Logger } from '../logger.js';
 
@@ -18,6 +18,11 @@ export interface DeadLetterQueueOptions {
   sink: DeadLetterSink | undefined;
   /** For evictions (warn, rate-limited) and corrupt lines. */
   log: Logger;
+  /**
+   * The bus's codec when it is 'structured' or a custom one: payloads are
+   * stored in the file as its bytes, and decoded with it when read back.
+   */
+  codec?: StoredPayloadCodec | undefined;
   /** Throws a RangeError naming the entry when it cannot be replayed (its handler is not registered, its id is too long). */
   checkReplayable: (entry: DeadLetterEntry) => void;
   /**
@@ -30,7 +35,11 @@ export interface DeadLetterQueueOptions {
   republish: (entry: DeadLetterEntry, done: (ok: boolean) => void) => boolean;
 }
 
-/** `bus.deadLetters`: what users see of the dead-letter queue. */
+/**
+ * `bus.deadLetters`: what users see of the dead-letter queue.
+ *
+ * @group Dead letters
+ */
 export interface DeadLetters {
   /** Entries in memory. */
   readonly size: number;
@@ -127,7 +136,7 @@ export class DeadLetterQueue implements DeadLetters {
     const sink = this.#o.sink;
     if (id !== undefined) {
       let entry = this.#memory.get(id)?.entry;
-      if (entry === undefined && sink?.has(id)) await sink.scan({ ids: [id] }, (e) => void (entry = e));
+      if (entry === undefined && sink?.has(id)) await sink.scan({ ids: [id] }, (e) => void (entry = this.#decoded(e)));
       if (entry === undefined) throw new RangeError(`no dead letter with id '${id}'`);
       this.#o.checkReplayable(entry);
       await send(entry);
@@ -149,7 +158,7 @@ export class DeadLetterQueue implements DeadLetters {
           ids.push(e.id);
         });
         for (const e of picked) if (!sink.has(e.id)) await send(e);
-        await sink.scan({ ids }, send);
+        await sink.scan({ ids }, (e) => send(this.#decoded(e)));
       }
     }
     for (const o of await Promise.all(outcomes)) if (o !== 'skipped') report[o]++;
@@ -177,6 +186,11 @@ export class DeadLetterQueue implements DeadLetters {
       }
       let accepted: boolean;
       try {
+        const payload = entry.event.payload;
+        if (payload instanceof EncodedPayload) {
+          const ours = this.#o.codec?.name ?? 'json';
+          throw new Error(`its payload was stored by codec ${payload.codec}, which this bus's codec (${ours}) cannot decode`);
+        }
         accepted = this.#o.republish(entry, done);
       } catch (err) {
         const reason = (err as Error)?.message ?? String(err);
@@ -216,7 +230,7 @@ export class DeadLetterQueue implements DeadLetters {
     if (sink !== undefined) {
       await sink.open(this.#o.log);
       try {
-        await sink.scan({ newest: { count: this.#o.capacity, bytes: this.#o.maxBytes } }, (e, bytes) => this.#keep(e, bytes, true));
+        await sink.scan({ newest: { count: this.#o.capacity, bytes: this.#o.maxBytes } }, (e, bytes) => this.#keep(this.#decoded(e), bytes, true));
       } catch (err) {
         sink.close();
         this.#memory.clear();
@@ -246,14 +260,33 @@ export class DeadLetterQueue implements DeadLetters {
 
   /** @internal Entries kept in memory only (their file could not be written). */
   restore(entries: readonly DeadLetterEntry[]): void {
-    for (const e of entries) this.#keep(e, addLine(e).length + 1, false);
+    for (const e of entries) this.#keep(e, addLine(e, this.#o.codec).length + 1, false);
   }
 
   /** @internal Persists (if there is a sink) and keeps new entries; throws if persisting fails. */
   add(entries: readonly DeadLetterEntry[]): void {
-    const lines = entries.map((entry) => ({ id: entry.id, line: addLine(entry) }));
+    const lines = entries.map((entry) => ({ id: entry.id, line: addLine(entry, this.#o.codec) }));
     if (this.#o.sink !== undefined && this.#state !== 'new') this.#o.sink.append(lines);
     entries.forEach((e, i) => this.#keep(e, lines[i].line.length + 1, false));
+  }
+
+  /**
+   * An entry read from the file with its payload as published again: codec
+   * bytes decoded with this bus's codec. One it cannot decode (another codec,
+   * or bytes its codec refuses) keeps the EncodedPayload: listed, kept in
+   * the file, not replayable.
+   */
+  #decoded(entry: DeadLetterEntry): DeadLetterEntry {
+    const payload = entry.event.payload;
+    const codec = this.#o.codec;
+    if (!(payload instanceof EncodedPayload) || !payload.decodableBy(codec)) return entry;
+    try {
+      return { ...entry, event: { ...entry.event, payload: codec!.decode(payload.bytes) } };
+    } catch (err) {
+      this.#o.log.warn({ id: entry.id, codec: payload.codec, err: (err as Error)?.message ?? String(err) },
+        `dead letter ${entry.id}: its payload could not be decoded with codec ${codec!.name}; it stays encoded`);
+      return entry;
+    }
   }
 
   #forget(id: string): void {

@@ -8,7 +8,7 @@
  * ran past it: if that handler finished between the abort and the end of the
  * worker, nothing is charged.
  */
-import { HandlerTimeoutError } from '../errors.js';
+import { HandlerTimeoutError, WorkerCrashedError } from '../errors.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { SLOT_BUSY, SLOT_CURSOR, SLOT_END, SLOT_HANDLER_INDEX, SLOT_LANE, slotWord } from '../protocol/layout.js';
 import { decodeRecord, rewriteRecord, RF_CONTINUATION, RF_DETACHED, RF_TRACKED } from '../protocol/record.js';
@@ -37,11 +37,11 @@ export function recoverBatch(p: EngineParts, slot: number, err: unknown, timedOu
     const d = decodeRecord(crashed);
     const handlerId = d.handlerIds[Math.min(handlerIndex, d.handlerIds.length - 1)];
     const name = p.registrar.handlerName(handlerId);
-    const error = timedOut !== undefined
-      ? new HandlerTimeoutError(name, p.options.handlerTimeoutMs || 0).message
-      : `worker exited while running handler '${name}': ${errorMessage(err)}`;
+    const failure = timedOut !== undefined
+      ? new HandlerTimeoutError(name, p.options.handlerTimeoutMs || 0)
+      : new WorkerCrashedError(name, errorMessage(err));
     p.failures.attemptFailed({
-      seq: d.seq, lane, topic: p.registrar.topicName(d.topicId), handler: name, attempt: d.attempt, error, refused: false,
+      seq: d.seq, lane, topic: p.registrar.topicName(d.topicId), handler: name, attempt: d.attempt, error: failure.message, failure, refused: false,
       errorCode: timedOut !== undefined ? 'ERR_RINGBUS_HANDLER_TIMEOUT' : 'ERR_RINGBUS_WORKER_CRASHED', record: crashed, handlerId,
       breaker: p.registry.breakerOf(handlerId),
     });

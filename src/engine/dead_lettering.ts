@@ -13,7 +13,7 @@ import { decodeRecord } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import { RateLimitedLog } from '../rate_limited_log.js';
 import type { Registration } from '../router.js';
-import type { FailedAttempt } from './failure_policy.js';
+import { failureOf, type FailedAttempt } from './failure_policy.js';
 import type { EngineParts } from './parts.js';
 
 export class DeadLettering {
@@ -36,6 +36,8 @@ export class DeadLettering {
       maxBytes: options ? options.maxBytes : 1024,
       sink: this.#sink,
       log: p.log,
+      // Payloads of a structured or custom codec are stored in the file as its bytes (JSON cannot hold a Map).
+      codec: p.codec.isJson ? undefined : p.codec,
       checkReplayable: (entry) => this.#registration(entry),
       republish: (entry, done) => p.publisher.republish(entry, this.#registration(entry), done),
     });
@@ -103,7 +105,7 @@ export class DeadLettering {
       const e = f.job.event;
       event = { id: e.id, topic: e.topic, payload: e.payload, priority: e.priority, sessionId: e.sessionId, publishedAt: e.publishedAt };
     } else {
-      const d = f.record ? decodeRecord(f.record) : undefined;
+      const d = f.record ? decodeRecord(f.record, p.codec.codec) : undefined;
       const t = p.inFlight.get(f.seq);
       const tracked = t?.kind === 'tracked' ? t : undefined;
       event = {
@@ -111,10 +113,13 @@ export class DeadLettering {
         priority: PRIORITY_NAMES[f.lane], sessionId: d ? d.sessionId : tracked?.sessionId, publishedAt: d?.publishedAt ?? t?.publishedAt ?? 0,
       };
     }
-    return {
+    const entry: DeadLetterEntry = {
       id: id ?? `${p.memory.idPrefix}dl${++this.#entrySeq}`, event, handler: f.handler, error: f.error,
       ...(f.errorName ? { errorName: f.errorName } : {}), errorCode: f.errorCode, attempts: f.attempt + 1, firstAttemptAt, lastAttemptAt,
     };
+    // Not enumerable: the file and copies keep the plain fields; this process's users get the very Error object.
+    Object.defineProperty(entry, 'failure', { value: failureOf(f), enumerable: false });
+    return entry;
   }
 
   /** The handler a dead letter goes back to; throws a RangeError naming the entry when it cannot be replayed. */

@@ -17,7 +17,7 @@ import { BoundedEventQueue } from '../bounded_event_queue.js';
 import { BreakerBoard } from '../breaker/breaker_board.js';
 import type { CircuitState } from '../breaker/circuit_breaker.js';
 import type { DeadLetters } from '../dead_letter/dead_letter_queue.js';
-import { HandlerLoadError } from '../errors.js';
+import { AlreadyStoppedError, HandlerLoadError, NotStartedError } from '../errors.js';
 import { assertModuleExists, type WorkerHandlerRef } from '../handler_ref.js';
 import { InlineRunner } from '../inline_runner.js';
 import { inlineSink } from './inline_sink.js';
@@ -39,6 +39,7 @@ import { Lanes } from './lanes.js';
 import { Lifecycle } from './lifecycle.js';
 import { OutcomeDispatch } from './outcome_dispatch.js';
 import type { EngineParts } from './parts.js';
+import { BusCodec } from './payload_encoding.js';
 import { Publisher } from './publisher.js';
 import { Registrar } from './registrar.js';
 import { allocateSharedMemory, slotCount } from './shared_memory.js';
@@ -55,12 +56,14 @@ const WORKERS_READY_TIMEOUT_MS = 10_000;
 export class Engine {
   readonly #p: EngineParts;
   #stopping: Promise<void> | undefined;
+  #starting: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, emitter: EventEmitter) {
     const p = { options, emitter, log: options.logger, counters: new EngineCounters(), lifecycle: new Lifecycle() } as
       Mutable<EngineParts>;
     this.#p = p;
     p.crashLog = new RateLimitedLog(p.log, 1000);
+    p.codec = new BusCodec(options);
     p.registry = new SharedRegistryWriter();
     p.breakers = new BreakerBoard<HeldDelivery>(options.circuitBreaker, slotCount(options), {
       idle: () => p.queue.size === 0,
@@ -109,14 +112,26 @@ export class Engine {
     return this.#p.publisher.execute(topic, payload, options, session);
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
     const p = this.#p;
-    if (p.lifecycle.running) return;
-    if (p.lifecycle.state !== 'new') throw new Error(`cannot start a bus that is ${p.lifecycle.publicState}`);
+    if (p.lifecycle.running) return Promise.resolve();
+    // A second start() while the first runs waits for the same outcome.
+    if (p.lifecycle.poolStarting && this.#starting !== undefined) return this.#starting;
+    if (p.lifecycle.state !== 'new') return Promise.reject(new AlreadyStoppedError(p.lifecycle.publicState));
+    this.#starting = this.#start().finally(() => {
+      this.#starting = undefined;
+    });
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const p = this.#p;
     p.lifecycle.move('starting');
     const refs = p.registrar.workerRefs();
     try {
       for (const ref of refs) assertModuleExists(ref);
+      // A custom codec module: main needs it before any payload is encoded (and before dead letters load).
+      await p.codec.load();
       p.slots.attach(createWorkerPool(p.options, p.memory, refs));
       p.slots.pool!.on('error', (err: unknown) => p.log.error({ err: errorMessage(err) }, 'worker error outside a task'));
       const errors = await probeHandlers(p.slots.pool!, refs);
@@ -195,6 +210,8 @@ export class Engine {
   }
 
   drain(): Promise<void> {
+    // Events published before start() wait for it: a drain before start() would never end.
+    if (this.#p.lifecycle.state === 'new') return Promise.reject(new NotStartedError('drain()'));
     return this.#p.inFlight.settled().then(() => this.#p.slots.flushMetrics());
   }
 
@@ -202,9 +219,22 @@ export class Engine {
     return this.#p.metrics;
   }
 
-  /** A handler's circuit on a topic; without a topic, the least healthy over its topics ('closed' when it has none). */
+  /**
+   * A handler's circuit on a topic; without a topic, the least healthy over
+   * its topics ('closed' when it has no breaker). A name no registered handler
+   * has is a TypeError: a typo must not read as a healthy circuit.
+   */
   circuitState(handler: string, topic?: string): CircuitState {
-    return this.#p.breakers.state(handler, topic) ?? 'closed';
+    const p = this.#p;
+    if (typeof handler !== 'string') throw new TypeError(`circuitState(handler): handler must be a string, got ${String(handler)}`);
+    if (topic !== undefined && typeof topic !== 'string') throw new TypeError(`circuitState(handler, topic): topic must be a string, got ${String(topic)}`);
+    const state = p.breakers.state(handler, topic);
+    if (state !== undefined) return state;
+    if (p.router.hasHandler(handler, topic)) return 'closed';
+    const where = topic === undefined ? '' : ` on topic '${topic}'`;
+    const known = [...p.router.handlerNames(topic, 11)];
+    const list = known.length === 0 ? 'none is registered' : known.length <= 10 ? `registered: ${known.map((n) => `'${n}'`).join(', ')}` : 'more than 10 are registered';
+    throw new TypeError(`circuitState: no handler named '${handler}'${where} (${list})`);
   }
 
   get deadLetters(): DeadLetters {

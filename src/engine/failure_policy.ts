@@ -11,6 +11,7 @@ import { decodeRecord, rewriteRecord, RF_CONTINUATION, RF_DETACHED, RF_TRACKED }
 import { ExponentialBackoff } from '../retry/backoff.js';
 import { RetryScheduler } from '../retry/retry_scheduler.js';
 import type { DeadLetterErrorCode } from '../dead_letter/dead_letter_entry.js';
+import { BusStoppedError, CircuitOpenError, HandlerFailedError, HandlerLoadError, type RingbusError } from '../errors.js';
 import type { InlineJob } from '../inline_runner.js';
 import type { Registration } from '../router.js';
 import type { HandlerErrorEvent } from '../types.js';
@@ -28,6 +29,16 @@ export interface FailedAttempt {
   /** The `name` of what the handler threw, when it was an Error. */
   errorName?: string;
   errorCode: DeadLetterErrorCode;
+  /** A worker handler's stack, as the worker saw it. */
+  stack?: string;
+  /** What an inline handler threw (the key is present only for inline handler failures). */
+  thrown?: unknown;
+  /**
+   * The failure as users see it: set by whoever reports a timeout, crash or
+   * refusal; built from the fields above on first need otherwise, so a
+   * retried failure nobody listens to costs no Error object.
+   */
+  failure?: RingbusError;
   /** An open circuit refused it (`hold: false`): a failed attempt for the retry policy, not a handler failure for the breaker. */
   refused: boolean;
   /** The handler's breaker index (-1: none). */
@@ -38,6 +49,36 @@ export interface FailedAttempt {
   /** An inline delivery: the job and the handler. */
   job?: InlineJob;
   reg?: Registration;
+}
+
+/** The one Error object for a failed attempt: the 'handler-error' event, the command's result and the dead letter all get this one. */
+export function failureOf(f: FailedAttempt): RingbusError {
+  if (f.failure !== undefined) return f.failure;
+  // The handler's own stack replaces the bus's frames, so none are captured.
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    f.failure = f.errorCode === 'ERR_RINGBUS_CIRCUIT_OPEN'
+      ? new CircuitOpenError(f.handler)
+      : f.errorCode === 'ERR_RINGBUS_HANDLER_LOAD'
+        ? new HandlerLoadError(f.error)
+        : new HandlerFailedError({
+        handler: f.handler, topic: f.topic, attempt: f.attempt, message: f.error, errorName: f.errorName, stack: f.stack ?? stackOf(f.thrown),
+        ...('thrown' in f ? { thrown: f.thrown } : {}),
+      });
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  return f.failure;
+}
+
+/** An inline handler's thrown Error's stack, read only when a failure is built (reading formats it); never throws. */
+function stackOf(thrown: unknown): string | undefined {
+  try {
+    return thrown instanceof Error && typeof thrown.stack === 'string' ? thrown.stack : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A delivery waiting for its circuit: a detached single-handler copy of what did not run, at the same attempt. */
@@ -79,14 +120,14 @@ export class FailurePolicy {
     p.counters.failed++;
     const handlerCounters = p.metrics.handler(f.handler);
     handlerCounters.failed++;
-    if (!f.refused) p.breakers.onFailure(f.breaker, { message: f.error, name: f.errorName, code: f.errorCode });
+    if (!f.refused && f.breaker >= 0) p.breakers.onFailure(f.breaker, { message: f.error, name: f.errorName, code: f.errorCode, error: () => failureOf(f) });
     if (p.emitter.listenerCount('handler-error') > 0) {
       const eventId = f.job?.event.id ?? (f.record ? decodeRecord(f.record).id : undefined) ?? p.memory.idPrefix + f.seq;
-      const event: HandlerErrorEvent = { eventId, topic: f.topic, handler: f.handler, attempt: f.attempt, error: f.error };
+      const event: HandlerErrorEvent = { eventId, topic: f.topic, handler: f.handler, attempt: f.attempt, error: failureOf(f) };
       p.emitter.emit('handler-error', event);
     }
     const ledger = p.inFlight.ledger(f.seq, f.topic, () => f.job?.event.publishedAt ?? (f.record ? decodeRecord(f.record).publishedAt : 0));
-    if (!f.refused) ledger.lastOwnFailure.set(f.handler, { error: f.error, errorName: f.errorName, errorCode: f.errorCode });
+    if (!f.refused) ledger.lastOwnFailure.set(f.handler, f);
     const now = Date.now();
     const firstAt = ledger.firstFailureAt.get(f.handler) ?? now;
     const retry = p.options.retry;
@@ -111,8 +152,10 @@ export class FailurePolicy {
     const own = f.refused ? ledger.lastOwnFailure.get(f.handler) : undefined;
     ledger.lastOwnFailure.delete(f.handler);
     // A delivery refused by its circuit (hold: false) is dead-lettered with the handler's own last error, if it ever ran.
-    if (own !== undefined) f = { ...f, error: own.error, errorName: own.errorName, errorCode: own.errorCode };
-    p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: f.attempt + 1 });
+    if (own !== undefined) {
+      f = { ...f, error: own.error, errorName: own.errorName, errorCode: own.errorCode, stack: own.stack, failure: failureOf(own) };
+    }
+    p.inFlight.reply(f.seq, { success: false, error: failureOf(f), attempts: f.attempt + 1 });
     if (p.deadLetters.enabled) {
       ledger.outstanding++;
       p.deadLetters.add(f, firstAt, now);
@@ -179,8 +222,9 @@ export class FailurePolicy {
     const now = Date.now();
     for (const item of this.#retries.clear()) {
       if (!p.deadLetters.enabled) continue;
+      const last = failureOf(item.failure);
       const f = { ...item.failure, error: `${item.failure.error} (not retried: the bus stopped)` };
-      p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: f.attempt + 1 });
+      p.inFlight.reply(f.seq, { success: false, error: new BusStoppedError('the bus stopped before the command was retried', last), attempts: f.attempt + 1 });
       p.deadLetters.add(f, item.firstAt, now);
     }
     for (const h of p.breakers.takeHeld()) {
@@ -200,17 +244,18 @@ export class FailurePolicy {
     const breaker = h.job?.handlers[0].breaker ?? (h.record ? p.registry.breakerOf(decodeRecord(h.record).handlerIds[0]) : -1);
     const ledger = p.inFlight.get(h.seq)?.failures;
     const own = ledger?.lastOwnFailure.get(h.handler);
-    const last = own ?? (() => {
-      const b = p.breakers.lastFailure(breaker);
-      return b && { error: b.message, errorName: b.name, errorCode: b.code as FailedAttempt['errorCode'] };
-    })();
+    const b = own === undefined ? p.breakers.lastFailure(breaker) : undefined;
+    const last = own ?? (b && { error: b.message, errorName: b.name, errorCode: b.code as FailedAttempt['errorCode'], stack: undefined });
     const f: FailedAttempt = {
       seq: h.seq, lane: h.lane, topic: h.topic, handler: h.handler, attempt: h.attempt - 1, breaker, refused: false,
       error: `${last?.error ?? `circuit for handler '${h.handler}' was open`} (not delivered: its circuit was open when the bus stopped)`,
-      errorName: last?.errorName, errorCode: last?.errorCode ?? 'ERR_RINGBUS_CIRCUIT_OPEN',
+      errorName: last?.errorName, errorCode: last?.errorCode ?? 'ERR_RINGBUS_CIRCUIT_OPEN', stack: last?.stack,
+      failure: own !== undefined ? failureOf(own) : new CircuitOpenError(h.handler, b?.error?.()),
       record: h.record, job: h.job,
     };
-    p.inFlight.reply(f.seq, { success: false, error: f.error, attempts: h.attempt });
+    p.inFlight.reply(f.seq, {
+      success: false, error: new BusStoppedError('the bus stopped while the command waited for its circuit', f.failure), attempts: h.attempt,
+    });
     p.deadLetters.add(f, ledger?.firstFailureAt.get(h.handler) ?? now, now);
   }
 }

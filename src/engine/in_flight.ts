@@ -13,11 +13,12 @@
  * Deliveries an open circuit holds are outstanding in the event's failure
  * ledger too (created for them if needed): the event settles once they ran.
  */
-import type { DeadLetterErrorCode } from '../dead_letter/dead_letter_entry.js';
+import { BackpressureError, BusStoppedError } from '../errors.js';
 import type { Route } from '../router.js';
-import { RF_BINARY, RF_CONTINUATION, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
+import { RF_BINARY, RF_CONTINUATION, RF_ENCODED, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import type { BusEvent, CommandResult } from '../types.js';
+import type { FailedAttempt } from './failure_policy.js';
 import type { EngineParts } from './parts.js';
 
 /** The failed deliveries of one event, while any waits to run again or to be dead-lettered. */
@@ -29,7 +30,7 @@ export interface FailureLedger {
   /** Epoch ms of each failing delivery's first failure, by handler name. */
   readonly firstFailureAt: Map<string, number>;
   /** Each failing delivery's last failure that ran the handler (a refusal is not the handler's error), by handler name. */
-  readonly lastOwnFailure: Map<string, { error: string; errorName: string | undefined; errorCode: DeadLetterErrorCode }>;
+  readonly lastOwnFailure: Map<string, FailedAttempt>;
   /** Deliveries of the event an open circuit holds now. */
   held: number;
   /** Counted in `heldEvents`: the pass ended and every outstanding delivery is held. */
@@ -49,9 +50,11 @@ export interface TrackedEvent extends InFlightBase {
   readonly kind: 'tracked';
   readonly lane: number;
   readonly payload: unknown;
-  /** RF_BINARY / RF_UNDEFINED, and the encoded payload to write again for each worker stage. */
+  /** RF_BINARY / RF_UNDEFINED / RF_ENCODED, and the encoded payload to write again for each worker stage. */
   readonly payloadFlags: number;
   readonly text: string | undefined;
+  /** RF_ENCODED: the codec's bytes, kept so a later stage carries the payload as it was at publish. */
+  readonly encoded?: Uint8Array | undefined;
   readonly payloadBytes: number;
   readonly sessionId: string | undefined;
   /** A replayed dead letter keeps its id. */
@@ -189,7 +192,11 @@ export class InFlight {
   dropped(seq: number, tracked: boolean): void {
     if (tracked) {
       const e = this.#events.get(seq);
-      this.reply(seq, { success: false, error: `command on topic '${e?.topic}' was dropped (queue.strategy 'drop-oldest')`, attempts: 0 });
+      const topic = e?.topic ?? '';
+      this.reply(seq, {
+        success: false, attempts: 0,
+        error: new BackpressureError(topic, 0, 'dropped', `command on topic '${topic}' was dropped to make room (queue.strategy 'drop-oldest')`),
+      });
       if (e?.kind === 'tracked') e.replay?.done(false); // a replayed dead letter that was dropped is still dead
       this.#events.delete(seq);
     }
@@ -199,7 +206,9 @@ export class InFlight {
   /** The bus stopped with events pending: every waiting command gets its reply, and nothing is followed any more. */
   abandonAll(): void {
     for (const e of this.#events.values()) {
-      if (e.kind === 'tracked') this.reply(e.seq, { success: false, error: 'the bus stopped before the command finished', attempts: 0 });
+      if (e.kind === 'tracked' && e.reply !== undefined && !e.replied) {
+        this.reply(e.seq, { success: false, error: new BusStoppedError('the bus stopped before the command finished'), attempts: 0 });
+      }
     }
     this.#events.clear();
     this.#heldEvents = 0;
@@ -275,6 +284,7 @@ export class InFlight {
       r.setId(e.id);
       r.text = e.text;
       if (e.payloadFlags & RF_BINARY) r.binary = e.payload as Uint8Array;
+      else if (e.payloadFlags & RF_ENCODED) r.binary = e.encoded;
       r.payloadBytes = e.payloadBytes;
       this.#p.lanes.write(e.lane, r);
       r.clear();

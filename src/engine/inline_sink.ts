@@ -4,8 +4,7 @@
  * held or refused deliveries, successes (counters, timing, breaker windows
  * and half-open trials), failures (the failure policy) and finished jobs.
  */
-import { HandlerTimeoutError } from '../errors.js';
-import { circuitOpenMessage } from '../protocol/breaker_words.js';
+import { CircuitOpenError, HandlerTimeoutError } from '../errors.js';
 import { errorMessage, errorName } from '../protocol/error_text.js';
 import type { InlineJob, InlineSink } from '../inline_runner.js';
 import type { Registration } from '../router.js';
@@ -20,6 +19,8 @@ export function inlineSink(p: EngineParts): InlineSink {
       seq: job.seq, lane: laneOf(job.event.priority), topic: job.event.topic, handler: handler.name, attempt: job.event.attempt,
       error: errorMessage(error), errorName: errorName(error) || undefined, refused, breaker: handler.breaker, job, reg: handler,
       errorCode: refused ? 'ERR_RINGBUS_CIRCUIT_OPEN' : error instanceof HandlerTimeoutError ? 'ERR_RINGBUS_HANDLER_TIMEOUT' : 'ERR_RINGBUS_HANDLER_FAILED',
+      // What the handler threw reaches users as the cause of a HandlerFailedError; the bus's own errors as they are.
+      ...(error instanceof CircuitOpenError || error instanceof HandlerTimeoutError ? { failure: error } : { thrown: error }),
     });
     if (!refused && p.options.metrics) p.metrics.handler(handler.name).processing.record(ns);
   };
@@ -31,7 +32,7 @@ export function inlineSink(p: EngineParts): InlineSink {
         p.failures.hold(job.seq, laneOf(job.event.priority), job.event.topic, { name: handler.name, breaker: handler.breaker, handlerId: -1 },
           job.event.attempt, undefined, job, handler, () => job.event.publishedAt);
       } else {
-        failed(job, handler, circuitOpenMessage(handler.name), 0, true);
+        failed(job, handler, new CircuitOpenError(handler.name), 0, true);
       }
     },
     failed: (job, handler, error, ns) => {

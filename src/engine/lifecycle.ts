@@ -69,6 +69,6 @@ export class Lifecycle {
 
   /** The error for a producer that found the bus no longer accepting. */
   stoppedError(): BusStoppedError {
-    return new BusStoppedError(this.publicState);
+    return new BusStoppedError(`the bus is ${this.publicState}`);
   }
 }

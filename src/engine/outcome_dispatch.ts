@@ -5,8 +5,10 @@
  * records (and command results) to the in-flight records.
  */
 import {
-  OutcomeRingReader, OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, type Outcome,
+  OutcomeRingReader, OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_RESULT_BINARY, OUTF_RESULT_BYTES,
+  type Outcome,
 } from '../protocol/outcome_ring.js';
+import { errorMessage } from '../protocol/error_text.js';
 import { RecordHeader, standaloneView } from '../protocol/record.js';
 import type { EngineParts } from './parts.js';
 
@@ -39,8 +41,9 @@ export class OutcomeDispatch {
       case OUT_REFUSED: {
         p.failures.attemptFailed({
           seq: o.seq, lane: this.#lane(o), topic: p.registrar.topicName(o.topicId), handler: p.registrar.handlerName(o.handlerId),
-          attempt: o.attempt, error: o.text, errorName: o.name || undefined,
-          errorCode: o.kind === OUT_REFUSED ? 'ERR_RINGBUS_CIRCUIT_OPEN' : 'ERR_RINGBUS_HANDLER_FAILED',
+          attempt: o.attempt, error: o.text, errorName: o.name || undefined, stack: o.stack || undefined,
+          // The worker reports a module or export that does not load as a HandlerLoadError (handler_table.ts).
+          errorCode: o.kind === OUT_REFUSED ? 'ERR_RINGBUS_CIRCUIT_OPEN' : o.name === 'HandlerLoadError' ? 'ERR_RINGBUS_HANDLER_LOAD' : 'ERR_RINGBUS_HANDLER_FAILED',
           refused: o.kind === OUT_REFUSED, record: o.record, handlerId: o.handlerId, breaker: p.registry.breakerOf(o.handlerId),
         });
         break;
@@ -59,11 +62,23 @@ export class OutcomeDispatch {
       case OUT_DONE: {
         const failed = (o.flags & OUTF_FAILED) !== 0;
         let result: unknown;
-        if (!failed && o.text !== '' && p.inFlight.command(o.seq) !== undefined) {
-          try {
-            result = JSON.parse(o.text);
-          } catch {
-            result = undefined;
+        if (!failed && p.inFlight.command(o.seq) !== undefined) {
+          if (o.flags & OUTF_RESULT_BINARY) {
+            result = o.record ?? new Uint8Array(0); // already this entry's own copy
+          } else if (o.flags & OUTF_RESULT_BYTES) {
+            // A structured or custom codec's bytes (the record section is this entry's own copy).
+            try {
+              result = p.codec.decode(o.record ?? new Uint8Array(0));
+            } catch (err) {
+              p.log.warn({ topic: p.registrar.topicName(o.topicId), codec: p.codec.name, err: errorMessage(err) },
+                'a command result could not be decoded; the command resolves with result undefined');
+            }
+          } else if (o.text !== '') {
+            try {
+              result = JSON.parse(o.text);
+            } catch {
+              result = undefined;
+            }
           }
         }
         p.inFlight.recordDone(o.seq, o.attempt, failed, result, (o.flags & OUTF_DETACHED) !== 0);

@@ -22,6 +22,7 @@ import type { InFlight } from './in_flight.js';
 import type { Lanes } from './lanes.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { OutcomeDispatch } from './outcome_dispatch.js';
+import type { BusCodec } from './payload_encoding.js';
 import type { Publisher } from './publisher.js';
 import type { Registrar } from './registrar.js';
 import type { SlotPool } from './slot_pool.js';
@@ -37,6 +38,8 @@ export interface EngineParts {
   readonly memory: SharedBusMemory;
   readonly control: Int32Array;
   readonly counters: EngineCounters;
+  /** The payload codec on main (encode at publish, decode results and dead letters) and the strict JSON check. */
+  readonly codec: BusCodec;
   readonly lifecycle: Lifecycle;
   readonly queue: BoundedEventQueue;
   readonly registry: SharedRegistryWriter;

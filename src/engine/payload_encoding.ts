@@ -1,17 +1,97 @@
 /**
  * Validates one publish's arguments and encodes its payload and session into
  * the publisher's reusable record, before anything is counted: a bad
- * argument throws and leaves no trace.
+ * argument throws and leaves no trace. Owns the bus's codec on the main
+ * thread (BusCodec): payloads out, worker command results and dead letters
+ * back in, and the strict JSON check.
  */
+import { NotStartedError } from '../errors.js';
+import { STRUCTURED_CODEC, codecName, loadCodec, unserializablePath, type CodecSpec, type PayloadCodec } from '../protocol/codec.js';
 import { errorMessage } from '../protocol/error_text.js';
+import { jsonExact, jsonLoss } from '../protocol/json_check.js';
 import { MAX_SESSION_BYTES } from '../protocol/limits.js';
-import { RF_BINARY, RF_UNDEFINED, type RecordEncoder } from '../protocol/record.js';
+import { RF_BINARY, RF_ENCODED, RF_UNDEFINED, type RecordEncoder } from '../protocol/record.js';
+import type { ResolvedOptions } from '../options.js';
 import type { PublishOptions } from '../types.js';
 import { PUBLISH_OPTIONS, checkOptionsObject, checkTopic, laneOf } from './validation.js';
 
+/**
+ * The bus's codec on main. 'json' needs nothing loaded; 'structured' is
+ * ready at once; a custom codec module is imported by `load()` (start()),
+ * so until then only payloads that do not need it (Uint8Array, undefined)
+ * can be published.
+ */
+export class BusCodec {
+  readonly spec: CodecSpec;
+  /** Codec 'json' with `strictPayloads`: payloads and worker command results JSON would change are refused. */
+  readonly strict: boolean;
+  readonly maxPayloadBytes: number;
+  /** Undefined for 'json', and for a custom codec until `load()` has imported it. */
+  #codec: PayloadCodec | undefined;
+  #loading: Promise<void> | undefined;
+
+  constructor(options: Pick<ResolvedOptions, 'codec' | 'strictPayloads' | 'queue'>) {
+    this.spec = options.codec;
+    this.strict = options.codec === 'json' && options.strictPayloads;
+    this.maxPayloadBytes = options.queue.maxPayloadBytes;
+    if (options.codec === 'structured') this.#codec = STRUCTURED_CODEC;
+  }
+
+  get isJson(): boolean {
+    return this.spec === 'json';
+  }
+
+  get name(): string {
+    return codecName(this.spec);
+  }
+
+  /** The loaded codec (structured or custom); undefined for 'json' or before `load()`. */
+  get codec(): PayloadCodec | undefined {
+    return this.#codec;
+  }
+
+  /** Imports a custom codec module (once); rejects naming the module and export. */
+  load(): Promise<void> {
+    if (this.#codec !== undefined || this.isJson) return Promise.resolve();
+    this.#loading ??= loadCodec(this.spec).then((c) => {
+      this.#codec = c;
+    }, (err: unknown) => {
+      this.#loading = undefined; // a later start() (once the module is fixed) imports it again
+      throw err;
+    });
+    return this.#loading;
+  }
+
+  /** Bytes of a payload under a structured or custom codec; a TypeError naming the topic if it cannot encode. */
+  encodePayload(topic: string, payload: unknown): Uint8Array {
+    const c = this.#codec;
+    if (c === undefined) {
+      throw new NotStartedError(`publishing to topic '${topic}' with codec module ${this.name} (start() loads it)`);
+    }
+    try {
+      return c.encode(payload);
+    } catch (err) {
+      const where = this.spec === 'structured' ? unserializablePath(payload, 'payload') : undefined;
+      throw new TypeError(`payload for topic '${topic}' cannot be encoded with codec ${this.name}: ${where ?? errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  /** Any value's bytes (a dead letter's payload for the file); the codec must be loaded. */
+  encode(value: unknown): Uint8Array {
+    if (this.#codec === undefined) throw new Error(`ringbus: codec ${this.name} is not loaded`);
+    return this.#codec.encode(value);
+  }
+
+  /** Bytes the codec made (a worker command result, a record's payload, a dead letter) back to a value. */
+  decode(bytes: Uint8Array): unknown {
+    if (this.#codec === undefined) throw new Error(`ringbus: codec ${this.name} is not loaded`);
+    return this.#codec.decode(bytes);
+  }
+}
+
 /** Fills `r` with the payload and session; returns the event's lane. */
 export function encodePublish(r: RecordEncoder, topic: string, payload: unknown, options: PublishOptions | undefined,
-  session: string | undefined, maxPayloadBytes: number, allowed: readonly string[] = PUBLISH_OPTIONS): number {
+  session: string | undefined, codec: BusCodec, allowed: readonly string[] = PUBLISH_OPTIONS): number {
   checkTopic(topic);
   checkOptionsObject(`publish options for topic '${topic}'`, options, allowed);
   const lane = laneOf(options?.priority);
@@ -25,28 +105,49 @@ export function encodePublish(r: RecordEncoder, topic: string, payload: unknown,
     throw new RangeError(`sessionId for topic '${topic}' is ${r.sessionBytes} bytes; the most is ${MAX_SESSION_BYTES}`);
   }
   if (payload instanceof Uint8Array) {
+    // Raw bytes under every codec: the fastest path stays the fastest.
     r.flags = RF_BINARY;
     r.binary = payload;
     r.payloadBytes = payload.byteLength;
+  } else if (payload === undefined) {
+    r.flags = RF_UNDEFINED;
+    r.payloadBytes = 0;
+  } else if (!codec.isJson) {
+    const bytes = codec.encodePayload(topic, payload);
+    r.flags = RF_ENCODED;
+    r.binary = bytes;
+    r.payloadBytes = bytes.byteLength;
   } else {
-    let text: string | undefined;
-    try {
-      text = JSON.stringify(payload);
-    } catch (err) {
-      throw new TypeError(`payload for topic '${topic}' cannot be encoded as JSON: ${errorMessage(err)}`);
-    }
-    if (text === undefined) {
-      if (payload !== undefined) throw new TypeError(`payload for topic '${topic}' cannot be encoded as JSON (a ${typeof payload})`);
-      r.flags = RF_UNDEFINED;
-      r.payloadBytes = 0;
-    } else {
-      r.flags = 0;
-      r.text = text;
-      r.payloadBytes = Buffer.byteLength(text);
-    }
+    const text = jsonText(topic, payload, codec.strict);
+    r.flags = 0;
+    r.text = text;
+    r.payloadBytes = Buffer.byteLength(text);
   }
-  if (r.payloadBytes > maxPayloadBytes) {
-    throw new RangeError(`payload for topic '${topic}' is ${r.payloadBytes} bytes, more than queue.maxPayloadBytes (${maxPayloadBytes})`);
+  if (r.payloadBytes > codec.maxPayloadBytes) {
+    throw new RangeError(`payload for topic '${topic}' is ${r.payloadBytes} bytes, more than queue.maxPayloadBytes (${codec.maxPayloadBytes})`);
   }
   return lane;
+}
+
+/**
+ * A payload as JSON text. What JSON cannot encode (a cycle, a BigInt, a
+ * function alone) is a TypeError naming the path; with `strict`, so is
+ * what it would silently change. The check runs after stringify succeeded,
+ * and costs one cheap walk (see json_check.ts).
+ */
+function jsonText(topic: string, payload: unknown, strict: boolean): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(payload);
+  } catch (err) {
+    const why = jsonLoss(payload, 'payload') ?? errorMessage(err);
+    throw new TypeError(`payload for topic '${topic}' cannot be encoded as JSON: ${why}`, { cause: err });
+  }
+  if (strict && !jsonExact(payload)) {
+    // The prefilter said maybe: the full walk decides, and names the path.
+    const why = jsonLoss(payload, 'payload');
+    if (why !== undefined) throw new TypeError(`payload for topic '${topic}' cannot be sent as JSON: ${why}`);
+  }
+  if (text === undefined) throw new TypeError(`payload for topic '${topic}' cannot be encoded as JSON (a ${typeof payload})`);
+  return text;
 }

@@ -5,9 +5,9 @@
  * its first stage (a record in its lane, or an inline job). Owns the
  * reusable record every publish encodes into, and event numbering.
  */
-import { BackpressureError, BusStoppedError, CircuitOpenError } from '../errors.js';
+import { BackpressureError, BusStoppedError, CircuitOpenError, NoHandlerError } from '../errors.js';
 import { LANE_COUNT } from '../protocol/layout.js';
-import { RecordEncoder, RF_COMMAND, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
+import { RecordEncoder, RF_COMMAND, RF_ENCODED, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
 import type { Registration, Route } from '../router.js';
@@ -31,13 +31,13 @@ export class Publisher {
   }
 
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
-    const lane = encodePublish(this.encoder, topic, payload, options, session, this.#p.options.queue.maxPayloadBytes);
+    const lane = encodePublish(this.encoder, topic, payload, options, session, this.#p.codec);
     return this.#publishEncoded(topic, payload, lane);
   }
 
   async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
     const p = this.#p;
-    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes, PUBLISH_ASYNC_OPTIONS);
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS);
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const strategy = p.options.queue.strategy;
     if (strategy === 'drop-oldest' || !p.lifecycle.accepting) return this.#publishEncoded(topic, payload, lane);
@@ -62,22 +62,25 @@ export class Publisher {
 
   async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
     const p = this.#p;
-    const lane = encodePublish(this.encoder, topic, payload, options, session, p.options.queue.maxPayloadBytes, PUBLISH_ASYNC_OPTIONS);
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS);
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const route = p.router.commandRoute(topic);
-    if (route === undefined) return { success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 };
+    if (route === undefined) return { success: false, error: new NoHandlerError(topic), attempts: 0 };
     const handler = route.stages[0].handlers[0];
-    if (!p.breakers.allows(handler.breaker)) return { success: false, error: new CircuitOpenError(handler.name).message, attempts: 0 };
+    if (!p.breakers.allows(handler.breaker)) {
+      return { success: false, error: new CircuitOpenError(handler.name, p.breakers.lastFailure(handler.breaker)?.error?.()), attempts: 0 };
+    }
     if (p.options.queue.strategy === 'drop-oldest' && p.lifecycle.accepting && !p.queue.hasRoom() && !this.#dropOldest(lane)) {
       this.#droppedAtPublish(topic);
-      return { success: false, error: `command on topic '${topic}' was dropped: the queue is full of higher-priority events`, attempts: 0 };
+      const message = `command on topic '${topic}' was dropped: the queue is full of higher-priority events`;
+      return { success: false, error: new BackpressureError(topic, 0, 'dropped', message), attempts: 0 };
     }
     try {
       return await this.#withRoom(topic, timeoutMs, (reserved) =>
         new Promise<CommandResult>((resolve) => this.#commit(topic, payload, lane, reserved, resolve)),
       );
     } catch (err) {
-      if (err instanceof BackpressureError || err instanceof BusStoppedError) return { success: false, error: err.message, attempts: 0 };
+      if (err instanceof BackpressureError || err instanceof BusStoppedError) return { success: false, error: err, attempts: 0 };
       throw err;
     }
   }
@@ -90,8 +93,7 @@ export class Publisher {
     const p = this.#p;
     if (!p.lifecycle.accepting || !p.queue.hasRoom()) return false;
     const { event } = entry;
-    const lane = encodePublish(this.encoder, event.topic, event.payload, { priority: event.priority }, event.sessionId,
-      p.options.queue.maxPayloadBytes);
+    const lane = encodePublish(this.encoder, event.topic, event.payload, { priority: event.priority }, event.sessionId, p.codec);
     this.encoder.setId(event.id);
     this.#commit(event.topic, event.payload, lane, false, undefined, p.router.single(reg), { entryId: entry.id, eventId: event.id, done });
     return true;
@@ -178,7 +180,7 @@ export class Publisher {
     const r = this.encoder;
     if (route === undefined || route.stages.length === 0) {
       // No handler (or the command handler went away while waiting for room).
-      reply?.({ success: false, error: `no command handler registered for topic '${topic}'`, attempts: 0 });
+      reply?.({ success: false, error: new NoHandlerError(topic), attempts: 0 });
       r.clear();
       if (backpressureOn) this.backpressureChanged(true);
       p.inFlight.settle(1);
@@ -188,6 +190,7 @@ export class Publisher {
     if (tracked) {
       p.inFlight.track({
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
+        encoded: r.flags & RF_ENCODED ? r.binary : undefined,
         sessionId: r.session, id: replay?.eventId, route, stage: 0, reply, replied: false, replay, failures: undefined,
       });
     }

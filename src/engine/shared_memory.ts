@@ -38,5 +38,7 @@ export function allocateSharedMemory(options: ResolvedOptions, registry: SharedA
     metrics: Array.from({ length: slots }, () => new SharedArrayBuffer(MAILBOX_BYTES)),
     // Event ids are this prefix + the event's seq: unique across buses and restarts.
     idPrefix: `${randomBytes(6).toString('base64url')}-`,
+    codec: options.codec,
+    strictPayloads: options.codec === 'json' && options.strictPayloads,
   };
 }

@@ -5,10 +5,10 @@
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { HandlerLoadError } from '../errors.js';
-import { isTypeScriptModule, type WorkerHandlerRef } from '../handler_ref.js';
+import { isTypeScriptModule, tsxMissingMessage, type WorkerHandlerRef } from '../handler_ref.js';
 import { WORKERS_READY, type SharedBusMemory } from '../protocol/layout.js';
 import type { ProbeResult, RuntimeTask } from '../protocol/task.js';
 import type { ResolvedOptions } from '../options.js';
@@ -38,12 +38,12 @@ function runtimeLocation(refs: readonly WorkerHandlerRef[]): { filename: string;
   const fromSource = import.meta.url.endsWith('.ts');
   const filename = new URL(`../../workers/${fromSource ? 'typescript_entry.mjs' : 'runtime.js'}`, import.meta.url).href;
   const typeScript = refs.find(isTypeScriptModule);
-  if (!fromSource && typeScript === undefined) return { filename, tsxEsmApi: undefined };
+  // Looked up even with no TypeScript handler yet, so one registered after start() loads too (workers
+  // import tsx only for a .ts module).
   const tsx = resolveTsx();
-  if (tsx === undefined) {
-    throw new HandlerLoadError(
-      `TypeScript worker handler module ${typeScript?.module ?? ''} needs tsx: install it (npm i -D tsx) or build the handlers to .js`,
-    );
+  if (tsx === undefined && typeScript !== undefined) throw new HandlerLoadError(tsxMissingMessage(typeScript.module));
+  if (tsx === undefined && fromSource) {
+    throw new HandlerLoadError(`ringbus runs from its TypeScript source (${fileURLToPath(filename)}) and needs tsx: install it (npm i -D tsx)`);
   }
   return { filename, tsxEsmApi: tsx };
 }

@@ -8,7 +8,11 @@ import type { WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
 import type { BusStats } from '../types.js';
 import { LatencyAccumulator } from './latency_accumulator.js';
 
-/** Percentiles of a latency, in seconds. */
+/**
+ * Percentiles of a latency, in seconds.
+ *
+ * @group Metrics
+ */
 export interface LatencySummary {
   count: number;
   /** Sum of the observations (from the bucket midpoints: within 0.4%). */
@@ -19,7 +23,11 @@ export interface LatencySummary {
   max: number;
 }
 
-/** `bus.metrics.snapshot()`: plain numbers, names fixed (dashboards are built on them). */
+/**
+ * `bus.metrics.snapshot()`: plain numbers, names fixed (dashboards are built on them).
+ *
+ * @group Metrics
+ */
 export interface MetricsSnapshot {
   events_published_total: number;
   /** Successful deliveries (event × handler). */
@@ -118,6 +126,8 @@ function addTo(map: Map<string, LatencyAccumulator>, key: string, from: LatencyA
  * latency distributions are counted where they happen (each worker for its
  * deliveries, main for inline ones) and merged into HDR histograms only when
  * someone reads them: `snapshot()` or a Prometheus scrape.
+ *
+ * @group Metrics
  */
 export class BusMetrics {
   /** prom-client registry with every ringbus metric; merge it into an app's own with `Registry.merge`. */

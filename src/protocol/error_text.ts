@@ -2,7 +2,7 @@
  * What a thrown value becomes as text, on either thread: never throws itself,
  * whatever was thrown, and fits the error text an outcome entry carries.
  */
-import { MAX_ERROR_NAME_LENGTH, MAX_ERROR_TEXT_BYTES } from './limits.js';
+import { MAX_ERROR_NAME_LENGTH, MAX_ERROR_STACK_BYTES, MAX_ERROR_TEXT_BYTES } from './limits.js';
 
 /** A thrown value as text (null-prototype objects, revoked proxies and non-string messages included). */
 export function errorMessage(err: unknown): string {
@@ -20,11 +20,26 @@ export function errorMessage(err: unknown): string {
 
 /** `errorMessage`, cut to at most MAX_ERROR_TEXT_BYTES of UTF-8 (on a character boundary). */
 export function errorText(err: unknown): string {
-  const text = errorMessage(err);
+  return cutUtf8(errorMessage(err), MAX_ERROR_TEXT_BYTES);
+}
+
+/** A thrown Error's stack, cut to at most MAX_ERROR_STACK_BYTES ('' when it has none); never throws. */
+export function errorStack(err: unknown): string {
+  try {
+    if (!(err instanceof Error)) return '';
+    const stack = err.stack;
+    return typeof stack === 'string' ? cutUtf8(stack, MAX_ERROR_STACK_BYTES) : '';
+  } catch {
+    return '';
+  }
+}
+
+/** `text`, cut to at most `max` bytes of UTF-8 on a character boundary. */
+function cutUtf8(text: string, max: number): string {
   // A UTF-16 unit is at most 3 UTF-8 bytes: short texts need no measuring.
-  if (text.length * 3 <= MAX_ERROR_TEXT_BYTES || Buffer.byteLength(text) <= MAX_ERROR_TEXT_BYTES) return text;
-  let cut = text.slice(0, MAX_ERROR_TEXT_BYTES);
-  while (Buffer.byteLength(cut) > MAX_ERROR_TEXT_BYTES) cut = cut.slice(0, Math.floor(cut.length * 0.9));
+  if (text.length * 3 <= max || Buffer.byteLength(text) <= max) return text;
+  let cut = text.slice(0, max);
+  while (Buffer.byteLength(cut) > max) cut = cut.slice(0, Math.floor(cut.length * 0.9));
   // Never end on half a surrogate pair.
   const last = cut.charCodeAt(cut.length - 1);
   return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;

@@ -52,6 +52,8 @@
  * most 1 GiB. `pos & mask` is the byte offset inside the ring.
  */
 
+import type { CodecSpec } from './codec.js';
+
 export const CACHE_LINE_WORDS = 16;
 
 export const STOP = 0;
@@ -108,4 +110,8 @@ export interface SharedBusMemory {
   breakerCounters: SharedArrayBuffer[];
   /** file: URL of tsx's ESM API, when workers must import TypeScript handler modules. */
   tsxEsmApi?: string | undefined;
+  /** The payload codec: each worker decodes payloads and encodes command results with it (a module: imported once per worker). */
+  codec: CodecSpec;
+  /** Codec 'json': a command result JSON would change fails the command (`strictPayloads`). */
+  strictPayloads: boolean;
 }

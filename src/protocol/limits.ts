@@ -9,6 +9,8 @@ import { align8 } from './layout.js';
 
 /** Error text a worker reports per failure, in UTF-8 bytes (longer messages are cut); its name adds at most 3 × 128 more. */
 export const MAX_ERROR_TEXT_BYTES = 4096;
+/** A thrown error's stack a worker reports, in UTF-8 bytes (longer stacks are cut). */
+export const MAX_ERROR_STACK_BYTES = 8192;
 /** Characters of a thrown error's `name` kept. */
 export const MAX_ERROR_NAME_LENGTH = 128;
 const MAX_ERROR_NAME_BYTES = 3 * MAX_ERROR_NAME_LENGTH;
@@ -34,4 +36,4 @@ export const largestRecordBytes = (maxPayloadBytes: number): number => align8(MA
 
 /** The largest outcome entry: a failure carrying its error text and a copy of the largest record. */
 export const largestOutcomeBytes = (maxPayloadBytes: number): number =>
-  align8(OUT_HEADER_BYTES + MAX_ERROR_NAME_BYTES + MAX_ERROR_TEXT_BYTES + largestRecordBytes(maxPayloadBytes));
+  align8(OUT_HEADER_BYTES + MAX_ERROR_NAME_BYTES + MAX_ERROR_TEXT_BYTES + MAX_ERROR_STACK_BYTES + largestRecordBytes(maxPayloadBytes));

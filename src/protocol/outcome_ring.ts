@@ -10,12 +10,13 @@
  *    +16 i32 handlerId     (-1 for whole-record outcomes)
  *    +20 i32 attempt
  *    +24 i32 textBytes     error message, or JSON of a command result
- *    +28 i32 recordBytes   copy of the record (for a retry), 0 if not kept
+ *    +28 i32 recordBytes   copy of the record (for a retry), 0 if not kept; with
+ *                          OUTF_RESULT_BYTES: a command result's codec bytes instead
  *    +32 i32 topicId
  *    +36 i32 nameBytes     the first nameBytes of the text are the thrown error's `name`
  *    +40 i32 flags         OUTF_* below
- *    +44 i32 (reserved)
- *    +48 text (name, then message), then record
+ *    +44 i32 stackBytes    the last stackBytes of the text are the thrown error's stack
+ *    +48 text (name, then message, then stack), then record
  *
  * Cursors: the slot's OUT_WRITE (worker) and OUT_READ (main) words in the
  * control block. Sized by the engine to hold at least two of the largest
@@ -33,6 +34,7 @@ export const OUT_RECORD_BYTES = 28;
 export const OUT_TOPIC = 32;
 export const OUT_NAME_BYTES = 36;
 export const OUT_FLAGS = 40;
+export const OUT_STACK_BYTES = 44;
 export const OUT_HEADER_BYTES = 48;
 
 export const OUT_PAD = 0;
@@ -53,6 +55,14 @@ export const OUTF_FAILED = 1 << 0;
 export const OUTF_DETACHED = 1 << 1;
 /** OUT_FAILED: the delivery was a half-open trial. */
 export const OUTF_TRIAL = 1 << 2;
+/**
+ * OUT_DONE: the record section holds the command result encoded by the bus
+ * codec ('structured' or custom), not a record copy; without it a result
+ * travels as JSON text.
+ */
+export const OUTF_RESULT_BYTES = 1 << 3;
+/** OUT_DONE with OUTF_RESULT_BYTES: the result was a Uint8Array, sent as its raw bytes (like a binary payload, under every codec). */
+export const OUTF_RESULT_BINARY = 1 << 4;
 
 /** One report from a worker that success alone could not imply. */
 export interface Outcome {
@@ -64,6 +74,8 @@ export interface Outcome {
   text: string;
   /** The `name` of the thrown error (failures only; '' when it was not an Error). */
   name: string;
+  /** The thrown error's stack (failures only; '' when it had none). */
+  stack: string;
   /** OUTF_* bits. */
   flags: number;
   /** The record as it was run, when the bus keeps failed records for a retry. */
@@ -97,10 +109,12 @@ export class OutcomeRingWriter {
   }
 
   tryWrite(kind: number, seq: number, topicId: number, handlerId: number, attempt: number, text: string, record: Uint8Array | undefined,
-    name = '', flags = 0): boolean {
+    name = '', flags = 0, stack = ''): boolean {
     const c = this.#control;
     const nameBytes = name === '' ? 0 : Buffer.byteLength(name);
-    const textBytes = nameBytes + Buffer.byteLength(text);
+    const stackBytes = stack === '' ? 0 : Buffer.byteLength(stack);
+    const messageBytes = Buffer.byteLength(text);
+    const textBytes = nameBytes + messageBytes + stackBytes;
     const recordBytes = record === undefined ? 0 : record.byteLength;
     const bytes = align8(OUT_HEADER_BYTES + textBytes + recordBytes);
     const write = Atomics.load(c, slotWord(this.#slot, SLOT_OUT_WRITE));
@@ -126,8 +140,10 @@ export class OutcomeRingWriter {
     this.#i32[(off + OUT_RECORD_BYTES) >> 2] = recordBytes;
     this.#i32[(off + OUT_NAME_BYTES) >> 2] = nameBytes;
     this.#i32[(off + OUT_FLAGS) >> 2] = flags;
+    this.#i32[(off + OUT_STACK_BYTES) >> 2] = stackBytes;
     if (nameBytes > 0) this.#bytes.write(name, off + OUT_HEADER_BYTES, 'utf8');
     this.#bytes.write(text, off + OUT_HEADER_BYTES + nameBytes, 'utf8');
+    if (stackBytes > 0) this.#bytes.write(stack, off + OUT_HEADER_BYTES + nameBytes + messageBytes, 'utf8');
     if (record !== undefined) this.#bytes.set(record, off + OUT_HEADER_BYTES + textBytes);
     Atomics.store(c, slotWord(this.#slot, SLOT_OUT_WRITE), (pos + bytes) | 0);
     return true;
@@ -172,14 +188,17 @@ function drainOutcomes(control: Int32Array, i32: Int32Array, f64: Float64Array, 
       const recordBytes = i32[(off + OUT_RECORD_BYTES) >> 2];
       const textAt = off + OUT_HEADER_BYTES;
       const nameBytes = i32[(off + OUT_NAME_BYTES) >> 2];
+      const stackBytes = i32[(off + OUT_STACK_BYTES) >> 2];
+      const textEnd = textAt + textBytes - stackBytes;
       sink({
         kind,
         seq: f64[(off + OUT_SEQ) >> 3],
         topicId: i32[(off + OUT_TOPIC) >> 2],
         handlerId: i32[(off + OUT_HANDLER) >> 2],
         attempt: i32[(off + OUT_ATTEMPT) >> 2],
-        text: bytes.toString('utf8', textAt + nameBytes, textAt + textBytes),
+        text: bytes.toString('utf8', textAt + nameBytes, textEnd),
         name: nameBytes > 0 ? bytes.toString('utf8', textAt, textAt + nameBytes) : '',
+        stack: stackBytes > 0 ? bytes.toString('utf8', textEnd, textAt + textBytes) : '',
         flags: i32[(off + OUT_FLAGS) >> 2],
         record: recordBytes > 0 ? u8.slice(textAt + textBytes, textAt + textBytes + recordBytes) : undefined,
       });

@@ -15,12 +15,14 @@
  *    +40 i32 sessionBytes
  *    +44 i32 idBytes       > 0: the event id is given (a replayed dead letter keeps its id)
  *    +48 i32[handlerCount] handler ids, in the order they must run
- *        utf8 session id, utf8 event id, then payload bytes (JSON text or raw binary)
+ *        utf8 session id, utf8 event id, then payload bytes: JSON text, raw binary
+ *        (RF_BINARY), or the bus codec's bytes (RF_ENCODED, see codec.ts)
  *
  * A PAD record (flags = RF_PAD, recordBytes = the rest of the ring) fills the
  * tail of a ring when the next record would not fit before the end: records
  * are never split across the wrap.
  */
+import type { PayloadCodec } from './codec.js';
 import { align8 } from './layout.js';
 
 export const REC_BYTES = 0;
@@ -51,6 +53,13 @@ export const RF_CONTINUATION = 1 << 5;
  * open circuit held. Its completion settles that delivery, not a stage.
  */
 export const RF_DETACHED = 1 << 6;
+/**
+ * Payload bytes came from the bus's codec ('structured' or a custom one):
+ * decode them with the same codec. Never set with codec 'json' (text), nor
+ * for Uint8Array (RF_BINARY) or undefined (RF_UNDEFINED) payloads, which
+ * travel the same under every codec.
+ */
+export const RF_ENCODED = 1 << 7;
 export const RF_LANE_SHIFT = 8;
 const RF_LANE_MASK = 3;
 
@@ -247,7 +256,7 @@ export class RecordHeader {
     return this.idBytes > 0 ? view.bytes.toString('utf8', this.idAt, this.idAt + this.idBytes) : undefined;
   }
 
-  /** A JSON (or undefined) payload, decoded. Throws what JSON.parse throws. Not for RF_BINARY records. */
+  /** A JSON (or undefined) payload, decoded. Throws what JSON.parse throws. Not for RF_BINARY or RF_ENCODED records. */
   jsonPayload(view: RecordView): unknown {
     if (this.flags & RF_UNDEFINED) return undefined;
     return JSON.parse(view.bytes.toString('utf8', this.payloadAt, this.payloadAt + this.payloadBytes));
@@ -276,17 +285,35 @@ export interface DecodedRecord {
   handlerIds: Int32Array;
   sessionId: string | undefined;
   id: string | undefined;
-  payload: unknown;
+  /** Decoded when read (most callers want only the header): a copy, never a view into `src`. */
+  readonly payload: unknown;
 }
 
-export function decodeRecord(src: Uint8Array): DecodedRecord {
+/**
+ * A standalone record, decoded. The payload is decoded only if `payload` is
+ * read; an RF_ENCODED payload needs the bus's `codec` then (reading it
+ * without one throws).
+ */
+export function decodeRecord(src: Uint8Array, codec?: PayloadCodec): DecodedRecord {
   const view = standaloneView(src);
   const h = new RecordHeader().read(view, 0);
+  let decoded = false;
+  let payload: unknown;
   return {
     flags: h.flags, lane: h.lane, topicId: h.topicId, attempt: h.attempt, seq: h.seq, publishedAt: h.publishedAt,
     handlerIds: view.i32.slice(h.handlersWord, h.handlersWord + h.handlerCount),
     sessionId: h.sessionId(view), id: h.id(view),
-    payload: h.flags & RF_BINARY ? h.payloadView(view).slice() : h.jsonPayload(view),
+    // Decoded on first read only (most callers need the header), then kept: every read sees the same value.
+    get payload(): unknown {
+      if (decoded) return payload;
+      if (h.flags & RF_BINARY) payload = h.payloadView(view).slice();
+      else if (!(h.flags & RF_ENCODED)) payload = h.jsonPayload(view);
+      else if (codec === undefined) throw new Error('ringbus: an RF_ENCODED payload needs the bus codec to be decoded');
+      // A copy: v8.deserialize returns typed arrays that are views into the bytes it is given.
+      else payload = codec.decode(h.payloadView(view).slice());
+      decoded = true;
+      return payload;
+    },
   };
 }
 

@@ -40,4 +40,10 @@ export interface ProbeResult {
 }
 
 export const PRIORITY_NAMES = ['critical', 'high', 'normal', 'low'] as const;
+/**
+ * An event's (or a handler's) priority lane, highest first: workers serve the highest lane with work,
+ * and a starved lower lane still gets a turn.
+ *
+ * @group Options
+ */
 export type Priority = (typeof PRIORITY_NAMES)[number];
