@@ -12,7 +12,7 @@ import { codecName, unserializablePath, type CodecSpec, type PayloadCodec } from
 import { errorName, errorStack, errorText } from '../src/protocol/error_text.js';
 import { jsonExact, jsonLoss } from '../src/protocol/json_check.js';
 import {
-  MAIN_WAITING, PROGRESS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, slotWord,
+  MAIN_WAITING, PROGRESS, SLOT_BUSY, WAIT_BATCHES, SLOT_CURSOR, SLOT_EPOCH, SLOT_HANDLER_INDEX, SLOT_PROCESSED, SLOT_SETTLED, slotWord,
 } from '../src/protocol/layout.js';
 import type { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
@@ -67,6 +67,8 @@ export class BatchRunner {
   readonly #topics: string[] = [];
   /** Reused across batches: the decoded records of the current one. */
   readonly #batch: BatchRecord[] = [];
+  /** An outcome was written since main was last notified. */
+  #reported = false;
   /** The bus codec ('structured' or custom; undefined for 'json'), set by `useCodec` before the first batch. */
   #codec: PayloadCodec | undefined;
   /** Its name for messages; undefined for 'json'. */
@@ -94,10 +96,21 @@ export class BatchRunner {
     this.#strictResults = spec === 'json' && strictPayloads;
   }
 
-  /** Tells main that a batch ended or an outcome is waiting (it awaits PROGRESS only while MAIN_WAITING). */
+  /** Tells main that an outcome is waiting, or a flush was answered (it awaits PROGRESS only while MAIN_WAITING). */
   notifyMain(): void {
+    this.#reported = false;
     Atomics.add(this.#control, PROGRESS, 1);
     if (Atomics.load(this.#control, MAIN_WAITING) !== 0) Atomics.notify(this.#control, PROGRESS);
+  }
+
+  /**
+   * A batch ended: main hears of it if it wrote outcomes main has not been
+   * told of, or if main asked for every batch (WAIT_BATCHES: someone waits
+   * for room, for drain(), or for overflowed records to move).
+   */
+  batchEnded(): void {
+    if (this.#reported || Atomics.load(this.#control, MAIN_WAITING) === WAIT_BATCHES) this.notifyMain();
+    else Atomics.add(this.#control, PROGRESS, 1);
   }
 
   /**
@@ -261,6 +274,7 @@ export class BatchRunner {
   /** Writes an outcome, waiting for main to make room if the outcome ring is full. */
   #report(out: OutcomeRingWriter, slot: number, kind: number, seq: number, topicId: number,
     handlerId: number, attempt: number, text: string, record: Uint8Array | undefined, name = '', outFlags = 0, stack = ''): void {
+    this.#reported = true;
     while (!out.tryWrite(kind, seq, topicId, handlerId, attempt, text, record, name, outFlags, stack)) {
       this.notifyMain();
       Atomics.wait(this.#control, slotWord(slot, SLOT_BUSY), 1, 5);

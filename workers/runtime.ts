@@ -133,7 +133,7 @@ async function drain(task: DrainTask): Promise<null> {
     Atomics.store(control, slotWord(slot, SLOT_SETTLED), counters.settled);
     Atomics.store(control, slotWord(slot, SLOT_PROCESSED), counters.processed);
     Atomics.store(control, slotWord(slot, SLOT_BUSY), 0);
-    runner.notifyMain();
+    runner.batchEnded();
   }
   metrics.publish(performance.now());
   return null;

@@ -246,7 +246,13 @@ export class InFlight {
    */
   settled(exceptHeld = false): Promise<void> {
     if (this.#drained(exceptHeld)) return Promise.resolve();
-    return new Promise<void>((resolve) => this.#drainWaiters.push({ resolve, exceptHeld }));
+    const settled = new Promise<void>((resolve) => this.#drainWaiters.push({ resolve, exceptHeld }));
+    this.#p.slots.wantProgress();
+    return settled;
+  }
+
+  get hasDrainWaiters(): boolean {
+    return this.#drainWaiters.length > 0;
   }
 
   resolveDrainWaiters(): void {

@@ -38,14 +38,26 @@ export class Lanes {
   /** Writes the encoded record into its lane (or behind the lane's overflow, keeping FIFO order) and signals the workers. */
   write(lane: number, record: RecordEncoder): void {
     const overflow = this.#overflow[lane];
-    if (overflow.length > 0 || !this.#writers[lane].write(record)) overflow.push(record.toStandalone());
+    if (overflow.length > 0 || !this.#writers[lane].write(record)) this.#overflow1(lane, record.toStandalone());
     this.#p.slots.signalWork();
   }
 
   /** Same for a standalone record; the caller signals (or pumps) once it has written what it has. */
   writeEncoded(lane: number, record: Uint8Array): void {
     const overflow = this.#overflow[lane];
-    if (overflow.length > 0 || !this.#writers[lane].writeEncoded(record)) overflow.push(record);
+    if (overflow.length > 0 || !this.#writers[lane].writeEncoded(record)) this.#overflow1(lane, record);
+  }
+
+  #overflow1(lane: number, record: Uint8Array): void {
+    const overflow = this.#overflow[lane];
+    // While records wait in an overflow list, main must hear of every batch that frees ring space.
+    if (overflow.length === 0) this.#p.slots.wantProgress();
+    overflow.push(record);
+  }
+
+  get overflowing(): boolean {
+    for (const overflow of this.#overflow) if (overflow.length > 0) return true;
+    return false;
   }
 
   /** Moves overflowed records into their rings as room appears. */

@@ -102,6 +102,8 @@ export class Publisher {
   backpressureChanged(active: boolean): void {
     const p = this.#p;
     p.log.info({ active, queueSize: p.queue.size, capacity: p.options.queue.capacity }, active ? 'backpressure on' : 'backpressure off');
+    // Backpressure turns off as batches end: main must hear of each while it is on.
+    if (active) p.slots.wantProgress();
     p.emitter.emit('backpressure', { active });
   }
 
@@ -142,7 +144,9 @@ export class Publisher {
     if (p.queue.waiting === 0 && p.queue.hasRoom()) return commit(false);
     const encoded = this.encoder.snapshot();
     this.encoder.clear();
-    const granted = await p.queue.waitForRoom(timeoutMs);
+    const waiting = p.queue.waitForRoom(timeoutMs);
+    p.slots.wantProgress(); // room appears as batches end: main must hear of each
+    const granted = await waiting;
     if (!granted) {
       this.#rejected(topic);
       if (!p.lifecycle.accepting) throw p.lifecycle.stoppedError();

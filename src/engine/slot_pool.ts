@@ -7,7 +7,7 @@
  * the metrics flush handshake.
  */
 import { FLUSH_REQUEST, MAIN_WAITING, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
-  SLOT_PROCESSED, SLOT_SETTLED, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
+  SLOT_PROCESSED, SLOT_SETTLED, WAIT_BATCHES, WAIT_REPORTS, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { readMailbox, resetMailbox, type WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
 import { resetOutcomes } from '../protocol/outcome_ring.js';
@@ -134,6 +134,7 @@ export class SlotPool {
     // Also with timing off: per-handler success counts travel the same way.
     if (this.active.size === 0) return Promise.resolve();
     const request = Atomics.add(this.#control, FLUSH_REQUEST, 1) + 1;
+    this.wantProgress();
     this.wake(Infinity);
     return new Promise((resolve) => {
       this.#flushWaiters.push({ request, resolve });
@@ -227,11 +228,41 @@ export class SlotPool {
       return;
     }
     this.#progressArmed = true;
-    Atomics.store(this.#control, MAIN_WAITING, 1);
+    Atomics.store(this.#control, MAIN_WAITING, this.#wantsEveryBatch() ? WAIT_BATCHES : WAIT_REPORTS);
     const wait = Atomics.waitAsync(this.#control, PROGRESS, this.#progressSeen, PROGRESS_POLL_MS);
     if (wait.async) void wait.value.then(this.#onProgress);
     else queueMicrotask(this.#onProgress);
   }
+
+  /**
+   * Main must hear of every batch while someone waits on what batches free:
+   * producers waiting for room, backpressure waiting to turn off, drain() or
+   * stop(), metrics flushes, records waiting in an overflow list.
+   */
+  #wantsEveryBatch(): boolean {
+    const p = this.#p;
+    return p.queue.waiting > 0 || p.queue.backpressureActive || p.inFlight.hasDrainWaiters || this.#flushWaiters.length > 0 ||
+      p.lanes.overflowing || !p.lifecycle.running;
+  }
+
+  /**
+   * One of the reasons to hear of every batch just began: workers are told,
+   * and what they finished unannounced is collected now.
+   */
+  wantProgress(): void {
+    if (!this.#progressArmed || Atomics.load(this.#control, MAIN_WAITING) === WAIT_BATCHES) return;
+    Atomics.store(this.#control, MAIN_WAITING, WAIT_BATCHES);
+    if (!this.#collectQueued) {
+      this.#collectQueued = true;
+      queueMicrotask(this.#collectNow);
+    }
+  }
+
+  #collectQueued = false;
+  readonly #collectNow = (): void => {
+    this.#collectQueued = false;
+    this.#afterProgress();
+  };
 
   readonly #onProgress = (): void => {
     this.#progressArmed = false;

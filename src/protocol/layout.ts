@@ -30,8 +30,9 @@
  *     0    WORKERS_READY             workers       bumped + notified once by each worker when its runtime loaded
  *     1    WAKE                      main          bumped + notified when a record lands
  *     1    WAKE_PENDING              main/workers  1 = a wake is on its way; a worker clears it before parking
- *     3    PROGRESS                  workers       bumped + notified after each batch
- *     3    MAIN_WAITING              main          1 while main awaits PROGRESS
+ *     3    PROGRESS                  workers       bumped after each batch; notified as MAIN_WAITING asks
+ *     3    MAIN_WAITING              main          0: not waiting; WAIT_REPORTS: wake main for outcomes only;
+ *                                                  WAIT_BATCHES: wake main after every batch
  *     4+2L PUBLISH_POS[L]            main          byte position after the last record
  *     4+2L PUBLISH_COUNT[L]          main          records ever published to lane L
  *     5+2L CLAIM_POS[L]              workers/main  byte position after the last claimed record
@@ -64,6 +65,15 @@ export const WAKE = 1 * CACHE_LINE_WORDS;
 export const WAKE_PENDING = WAKE + 1;
 export const PROGRESS = 3 * CACHE_LINE_WORDS;
 export const MAIN_WAITING = PROGRESS + 1;
+/**
+ * MAIN_WAITING values. With nobody waiting for room, for drain() or for
+ * overflowed records, main needs to hear only of outcomes (failures, command
+ * results, tracked records): capacity is read from the slots' counters when
+ * a publish needs it. Skipping the wake-up after every batch saves main a
+ * futex wake and a turn of its event loop per batch, at every rate.
+ */
+export const WAIT_REPORTS = 1;
+export const WAIT_BATCHES = 2;
 
 export const LANE_COUNT = 4;
 export const publishPosWord = (lane: number): number => (4 + 2 * lane) * CACHE_LINE_WORDS;
