@@ -130,5 +130,11 @@ export interface BusStats {
   held: number;
   /** Unsettled events. */
   queueSize: number;
+  /**
+   * Worker threads running handlers now (not parked): the pool's adapted
+   * size, between 0 (idle) and `pool.maxThreads`. It grows while the backlog
+   * holds more handler time than the running workers clear in a batch.
+   */
+  activeWorkers: number;
   backpressureActive: boolean;
 }

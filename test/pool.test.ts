@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PoolOptions } from '../src/index.js';
-import { busFixture, recorder, type BusUnderTest } from './helpers.js';
+import { busFixture, handler, recorder, until, type BusUnderTest } from './helpers.js';
 
 const setup = busFixture();
 
@@ -56,5 +56,25 @@ describe('pool options', () => {
     expect(keptAfter).toBe(keptBefore);
     expect(lingerAfter).toBe(lingerBefore);
     for (const { bus } of [idle, kept, lingering]) expect(bus.stats()).toMatchObject({ processed: 2, workerCrashes: 0, queueSize: 0 });
+  });
+});
+
+describe('pool sizing', () => {
+  it('runs every worker for heavy handlers, and parks them all once the work is done', async () => {
+    const { bus } = setup({ pool: { maxThreads: 2, lingerMs: 20 } });
+    bus.registerEventHandler('heavy', handler('spin'));
+    await bus.start();
+    // 40 × 5 ms of CPU: far more than one batch's worth (2 ms) waits behind the first worker, which wakes a peer.
+    for (let i = 0; i < 40; i++) bus.publish('heavy', { ms: 5 });
+    let most = 0;
+    while (bus.stats().queueSize > 0) {
+      most = Math.max(most, bus.stats().activeWorkers);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await bus.drain();
+    expect(most).toBe(2);
+    expect(bus.stats().processed).toBe(40);
+    // Idle: the tasks park, then end after lingerMs; nothing runs.
+    await until(() => bus.stats().activeWorkers === 0, 'workers parked');
   });
 });

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LanePicker } from '../src/protocol/lane_picker.js';
 import { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
-  FLUSH_REQUEST, SLEEPERS, SLOT_EPOCH, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
+  FLUSH_REQUEST, SLEEPERS, SLOT_COST_NS, SLOT_EPOCH, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
   type SharedBusMemory,
 } from '../src/protocol/layout.js';
 import { OutcomeRingWriter } from '../src/protocol/outcome_ring.js';
@@ -76,6 +76,20 @@ function pickLane(): number {
   return lanePicker.pick(laneHasRecords);
 }
 
+/**
+ * The pool grows from inside: a worker that leaves more than a batch's worth
+ * of handler time waiting after its claim (BATCH_TARGET_MS; any record while
+ * the cost is unknown) wakes one parked peer. So noop handlers keep one
+ * worker busy and leave the other core to the producer, and heavy handlers
+ * wake every worker within a few records.
+ */
+function wakePeerIfBehind(waiting: number): void {
+  if (waiting === 0 || Atomics.load(control, SLEEPERS) === 0) return;
+  if (msPerRecord > 0 && waiting * msPerRecord <= BATCH_TARGET_MS) return;
+  Atomics.add(control, WAKE, 1);
+  Atomics.notify(control, WAKE, 1);
+}
+
 function batchTarget(waiting: number, task: DrainTask): number {
   let n = Math.ceil(waiting / task.threads);
   if (msPerRecord > 0) n = Math.min(n, Math.max(1, Math.floor(BATCH_TARGET_MS / msPerRecord)));
@@ -123,11 +137,13 @@ async function drain(task: DrainTask): Promise<null> {
     const reader = readers[lane];
     const n = reader.claim(slot, batchTarget(reader.waiting(), task));
     if (n === 0) continue;
+    wakePeerIfBehind(reader.waiting());
     const t0 = performance.now();
     if (!(await runner.run(reader, slot, out, task, counters, metrics))) return null;
     const t1 = performance.now();
     const perRecord = (t1 - t0) / n;
     msPerRecord = msPerRecord === 0 ? perRecord : msPerRecord * 0.8 + perRecord * 0.2;
+    Atomics.store(control, slotWord(slot, SLOT_COST_NS), Math.min(0x7fffffff, Math.max(1, Math.round(msPerRecord * 1e6))));
     // Metrics first: once main sees these events settled, what was measured of them is published or due.
     metrics.maybePublish(t1);
     Atomics.store(control, slotWord(slot, SLOT_SETTLED), counters.settled);

@@ -256,6 +256,7 @@ export class Engine {
       handlerTimeouts: c.handlerTimeouts,
       held: this.#p.breakers.heldCount,
       queueSize: queue.size,
+      activeWorkers: slots.activeWorkers,
       backpressureActive: queue.backpressureActive,
     };
   }

@@ -7,7 +7,7 @@
  * the metrics flush handshake.
  */
 import { FLUSH_REQUEST, MAIN_WAITING, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
-  SLOT_PROCESSED, SLOT_SETTLED, WAIT_BATCHES, WAIT_REPORTS, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
+  SLOT_COST_NS, SLOT_PROCESSED, SLOT_SETTLED, WAIT_BATCHES, WAIT_REPORTS, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { readMailbox, resetMailbox, type WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
 import { resetOutcomes } from '../protocol/outcome_ring.js';
@@ -17,6 +17,12 @@ import { slotCount } from './shared_memory.js';
 import type { EngineParts } from './parts.js';
 import type { WorkerPool } from './worker_pool.js';
 
+/** Records a producer that does not yield may publish while parked workers wait for the queued wake-up. */
+const SYNC_WAKE_AFTER = 128;
+/** Handler time of waiting records one worker is sized for (about one batch's worth: BATCH_TARGET_MS in the runtime). */
+const WORK_PER_WORKER_NS = 2_000_000;
+/** publish() checks whether the pool should grow once in this many signals (a mask): the check reads every slot. */
+const SIZING_EVERY = 63;
 /** How long main waits on PROGRESS before looking anyway (a safety net, not the normal path). */
 const PROGRESS_POLL_MS = 1000;
 /** Pause before submitting again after a task failed outside any batch (e.g. the runtime did not load). */
@@ -62,17 +68,62 @@ export class SlotPool {
 
   /**
    * A record landed: wake a parked worker, or start a task. The wake (a futex
-   * system call, 15–45 µs here) happens once per parking and after the
-   * publishing code's turn (a microtask), so no publish() call pays for it.
+   * system call, 15–45 µs here) happens once per parking, after the
+   * publishing code's turn (a microtask), so a burst published in one turn
+   * wakes a worker once and no publish() call pays for it. But a producer
+   * loop that never yields (`for (…) bus.publish(…)`) would keep its
+   * microtask from running, and parked workers asleep, for the whole loop:
+   * after SYNC_WAKE_AFTER records with a wake still pending, publish wakes a
+   * worker itself.
    */
   signalWork(): void {
     if (!this.#p.lifecycle.dispatching || this.#pool === undefined) return;
     if (Atomics.load(this.#control, SLEEPERS) > 0) {
-      if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) queueMicrotask(this.#wakeOne);
-    } else if (this.#mayStartTask()) {
-      this.#submit();
+      if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) {
+        this.#sincePending = 0;
+        queueMicrotask(this.#wakeOne);
+      } else if (++this.#sincePending >= SYNC_WAKE_AFTER) {
+        this.#sincePending = 0;
+        this.wake(1);
+      }
+    } else if (this.#mayStartTask() && (this.active.size === 0 || (++this.#sinceSizing & SIZING_EVERY) === 0)) {
+      // No worker parked: start one when none runs, else (now and then) when the backlog needs more workers.
+      if (this.active.size === 0 || this.#awake() < this.#workersNeeded()) this.#submit();
     }
   }
+
+  #sinceSizing = 0;
+
+  /** Workers running a task and not parked: the pool's size right now, as stats() shows it. */
+  #awake(): number {
+    return Math.max(0, this.active.size - this.#sleepers());
+  }
+
+  get activeWorkers(): number {
+    return this.#awake();
+  }
+
+  /**
+   * How many workers the backlog needs: its handler time (records × the
+   * slowest running worker's average cost per record) spread so that each
+   * worker has about WORK_PER_WORKER_NS of it; at least one while anything
+   * waits, at most maxThreads. While no worker has measured a cost yet, one
+   * per waiting record. Noop-like handlers thus run on one worker and leave
+   * the other cores to the producer (the main thread is then the
+   * bottleneck); heavy handlers get every core.
+   */
+  #workersNeeded(): number {
+    const backlog = this.#p.lanes.backlog();
+    if (backlog === 0) return 0;
+    let costNs = 0;
+    for (const slot of this.active) costNs = Math.max(costNs, Atomics.load(this.#control, slotWord(slot, SLOT_COST_NS)));
+    const max = this.#p.options.pool.maxThreads;
+    if (costNs === 0) return Math.min(max, backlog);
+    return Math.min(max, Math.max(1, Math.ceil((backlog * costNs) / WORK_PER_WORKER_NS)));
+  }
+
+  /** Records signalled since the pending wake was queued. */
+  #sincePending = 0;
 
   /** Room for one more drain task: a free slot (at most `maxThreads` tasks), and no back-off after a failed task. */
   #mayStartTask(): boolean {
@@ -91,8 +142,10 @@ export class SlotPool {
     const p = this.#p;
     p.lanes.flushOverflow();
     if (!p.lifecycle.dispatching || this.#pool === undefined) return;
-    while (this.#mayStartTask() && p.lanes.backlog() > this.active.size - this.#sleepers()) this.#submit();
-    if (p.lanes.backlog() > 0 && this.#sleepers() > 0) this.wake(Infinity);
+    const needed = this.#workersNeeded();
+    while (this.#mayStartTask() && this.#sleepers() === 0 && this.#awake() < needed) this.#submit();
+    const more = Math.min(this.#sleepers(), needed - this.#awake());
+    if (more > 0) this.wake(more);
   }
 
   /** Aborts a slot's task: Piscina terminates its worker (the only way to stop a synchronous infinite loop). */
@@ -156,7 +209,7 @@ export class SlotPool {
     if (slot === undefined || this.#pool === undefined) return;
     const p = this.#p;
     const c = this.#control;
-    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR]) Atomics.store(c, slotWord(slot, field), 0);
+    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR, SLOT_COST_NS]) Atomics.store(c, slotWord(slot, field), 0);
     Atomics.store(c, slotWord(slot, SLOT_HANDLER_INDEX), -1);
     // A new task has answered no flush request yet.
     Atomics.store(c, slotWord(slot, SLOT_FLUSHED), Atomics.load(c, FLUSH_REQUEST) - 1);

@@ -47,6 +47,8 @@
  *          EPOCH                     bumped by main when a task on the slot ended: a worker whose
  *                                    task's epoch is older (its task was aborted, and Piscina had
  *                                    not stopped the thread yet) stops before it claims or runs more
+ *          COST_NS                   the worker's running average of handler time per record, ns
+ *                                    (0: not measured yet): how main sizes the pool (slot_pool.ts)
  *
  * Positions are byte counters that grow forever and wrap at 2^32; they are
  * compared with serial-number arithmetic (`(a - b) | 0`), so a ring may be at
@@ -94,6 +96,7 @@ export const SLOT_PROCESSED = 8;
 export const SLOT_HANDLER_INDEX = 9;
 export const SLOT_FLUSHED = 10;
 export const SLOT_EPOCH = 11;
+export const SLOT_COST_NS = 12;
 export const slotWord = (slot: number, field: number): number =>
   (FIRST_SLOT_LINE + slot) * CACHE_LINE_WORDS + field;
 
