@@ -18,6 +18,16 @@ export type RingbusErrorCode =
   | 'ERR_RINGBUS_DUPLICATE_COMMAND_HANDLER' | 'ERR_RINGBUS_CONFIG';
 
 /**
+ * Errors the bus itself raised for a delivery (an inline handler's timeout):
+ * told apart from what a handler threw by identity, never by `instanceof` on
+ * a thrown value (which can throw, and which a handler rethrowing another
+ * bus's error would pass).
+ *
+ * @internal
+ */
+export const RAISED_BY_BUS = new WeakSet<object>();
+
+/**
  * Base of every error ringbus raises itself; branch on `code`, which is stable across versions.
  *
  * @group Errors
@@ -154,8 +164,9 @@ export class BusStoppedError extends RingbusError {
  * @group Errors
  */
 export class NotStartedError extends RingbusError {
-  constructor(what: string) {
-    super('ERR_RINGBUS_NOT_STARTED', `${what} on a bus that was never started: call start() first`);
+  /** `what`: the call (e.g. 'drain()'); or, with `message`, the whole message. */
+  constructor(what: string, message?: string) {
+    super('ERR_RINGBUS_NOT_STARTED', message ?? `${what} on a bus that was never started: call start() first`);
   }
 }
 

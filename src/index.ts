@@ -15,7 +15,7 @@ export type { DeadEvent, DeadLetterEntry } from './dead_letter/dead_letter_entry
 export type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 export {
   DEFAULT_OPTIONS, type BackpressureStrategy, type BusOptions, type CircuitBreakerOptions, type CodecModule, type CodecOption,
-  type DeadLetterOptions, type PoolOptions, type QueueOptions, type RetryOptions,
+  type DeadLetterOptions, type MetricsOptions, type PoolOptions, type QueueOptions, type RetryOptions,
 } from './options.js';
 export type { PayloadCodec } from './protocol/codec.js';
 export type { Logger } from './logger.js';

@@ -234,6 +234,35 @@ export interface DeadLetterOptions {
   maxFileBytes?: number;
 }
 
+/**
+ * `metrics`: what the bus times, and how many topics get series of their
+ * own. `metrics: true` is every default; `metrics: false` is
+ * `{ timing: false }` (counters are kept either way).
+ * @group Options
+ */
+export interface MetricsOptions {
+  /**
+   * Time every handler attempt and every event end to end (the latency
+   * summaries of `bus.metrics`). Counters are kept either way; turn timing
+   * off only to measure what it costs.
+   * @default true
+   */
+  timing?: boolean;
+  /**
+   * Topics with series of their own (the `topic` label of the counters and
+   * end-to-end times), in [0, 1000000]. A topic gets one when its first
+   * handler is registered and keeps it until its last handler is
+   * unregistered, which frees it; topics without handlers never get one
+   * (they are counted together under `topic="(no handler)"`). Beyond this
+   * many, further topics with handlers are counted together under
+   * `topic="other"`, and the gauge `metrics_folded_topics` says how many
+   * are. The bound keeps memory and scrapes in proportion: each series
+   * costs a few kB and about 0.6 kB of Prometheus text per scrape.
+   * @default 1000
+   */
+  maxTopics?: number;
+}
+
 /** What `new MessageBus(options)` takes; every field is optional (see each one's `@default`). @group Options */
 export interface BusOptions {
   pool?: PoolOptions;
@@ -317,11 +346,11 @@ export interface BusOptions {
    */
   strictPayloads?: boolean;
   /**
-   * Time every handler attempt and every event end to end (`bus.metrics`).
-   * Counters are kept either way; turn timing off only to measure what it costs.
-   * @default true
+   * What `bus.metrics` measures: `false` turns timing off (counters are kept
+   * either way), an object sets `timing` and `maxTopics` (see MetricsOptions).
+   * @default true (timing on, maxTopics 1000)
    */
-  metrics?: boolean;
+  metrics?: boolean | MetricsOptions;
 }
 
 export interface ResolvedOptions {
@@ -334,7 +363,7 @@ export interface ResolvedOptions {
     Pick<CircuitBreakerOptions, 'slowCallMs' | 'failureThreshold'>) | false;
   deadLetter: (Required<Omit<DeadLetterOptions, 'path'>> & Pick<DeadLetterOptions, 'path'>) | false;
   handlerTimeoutMs: number | false;
-  metrics: boolean;
+  metrics: Required<MetricsOptions>;
   /** The codec, its module resolved to a file: URL and its export named. */
   codec: CodecSpec;
   strictPayloads: boolean;
@@ -374,6 +403,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
   }),
   deadLetter: Object.freeze({ capacity: 1000, maxBytes: 64 * 1024 * 1024, path: undefined as string | undefined, maxFileBytes: 64 * 1024 * 1024 }),
   logLevel: 'warn' as LogLevel,
+  metrics: Object.freeze({ timing: true, maxTopics: 1000 }),
   codec: 'json' as CodecOption,
   strictPayloads: true,
   /** What ResilientMessageBus uses when `handlerTimeoutMs` is not given. */

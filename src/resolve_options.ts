@@ -99,6 +99,19 @@ function resolveCodec(value: unknown): CodecSpec {
   return Object.freeze({ module: url, export: exportName });
 }
 
+/** `metrics`: a boolean is shorthand for `{ timing }`; an object is merged over the defaults. */
+function resolveMetrics(value: unknown): ResolvedOptions['metrics'] {
+  if (value === undefined || typeof value === 'boolean') return { ...DEFAULT_OPTIONS.metrics, timing: value ?? DEFAULT_OPTIONS.metrics.timing };
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`metrics must be a boolean or an object { timing, maxTopics }, got ${show(value)}`);
+  }
+  checkKeys('metrics.', value, Object.keys(DEFAULT_OPTIONS.metrics));
+  const metrics = { ...DEFAULT_OPTIONS.metrics, ...value };
+  if (typeof metrics.timing !== 'boolean') throw new TypeError(`metrics.timing must be a boolean, got ${show(metrics.timing)}`);
+  integer('metrics.maxTopics', metrics.maxTopics, 0, 1_000_000);
+  return metrics;
+}
+
 /** Merges the user's options over the defaults once, and validates every field. */
 export function resolveOptions(options: BusOptions | undefined, resilient = false): ResolvedOptions {
   checkObject('options', options);
@@ -208,8 +221,7 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
       if (v !== undefined && (typeof v !== 'number' || !(v > 0))) throw new RangeError(`pool.resourceLimits.${k} must be a number > 0, got ${show(v)}`);
     }
   }
-  const metrics = o.metrics ?? true;
-  if (typeof metrics !== 'boolean') throw new TypeError(`metrics must be a boolean, got ${show(metrics)}`);
+  const metrics = resolveMetrics(o.metrics);
   const codec = resolveCodec(o.codec ?? DEFAULT_OPTIONS.codec);
   const strictPayloads = o.strictPayloads ?? DEFAULT_OPTIONS.strictPayloads;
   if (typeof strictPayloads !== 'boolean') throw new TypeError(`strictPayloads must be a boolean, got ${show(strictPayloads)}`);

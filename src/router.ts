@@ -51,7 +51,7 @@ const EMPTY: Route = Object.freeze({ topic: '', topicId: -1, stages: Object.free
 /** Which handlers run for a topic, cached per topic until a registration changes it. */
 export class Router {
   readonly #registry: SharedRegistryWriter;
-  readonly #countersFor: (topic: string) => TopicCounters;
+  readonly #countersFor: (topic: string, topicId: number) => TopicCounters;
   readonly #events = new Map<string, Registration[]>();
   readonly #commands = new Map<string, Registration>();
   readonly #routes = new Map<string, Route>();
@@ -59,14 +59,21 @@ export class Router {
 
   readonly #topicGone: (topic: string) => void;
 
-  /** `topicGone`: the topic's last handler (event or command) was unregistered. */
-  constructor(registry: SharedRegistryWriter, countersFor: (topic: string) => TopicCounters, topicGone: (topic: string) => void) {
+  /**
+   * `countersFor`: the topic's metrics counters, asked when its first handler
+   * is registered (so a topic has a series from then on) and again with its
+   * registry id when a route to a worker is built. `topicGone`: the topic's
+   * last handler (event or command) was unregistered.
+   */
+  constructor(registry: SharedRegistryWriter, countersFor: (topic: string, topicId: number) => TopicCounters,
+    topicGone: (topic: string) => void) {
     this.#registry = registry;
     this.#countersFor = countersFor;
     this.#topicGone = topicGone;
   }
 
   add(reg: Registration): () => void {
+    if (!this.#events.has(reg.topic) && !this.#commands.has(reg.topic)) this.#countersFor(reg.topic, -1);
     if (reg.command) {
       if (this.#commands.has(reg.topic)) throw new DuplicateCommandHandlerError(reg.topic);
       this.#commands.set(reg.topic, reg);
@@ -180,7 +187,7 @@ export class Router {
     }
     if (run.length > 0) stages.push(stage(run));
     const topicId = stages.some((s) => s.inWorker) ? this.#registry.topicId(topic) : -1;
-    return Object.freeze({ topic, topicId, stages: Object.freeze(stages), counters: this.#countersFor(topic) });
+    return Object.freeze({ topic, topicId, stages: Object.freeze(stages), counters: this.#countersFor(topic, topicId) });
   }
 }
 

@@ -52,13 +52,14 @@ export class BusSession {
 
   /** As MessageBus.publishAsync, with this session's id. */
   publishAsync(topic: string, payload: unknown, options?: PublishAsyncOptions): Promise<boolean> {
-    this.#assertOpen();
+    // A promise-returning call rejects, like the bus's own, rather than throwing.
+    if (this.#closed) return Promise.reject(new SessionClosedError(this.id));
     return this.#bus.publishAsync(topic, payload, { ...options, sessionId: this.id });
   }
 
   /** As MessageBus.execute, with this session's id. */
   execute<R = unknown>(topic: string, payload: unknown, options?: ExecuteOptions): Promise<CommandResult<R>> {
-    this.#assertOpen();
+    if (this.#closed) return Promise.reject(new SessionClosedError(this.id));
     return this.#bus.execute<R>(topic, payload, { ...options, sessionId: this.id });
   }
 

@@ -48,7 +48,8 @@ export interface CommandFailed {
    * Why it failed: `ERR_RINGBUS_NO_HANDLER`, `ERR_RINGBUS_CIRCUIT_OPEN`,
    * `ERR_RINGBUS_HANDLER_TIMEOUT`, `ERR_RINGBUS_BACKPRESSURE`,
    * `ERR_RINGBUS_HANDLER_FAILED` (the handler's own message, name and stack),
-   * `ERR_RINGBUS_WORKER_CRASHED` or `ERR_RINGBUS_BUS_STOPPED`. The same object
+   * `ERR_RINGBUS_WORKER_CRASHED`, `ERR_RINGBUS_HANDLER_LOAD` (the worker
+   * handler's module did not load) or `ERR_RINGBUS_BUS_STOPPED`. The same object
    * the last 'handler-error' event and the dead letter carry.
    */
   error: RingbusError;
@@ -103,7 +104,11 @@ export interface HandlerErrorEvent {
   topic: string;
   handler: string;
   attempt: number;
-  /** The failure (a `HandlerFailedError`, `HandlerTimeoutError`, `WorkerCrashedError` or, with `circuitBreaker.hold: false`, `CircuitOpenError`). */
+  /**
+   * The failure: a `HandlerFailedError`, `HandlerTimeoutError`,
+   * `WorkerCrashedError`, `HandlerLoadError` or, with
+   * `circuitBreaker.hold: false`, `CircuitOpenError`.
+   */
   error: RingbusError;
 }
 

@@ -43,6 +43,18 @@ describe('ringbus CLI', () => {
     expect(bad.stderr).toBe("ringbus: unknown command 'frobnicate' (bench, config, dlq; ringbus --help)\n");
   });
 
+  it('bench --help and bad bench flags name the command as `npx ringbus bench`, never tsx', async () => {
+    const help = await ringbus(['bench', '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: npx ringbus bench \[flags\]\n/);
+    expect(help.stdout).toMatch(/--phases VALUE +which phases to run .*sustained,max,cpu,idle,baselines/);
+    expect(help.stdout).not.toMatch(/tsx/);
+    for (const line of help.stdout.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(120);
+    const bad = await ringbus(['bench', '--phases', 'warp']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^--phases takes a subset of sustained,max,cpu,idle,baselines, got 'warp'\n\nusage: npx ringbus bench/);
+  });
+
   it('config prints every option with its value and source', async () => {
     const file = join(dir, 'ringbus.config.json');
     await writeFile(file, JSON.stringify({ queue: { capacity: 123 } }));

@@ -216,7 +216,7 @@ describe('a custom codec module', () => {
     const early = setup({ codec: { module: CODEC_MODULE } }).bus;
     early.registerEventHandler('t', codecHandler('echo'));
     expect(() => early.publish('t', { a: 1 })).toThrow(expect.objectContaining({ code: 'ERR_RINGBUS_NOT_STARTED' }));
-    expect(() => early.publish('t', { a: 1 })).toThrow(/publishing to topic 't' with codec module file:.*codec_module\.mjs#default \(start\(\) loads it\)/);
+    expect(() => early.publish('t', { a: 1 })).toThrow(/cannot publish to topic 't' yet: codec module file:.*codec_module\.mjs#default is loaded by start\(\), which has not finished/);
     // Bytes and undefined need no codec: buffered until start() as always.
     expect(early.publish('t', new Uint8Array([1]))).toBe(true);
     expect(early.publish('t', undefined)).toBe(true);

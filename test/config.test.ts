@@ -61,7 +61,7 @@ describe('loadConfig precedence', () => {
     });
     expect(loaded.options).toMatchObject({
       retry: false, circuitBreaker: { failureThreshold: 9 }, queue: { highWaterMark: 0.9, strategy: 'adaptive-rate-limit' },
-      metrics: false, deadLetter: { path: '/tmp/dead.jsonl' }, handlerTimeoutMs: false, codec: 'structured', strictPayloads: false,
+      metrics: { timing: false }, deadLetter: { path: '/tmp/dead.jsonl' }, handlerTimeoutMs: false, codec: 'structured', strictPayloads: false,
     });
   });
 

@@ -4,7 +4,7 @@ import {
   HandlerLoadError, HandlerTimeoutError, NoHandlerError, NotStartedError, RingbusError, SessionClosedError, WorkerCrashedError, loadConfig,
   workerHandler, type BusEvent,
 } from '../src/index.js';
-import { HANDLERS, busFixture, failedWith, handler, nextEvent } from './helpers.js';
+import { HANDLERS, busFixture, failedWith, handler, memoryLogger, nextEvent } from './helpers.js';
 
 const setup = busFixture();
 
@@ -200,6 +200,75 @@ describe('coded errors reach callers as Error objects', () => {
   });
 });
 
+describe('what a handler throws stays its own', () => {
+  it('ERR_RINGBUS_CIRCUIT_OPEN for an inline handler: execute() while its circuit is open', async () => {
+    const { bus } = setup({ circuitBreaker: { failureThreshold: 1, recoveryTimeoutMs: 60_000 } });
+    bus.registerCommandHandler('cmd', () => {
+      throw new RangeError('down');
+    }, { name: 'glue' });
+    await bus.start();
+    const first = await bus.execute('cmd', 1);
+    expect(first).toEqual(failedWith('ERR_RINGBUS_HANDLER_FAILED', 'down', 1));
+    const r = await bus.execute('cmd', 2);
+    expectRingbusError(r.error, CircuitOpenError, 'ERR_RINGBUS_CIRCUIT_OPEN');
+    expect(r.error).toMatchObject({ handler: 'glue' });
+    expect(r.error?.cause).toBe(first.error);
+  });
+
+  it("an inline handler rethrowing another bus's error, or throwing a revoked Proxy, fails as HANDLER_FAILED; the bus goes on", async () => {
+    const { bus } = setup();
+    const foreign = new CircuitOpenError('elsewhere');
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    bus.registerCommandHandler('rethrow', () => {
+      throw foreign;
+    });
+    bus.registerCommandHandler('proxy', () => {
+      throw proxy;
+    });
+    bus.registerCommandHandler('ok', () => 'fine');
+    await bus.start();
+    const rethrown = await bus.execute('rethrow', 1);
+    expectRingbusError(rethrown.error, HandlerFailedError, 'ERR_RINGBUS_HANDLER_FAILED');
+    expect(rethrown.error?.cause).toBe(foreign);
+    const weird = await bus.execute('proxy', 1);
+    expectRingbusError(weird.error, HandlerFailedError, 'ERR_RINGBUS_HANDLER_FAILED');
+    expect(weird.error?.cause).toBe(proxy);
+    expect(await bus.execute('ok', 1)).toMatchObject({ success: true, result: 'fine' });
+  });
+
+  it("a worker error named 'HandlerLoadError' is the handler's failure, not a load failure", async () => {
+    const { bus } = setup();
+    bus.registerCommandHandler('c', handler('fail'));
+    await bus.start();
+    const r = await bus.execute('c', { message: 'x', name: 'HandlerLoadError' });
+    expect(r.error?.code).toBe('ERR_RINGBUS_HANDLER_FAILED');
+  });
+
+  it("a worker error's stack keeps its frames however long its message", async () => {
+    const { bus } = setup();
+    bus.registerCommandHandler('c', handler('fail'));
+    await bus.start();
+    const r = await bus.execute('c', { message: 'm'.repeat(20_000) });
+    expect(r.error?.stack).toMatch(/^Error: m{100}.*…\n\s+at fail .*handlers\.ts/s);
+  });
+
+  it("a 'handler-error' listener that throws is logged; the command still resolves and drain() ends", async () => {
+    const log = memoryLogger();
+    const { bus } = setup({ logger: log });
+    bus.on('handler-error', () => {
+      throw new Error('listener bug');
+    });
+    bus.registerCommandHandler('c', () => {
+      throw new Error('handler bug');
+    });
+    await bus.start();
+    expect(await bus.execute('c', 1)).toEqual(failedWith('ERR_RINGBUS_HANDLER_FAILED', 'handler bug', 1));
+    await bus.drain();
+    expect(log.lines.some((l) => l.msg?.includes("a 'handler-error' listener threw"))).toBe(true);
+  });
+});
+
 describe('misuse is loud', () => {
   it('ERR_RINGBUS_NOT_STARTED: drain() on a bus never started rejects; events buffered before start() still run', async () => {
     const { bus } = setup();
@@ -226,6 +295,14 @@ describe('misuse is loud', () => {
     expect((err as Error).message).toBe('cannot start a bus that is stopped: a bus runs once; create a new one');
   });
 
+  it('deadLetters.replay() before start() and after stop() rejects with a code', async () => {
+    const { bus } = setup({ deadLetter: {} });
+    await expect(bus.deadLetters.replay()).rejects.toMatchObject({ code: 'ERR_RINGBUS_NOT_STARTED' });
+    await bus.start();
+    await bus.stop();
+    await expect(bus.deadLetters.replay()).rejects.toMatchObject({ code: 'ERR_RINGBUS_BUS_STOPPED' });
+  });
+
   it('ERR_RINGBUS_SESSION_CLOSED: a closed session publishes and registers nothing', async () => {
     const { bus } = setup();
     await bus.start();
@@ -242,6 +319,9 @@ describe('misuse is loud', () => {
       expectRingbusError(thrown, SessionClosedError, 'ERR_RINGBUS_SESSION_CLOSED');
       expect(thrown).toMatchObject({ sessionId: 's-1', message: 'session s-1 is closed' });
     }
+    // The promise-returning calls reject instead of throwing.
+    await expect(session.execute('t', 1)).rejects.toMatchObject({ code: 'ERR_RINGBUS_SESSION_CLOSED' });
+    await expect(session.publishAsync('t', 1)).rejects.toMatchObject({ code: 'ERR_RINGBUS_SESSION_CLOSED' });
   });
 
   it('circuitState() of a name no handler has is a TypeError listing the known ones', async () => {

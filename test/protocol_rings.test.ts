@@ -21,7 +21,9 @@ import {
   claimPosWord, controlWords, publishCountWord, publishPosWord, slotWord,
 } from '../src/protocol/layout.js';
 import { MAX_ERROR_NAME_LENGTH, MAX_ERROR_TEXT_BYTES, MAX_REGISTRY_BYTES, REGISTRY_BYTES } from '../src/protocol/limits.js';
-import { readMailbox, resetMailbox, writeMailbox, type WorkerMetricsReport } from '../src/protocol/metrics_mailbox.js';
+import {
+  MAILBOX_BYTES, acknowledged, newMailbox, readMailbox, resetMailbox, writeMailbox, type WorkerMetricsReport,
+} from '../src/protocol/metrics_mailbox.js';
 import {
   OUT_BYTES, OUT_DONE, OUT_FAILED, OUT_HEADER_BYTES, OUT_HELD, OUT_KIND, OUT_REFUSED, OUT_SEQ, OUT_SUCCEEDED, OUTF_DETACHED,
   OUTF_FAILED, OUTF_TRIAL, OutcomeRingReader, OutcomeRingWriter, resetOutcomes, type Outcome,
@@ -1138,11 +1140,17 @@ describe('shared registry', () => {
 
 // ==================================================================== metrics mailbox
 
+const reportedSeries = fc.array(
+  fc.record({ key: fc.nat(600), pairs: fc.array(fc.tuple(fc.nat(4863), fc.nat({ max: 2 ** 40 })), { maxLength: 6 }) }), { maxLength: 8 },
+).map((list) => list.map(({ key, pairs }) => ({ key, pairs: pairs.flat() })));
 const report: fc.Arbitrary<WorkerMetricsReport> = fc.record({
-  processing: fc.dictionary(fc.nat(600).map(String), fc.array(fc.nat(), { maxLength: 12 }), { maxKeys: 8 }),
-  endToEnd: fc.dictionary(fc.nat(600).map(String), fc.array(fc.nat(), { maxLength: 12 }), { maxKeys: 8 }),
-  succeeded: fc.dictionary(fc.nat(600).map(String), fc.nat(), { maxKeys: 8 }),
-}) as fc.Arbitrary<WorkerMetricsReport>;
+  task: fc.nat(),
+  seq: fc.integer({ min: 1, max: 2 ** 30 }),
+  succeeded: fc.array(fc.record({ key: fc.nat(600), count: fc.nat() }), { maxLength: 8 }),
+  processing: reportedSeries,
+  endToEnd: reportedSeries,
+});
+const emptyReport = (seq: number): WorkerMetricsReport => ({ task: 1, seq, succeeded: [], processing: [], endToEnd: [] });
 
 describe('metrics mailbox', () => {
   it('reads back the last report written; reset makes it read undefined', () => {
@@ -1152,29 +1160,49 @@ describe('metrics mailbox', () => {
         expect(readMailbox(sab)).toBeUndefined();
         for (const r of reports) {
           expect(writeMailbox(sab, r)).toBe(true);
-          expect(readMailbox(sab)).toEqual(JSON.parse(JSON.stringify(r)));
+          expect(readMailbox(sab)).toEqual(r);
         }
         resetMailbox(sab);
         expect(readMailbox(sab)).toBeUndefined();
         expect(writeMailbox(sab, reports[0])).toBe(true);
-        expect(readMailbox(sab)).toEqual(JSON.parse(JSON.stringify(reports[0])));
+        expect(readMailbox(sab)).toEqual(reports[0]);
       }),
       { numRuns: 100, ...BOUNDED },
     );
   });
 
-  it('refuses a report too big for it and keeps the last one', () => {
-    const sab = new SharedArrayBuffer(128);
-    const small: WorkerMetricsReport = { processing: {}, endToEnd: {}, succeeded: { 1: 2 } };
-    expect(writeMailbox(sab, small)).toBe(true);
-    const big: WorkerMetricsReport = { processing: { 1: Array.from({ length: 100 }, (_, i) => i) }, endToEnd: {}, succeeded: {} };
-    expect(writeMailbox(sab, big)).toBe(false);
-    expect(readMailbox(sab)).toEqual(small);
+  it('acknowledges what main read, and returns the same report without decoding while nothing new was written', () => {
+    const sab = newMailbox();
+    expect(acknowledged(sab)).toBe(0);
+    writeMailbox(sab, { ...emptyReport(3), succeeded: [{ key: 7, count: 2 }] });
+    expect(acknowledged(sab)).toBe(0); // written, not read yet
+    const first = readMailbox(sab);
+    expect(first?.seq).toBe(3);
+    expect(acknowledged(sab)).toBe(3);
+    expect(readMailbox(sab)).toBe(first);
+    writeMailbox(sab, emptyReport(4));
+    expect(readMailbox(sab)?.seq).toBe(4);
+    resetMailbox(sab);
+    expect(acknowledged(sab)).toBe(0);
+  });
+
+  it('grows to hold a large report, and refuses one larger than it can grow (keeping the last one)', () => {
+    const sab = newMailbox();
+    const big: WorkerMetricsReport = { ...emptyReport(1), endToEnd: [{ key: 3, pairs: Array.from({ length: 40_000 }, (_, i) => i) }] };
+    expect(writeMailbox(sab, big)).toBe(true);
+    expect(sab.byteLength).toBeGreaterThan(MAILBOX_BYTES);
+    expect(readMailbox(sab)).toEqual(big);
+
+    const fixed = new SharedArrayBuffer(128);
+    const small: WorkerMetricsReport = { ...emptyReport(1), succeeded: [{ key: 1, count: 2 }] };
+    expect(writeMailbox(fixed, small)).toBe(true);
+    expect(writeMailbox(fixed, { ...emptyReport(2), processing: [{ key: 1, pairs: new Float64Array(100) }] })).toBe(false);
+    expect(readMailbox(fixed)).toEqual(small);
   });
 
   it('gives up (undefined) rather than spin when a write never completes', () => {
     const sab = new SharedArrayBuffer(128);
-    writeMailbox(sab, { processing: {}, endToEnd: {}, succeeded: {} });
+    writeMailbox(sab, emptyReport(1));
     Atomics.store(new Int32Array(sab), 0, 3); // a writer that died mid-write: VERSION stays odd
     expect(readMailbox(sab)).toBeUndefined();
   });

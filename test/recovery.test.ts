@@ -182,4 +182,27 @@ describe('a waiting retry', () => {
     await rm(dir, { recursive: true, force: true });
     expect(JSON.parse(stdout)).toMatchObject({ processed: 1, failed: 1, retried: 1, queueSize: 0 });
   });
+
+  it("keeps the process alive for an inline handler's timeout: execute() resolves in a script with nothing else pending", async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const root = new URL('..', import.meta.url).pathname;
+    const script = `
+      import { MessageBus } from ${JSON.stringify(`${root}src/index.ts`)};
+      const bus = new MessageBus({ logger: false, pool: { maxThreads: 1 }, handlerTimeoutMs: 200 });
+      bus.registerCommandHandler('stuck', () => new Promise(() => {})); // never settles
+      await bus.start();
+      const r = await bus.execute('stuck', 1);
+      console.log(JSON.stringify({ code: r.error?.code }));
+      await bus.stop({ drain: false });
+    `;
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const dir = await mkdtemp(`${(await import('node:os')).tmpdir()}/ringbus-alive-`);
+    await writeFile(`${dir}/script.mts`, script);
+    const { stdout } = await promisify(execFile)(process.execPath, [`${root}node_modules/tsx/dist/cli.mjs`, `${dir}/script.mts`], {
+      cwd: root, timeout: 30_000,
+    });
+    await rm(dir, { recursive: true, force: true });
+    expect(JSON.parse(stdout)).toEqual({ code: 'ERR_RINGBUS_HANDLER_TIMEOUT' });
+  });
 });

@@ -16,7 +16,7 @@ import {
 } from '../src/protocol/layout.js';
 import type { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
-  OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_RESULT_BINARY, OUTF_RESULT_BYTES, OUTF_TRIAL,
+  OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_LOAD_FAILED, OUTF_RESULT_BINARY, OUTF_RESULT_BYTES, OUTF_TRIAL,
   type OutcomeRingWriter,
 } from '../src/protocol/outcome_ring.js';
 import { RF_BINARY, RF_COMMAND, RF_DETACHED, RF_ENCODED, RF_PAD, RF_TRACKED, RecordHeader } from '../src/protocol/record.js';
@@ -204,7 +204,7 @@ export class BatchRunner {
           }
           const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
           this.#report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record, errorName(err),
-            admitted === ADMIT_TRIAL ? OUTF_TRIAL : 0, errorStack(err));
+            (admitted === ADMIT_TRIAL ? OUTF_TRIAL : 0) | (handlers.isLoadFailure(handlerId, err) ? OUTF_LOAD_FAILED : 0), errorStack(err));
         }
       }
       r.event = EMPTY_EVENT; // let the payload go once its handlers are done
@@ -333,7 +333,10 @@ export class BatchRunner {
           payload = h.jsonPayload(view);
         }
       } catch (err) {
-        decodeError = err;
+        // Said as what it is: the payload did not decode, the handler never ran.
+        decodeError = new Error(`payload for topic '${this.#topicName(h.topicId)}' could not be decoded with codec ${
+          this.#codecName ?? 'json'} in the worker: ${errorText(err)}`, { cause: err });
+        (decodeError as Error).name = 'PayloadDecodeError';
       }
       r.pos = start;
       r.next = pos;

@@ -105,6 +105,11 @@ export class HandlerTable {
     return entry.kind === ENTRY_HANDLER ? entry.name : `#${id}`;
   }
 
+  /** Whether `err` is this handler's load failure (what `load` threw), not something its code threw. */
+  isLoadFailure(id: number, err: unknown): boolean {
+    return this.#failed.get(id) === err;
+  }
+
   async load(id: number): Promise<LoadedHandler> {
     const failed = this.#failed.get(id);
     if (failed) throw failed;

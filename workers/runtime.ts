@@ -90,10 +90,17 @@ function wakePeerIfBehind(waiting: number): void {
   Atomics.notify(control, WAKE, 1);
 }
 
+/**
+ * Records to claim: about BATCH_TARGET_MS of handler time, at most maxBatch.
+ * Until this worker has measured its handlers' cost, a share of what waits
+ * (one per thread), so a first claim of heavy records leaves work for peers.
+ * Afterwards the time bound spreads heavy records, and a worker with cheap
+ * ones takes a full batch instead of splitting it with peers it would have
+ * to wake (wakePeerIfBehind decides that).
+ */
 function batchTarget(waiting: number, task: DrainTask): number {
-  let n = Math.ceil(waiting / task.threads);
-  if (msPerRecord > 0) n = Math.min(n, Math.max(1, Math.floor(BATCH_TARGET_MS / msPerRecord)));
-  return Math.max(1, Math.min(n, task.maxBatch));
+  const n = msPerRecord > 0 ? Math.max(1, Math.floor(BATCH_TARGET_MS / msPerRecord)) : Math.ceil(waiting / task.threads);
+  return Math.max(1, Math.min(n, waiting, task.maxBatch));
 }
 
 /** Answers main's request for fresh metrics (it waits for them before drain() resolves). */
@@ -112,9 +119,12 @@ async function drain(task: DrainTask): Promise<null> {
   out.attach(slot);
   const counters: SlotCounters = { settled: 0, processed: 0 };
   // Successes per handler are always counted; `task.metrics` only decides whether calls are timed.
-  const metrics = new MetricsRecorder(memory.metrics[slot], task.metrics);
+  const metrics = new MetricsRecorder(memory.metrics[slot], task.metrics, memory.topicSeries);
   let idleSince = -1;
   while (Atomics.load(control, STOP) === 0) {
+    // Read before the checks below, not just before parking: a flush request or record whose wake lands after
+    // them must make the park return at once (else a flush right after drain() waited for the whole linger).
+    const seen = Atomics.load(control, WAKE);
     answerFlush(slot, metrics);
     const lane = pickLane();
     if (lane < 0) {
@@ -123,7 +133,6 @@ async function drain(task: DrainTask): Promise<null> {
       const remaining = task.lingerMs - (now - idleSince);
       if (remaining <= 0) break;
       metrics.maybePublish(now);
-      const seen = Atomics.load(control, WAKE);
       Atomics.store(control, WAKE_PENDING, 0);
       Atomics.add(control, SLEEPERS, 1);
       // Park, but not past the moment unpublished metrics are due: an idle worker's figures are at most 50 ms old.

@@ -32,7 +32,7 @@ const server = createServer(async (req, res) => {
       const iterations = Math.min(100_000, Number(url.searchParams.get('iterations') ?? 500));
       if (!(size > 0) || !(iterations > 0)) return send(res, 400, { error: 'size and iterations must be positive numbers' });
       const r = await bus.execute('image.render', { size, iterations }, { timeoutMs: 10_000 });
-      return r.success ? send(res, 200, r.result) : send(res, 503, { error: r.error });
+      return r.success ? send(res, 200, r.result) : send(res, 503, { error: r.error.message, code: r.error.code });
     }
     if (url.pathname === '/metrics') return send(res, 200, await bus.metrics.prometheus(), bus.metrics.registry.contentType);
     if (url.pathname === '/healthz') {

@@ -17,7 +17,7 @@ class UsageError extends Error {}
 const HELP = `usage: ringbus <command> [options]
 
 commands:
-  bench [options]                         the sustained-load benchmark (ringbus bench --help lists its flags)
+  bench [options]                         the benchmark, at default options (ringbus bench --help lists its flags)
   config [--config PATH] [--json]         the effective configuration and where each value came from
 ${DLQ_HELP}
 configuration comes from code > environment (RINGBUS_*) > file (--config, RINGBUS_CONFIG or ./ringbus.config.json) > defaults
@@ -36,7 +36,9 @@ async function bench(args: string[]): Promise<number> {
   const fromSource = here.endsWith('.ts');
   const script = fileURLToPath(new URL(`../../bench/bus_performance.${fromSource ? 'ts' : 'js'}`, import.meta.url));
   if (!existsSync(script)) throw new UsageError(`the benchmark is not installed (${script} is missing)`);
-  const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: 'inherit' });
+  // The benchmark names itself after how it was started: its usage and `command:` lines then read `npx ringbus bench …`.
+  const env = { ...process.env, RINGBUS_BENCH_COMMAND: 'npx ringbus bench' };
+  const child = spawn(process.execPath, [...process.execArgv, script, ...args], { stdio: 'inherit', env });
   return new Promise((done) => child.on('exit', (code, signal) => done(code ?? (signal ? 1 : 0))));
 }
 

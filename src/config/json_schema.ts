@@ -1,7 +1,7 @@
 /**
  * The JSON Schema of the config file, generated from the option table.
  */
-import { OPTION_TABLE, type OptionSpec } from './option_table.js';
+import { BOOLEAN_SHORTHANDS, OPTION_TABLE, type OptionSpec } from './option_table.js';
 
 type Schema = Record<string, unknown>;
 
@@ -60,9 +60,10 @@ export function configJsonSchema(): Schema {
   for (const [group, props] of groups) {
     const object: Schema = { type: 'object', additionalProperties: false, properties: props };
     const feature = OPTION_TABLE.find((s) => s.path === group && s.type === 'feature');
-    properties[group] = feature
-      ? { description: feature.description, oneOf: [{ const: false }, { const: true }, object] }
-      : object;
+    const shorthand = BOOLEAN_SHORTHANDS[group];
+    if (feature) properties[group] = { description: feature.description, oneOf: [{ const: false }, { const: true }, object] };
+    else if (shorthand) properties[group] = { description: `A boolean is short for { "${shorthand}": that boolean }.`, oneOf: [{ type: 'boolean' }, object] };
+    else properties[group] = object;
   }
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { BusOptions, ResolvedOptions } from '../options.js';
 import { resolveOptions } from '../resolve_options.js';
-import { OPTION_TABLE, type OptionSpec } from './option_table.js';
+import { BOOLEAN_SHORTHANDS, OPTION_TABLE, type OptionSpec } from './option_table.js';
 
 /** The file `loadConfig` reads from `cwd` when neither `configPath` nor `RINGBUS_CONFIG` names one. @group Config */
 export const CONFIG_FILE_NAME = 'ringbus.config.json';
@@ -70,6 +70,15 @@ function setPath(obj: Layer, path: string, value: unknown): void {
 
 /** Options whose object value is one thing (a codec module and its export), replaced whole, never merged key by key. */
 const ATOMIC_OPTIONS = new Set(['codec']);
+
+/** `metrics: false` as `metrics: { timing: false }` (see BOOLEAN_SHORTHANDS), so it merges field by field. */
+function expandShorthands(layer: Layer): Layer {
+  const out = { ...layer };
+  for (const [option, field] of Object.entries(BOOLEAN_SHORTHANDS)) {
+    if (typeof out[option] === 'boolean') out[option] = { [field]: out[option] };
+  }
+  return out;
+}
 
 /** Later layers win; an object over `false` turns a feature back on, `false` over an object turns it off. */
 function merge(...layers: Layer[]): Layer {
@@ -203,9 +212,10 @@ export function loadConfig(o: LoadConfigOptions = {}): LoadedConfig {
   } else if (existsSync(resolve(cwd, CONFIG_FILE_NAME))) {
     file = resolve(cwd, CONFIG_FILE_NAME);
   }
-  const fileLayer = file === undefined ? {} : fromFile(file);
+  const fileLayer = expandShorthands(file === undefined ? {} : fromFile(file));
   const { layer: envLayer, where: envWhere } = fromEnv(env);
-  const { logger, ...code } = (o.options ?? {}) as BusOptions & Layer;
+  const { logger, ...given } = (o.options ?? {}) as BusOptions & Layer;
+  const code = expandShorthands(given);
   const merged = merge(fileLayer, envLayer, code as Layer) as BusOptions;
 
   const sourceOf = (path: string): ConfigValue['source'] => {

@@ -68,5 +68,14 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { path: 'logLevel', env: 'RINGBUS_LOG_LEVEL', type: 'enum', values: LOG_LEVELS, default: d.logLevel, description: "What the default logger (stderr) says; 'info' adds state changes, 'silent' nothing." },
   { path: 'codec', env: 'RINGBUS_CODEC', type: 'enum', values: CODECS, default: d.codec, description: "How payloads and worker command results travel: 'json', 'structured' (v8 serialization), or { module, export } (a custom codec; file or code only)." },
   { path: 'strictPayloads', env: 'RINGBUS_STRICT_PAYLOADS', type: 'boolean', default: d.strictPayloads, description: "With codec 'json': a payload or worker command result that JSON would change is a TypeError naming the path ('false': JSON changes it)." },
-  { path: 'metrics', env: 'RINGBUS_METRICS', type: 'boolean', default: true, description: 'Time handler attempts and events end to end.' },
+  { path: 'metrics.timing', env: 'RINGBUS_METRICS', type: 'boolean', default: d.metrics.timing, description: "Time handler attempts and events end to end ('false': counters only; `metrics: false` is short for it)." },
+  { path: 'metrics.maxTopics', env: 'RINGBUS_METRICS_MAX_TOPICS', type: 'integer', minimum: 0, maximum: 1_000_000, default: d.metrics.maxTopics, description: 'Topics with metrics series of their own; further topics are counted together under topic="other".' },
 ];
+
+/**
+ * Options that also take a boolean standing for one of their fields
+ * (`metrics: false` is `metrics: { timing: false }`): expanded before layers
+ * merge, so an object in a later layer keeps that field instead of turning it back on.
+ * @group Config
+ */
+export const BOOLEAN_SHORTHANDS: Readonly<Record<string, string>> = { metrics: 'timing' };

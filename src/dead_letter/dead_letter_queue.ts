@@ -3,6 +3,7 @@
  * bounded by count and bytes (the oldest evicted, counted and reported at
  * warn at most once a second), the file behind it, replay and clear.
  */
+import { BusStoppedError, NotStartedError } from '../errors.js';
 import type { DeadLetterEntry } from './dead_letter_entry.js';
 import type { DeadLetterSink } from './dead_letter_sink.js';
 import { addLine, EncodedPayload, type StoredPayloadCodec } from './line_codec.js';
@@ -123,7 +124,8 @@ export class DeadLetterQueue implements DeadLetters {
 
   /** @internal `replay`, saying what became of every entry picked. */
   async replayWithReport(id?: string): Promise<ReplayReport> {
-    if (this.#state !== 'running') throw new Error(`cannot replay dead letters: the bus is ${this.#state === 'new' ? 'not started' : 'stopped'}`);
+    if (this.#state === 'new') throw new NotStartedError('deadLetters.replay()');
+    if (this.#state !== 'running') throw new BusStoppedError('cannot replay dead letters: the bus is stopped');
     const report: ReplayReport = { picked: 0, replayed: 0, failed: 0, unfinished: 0, skipped: [] };
     const outcomes: Promise<Outcome>[] = [];
     // Short slices: the bus runs the replayed deliveries in its own slices between them.

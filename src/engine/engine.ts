@@ -59,10 +59,23 @@ export class Engine {
   #starting: Promise<void> | undefined;
 
   constructor(options: ResolvedOptions, emitter: EventEmitter) {
-    const p = { options, emitter, log: options.logger, counters: new EngineCounters(), lifecycle: new Lifecycle() } as
-      Mutable<EngineParts>;
+    const p = { options, log: options.logger, counters: new EngineCounters(), lifecycle: new Lifecycle() } as Mutable<EngineParts>;
     this.#p = p;
     p.crashLog = new RateLimitedLog(p.log, 1000);
+    const listenerLog = new RateLimitedLog(p.log, 1000);
+    // Events are emitted from the middle of the engine's bookkeeping: a listener that throws must not leave a
+    // command unanswered or a drain() hanging. It is logged (rate-limited) and the engine goes on.
+    p.emitter = {
+      emit: (name: string | symbol, ...args: unknown[]): boolean => {
+        try {
+          return emitter.emit(name, ...args);
+        } catch (err) {
+          listenerLog.warn({ event: String(name), err: errorMessage(err) }, `a '${String(name)}' listener threw; the bus goes on`);
+          return true;
+        }
+      },
+      listenerCount: (name: string | symbol): number => emitter.listenerCount(name),
+    };
     p.codec = new BusCodec(options);
     p.registry = new SharedRegistryWriter();
     p.breakers = new BreakerBoard<HeldDelivery>(options.circuitBreaker, slotCount(options), {
@@ -76,12 +89,11 @@ export class Engine {
       stats: () => this.stats(),
       liveReports: () => p.slots.liveReports(),
       handlerName: (id) => p.registrar.handlerName(id),
-      topicName: (id) => p.registrar.topicName(id),
       breakerStates: () => p.breakers.snapshot(),
       deadLetterSize: () => p.deadLetters.queue.size,
       flush: () => p.slots.flushMetrics(),
-    });
-    p.router = new Router(p.registry, (topic) => p.metrics.topic(topic), (topic) => p.metrics.forgetTopic(topic));
+    }, { maxTopics: options.metrics.maxTopics, topicSeries: p.memory.topicSeries });
+    p.router = new Router(p.registry, (topic, topicId) => p.metrics.topic(topic, topicId), (topic) => p.metrics.forgetTopic(topic));
     p.queue = new BoundedEventQueue(options.queue, () => p.slots.workerSettled());
     p.lanes = new Lanes(p);
     p.slots = new SlotPool(p);
@@ -93,7 +105,7 @@ export class Engine {
     p.failures = new FailurePolicy(p);
     p.deadLetters = new DeadLettering(p);
     const cb = options.circuitBreaker;
-    p.inline = new InlineRunner(inlineSink(p), options.metrics || (cb !== false && cb.slowCallMs !== undefined));
+    p.inline = new InlineRunner(inlineSink(p), options.metrics.timing || (cb !== false && cb.slowCallMs !== undefined));
   }
 
   register(topic: string, handler: Handler | WorkerHandlerRef, options: EventHandlerOptions | undefined, command: boolean): () => void {
@@ -133,7 +145,13 @@ export class Engine {
       // A custom codec module: main needs it before any payload is encoded (and before dead letters load).
       await p.codec.load();
       p.slots.attach(createWorkerPool(p.options, p.memory, refs));
-      p.slots.pool!.on('error', (err: unknown) => p.log.error({ err: errorMessage(err) }, 'worker error outside a task'));
+      p.slots.pool!.on('error', (err: unknown) => {
+        const message = errorMessage(err);
+        // Piscina's report of a result that arrived for a task it had already ended (aborted, or ended by stop()): a
+        // race main has already accounted for (the slot's EPOCH), not a fault.
+        if (message.startsWith('Unexpected message from Worker')) p.log.debug({ err: message }, 'late result of an ended task ignored');
+        else p.log.error({ err: message }, 'worker error outside a task');
+      });
       const errors = await probeHandlers(p.slots.pool!, refs);
       if (errors.length > 0) throw new HandlerLoadError(errors.join('; '));
       await workersReady(p.control, warmThreads(p.options), WORKERS_READY_TIMEOUT_MS);

@@ -220,7 +220,7 @@ export class InFlight {
    * end-to-end time measured here.
    */
   #finish(seq: number, known: { topic: string; publishedAt: number } | undefined): void {
-    if (this.#p.options.metrics && known !== undefined && known.publishedAt > 0) {
+    if (this.#p.options.metrics.timing && known !== undefined && known.publishedAt > 0) {
       this.#p.metrics.countersOf(known.topic).endToEnd.record((performance.timeOrigin + performance.now() - known.publishedAt) * 1e6);
     }
     this.#events.delete(seq);

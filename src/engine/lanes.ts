@@ -38,6 +38,9 @@ export class Lanes {
   /** Writes the encoded record into its lane (or behind the lane's overflow, keeping FIFO order) and signals the workers. */
   write(lane: number, record: RecordEncoder): void {
     const overflow = this.#overflow[lane];
+    // Room may have appeared since the last collection: a producer that never yields still drains the overflow,
+    // instead of copying every record twice (into the list, later into the ring).
+    if (overflow.length > 0) this.#flushLane(lane);
     if (overflow.length > 0 || !this.#writers[lane].write(record)) this.#overflow1(lane, record.toStandalone());
     this.#p.slots.signalWork();
   }
@@ -63,15 +66,20 @@ export class Lanes {
   /** Moves overflowed records into their rings as room appears. */
   flushOverflow(): void {
     let wrote = false;
-    for (let lane = 0; lane < LANE_COUNT; lane++) {
-      const overflow = this.#overflow[lane];
-      for (let head = overflow.peek(); head !== undefined; head = overflow.peek()) {
-        if (!this.#writers[lane].writeEncoded(head)) break;
-        overflow.shift();
-        wrote = true;
-      }
-    }
+    for (let lane = 0; lane < LANE_COUNT; lane++) wrote = this.#flushLane(lane) || wrote;
     if (wrote) this.#p.slots.signalWork();
+  }
+
+  /** Moves what fits of one lane's overflow into its ring; true if it moved any. */
+  #flushLane(lane: number): boolean {
+    const overflow = this.#overflow[lane];
+    let wrote = false;
+    for (let head = overflow.peek(); head !== undefined; head = overflow.peek()) {
+      if (!this.#writers[lane].writeEncoded(head)) break;
+      overflow.shift();
+      wrote = true;
+    }
+    return wrote;
   }
 
   /**

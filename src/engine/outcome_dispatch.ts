@@ -5,9 +5,10 @@
  * records (and command results) to the in-flight records.
  */
 import {
-  OutcomeRingReader, OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_RESULT_BINARY, OUTF_RESULT_BYTES,
+  OutcomeRingReader, OUT_DONE, OUT_FAILED, OUT_HELD, OUT_REFUSED, OUT_SUCCEEDED, OUTF_DETACHED, OUTF_FAILED, OUTF_LOAD_FAILED, OUTF_RESULT_BINARY, OUTF_RESULT_BYTES,
   type Outcome,
 } from '../protocol/outcome_ring.js';
+import { HandlerFailedError } from '../errors.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { RecordHeader, standaloneView } from '../protocol/record.js';
 import type { EngineParts } from './parts.js';
@@ -42,8 +43,7 @@ export class OutcomeDispatch {
         p.failures.attemptFailed({
           seq: o.seq, lane: this.#lane(o), topic: p.registrar.topicName(o.topicId), handler: p.registrar.handlerName(o.handlerId),
           attempt: o.attempt, error: o.text, errorName: o.name || undefined, stack: o.stack || undefined,
-          // The worker reports a module or export that does not load as a HandlerLoadError (handler_table.ts).
-          errorCode: o.kind === OUT_REFUSED ? 'ERR_RINGBUS_CIRCUIT_OPEN' : o.name === 'HandlerLoadError' ? 'ERR_RINGBUS_HANDLER_LOAD' : 'ERR_RINGBUS_HANDLER_FAILED',
+          errorCode: o.kind === OUT_REFUSED ? 'ERR_RINGBUS_CIRCUIT_OPEN' : o.flags & OUTF_LOAD_FAILED ? 'ERR_RINGBUS_HANDLER_LOAD' : 'ERR_RINGBUS_HANDLER_FAILED',
           refused: o.kind === OUT_REFUSED, record: o.record, handlerId: o.handlerId, breaker: p.registry.breakerOf(o.handlerId),
         });
         break;
@@ -70,8 +70,16 @@ export class OutcomeDispatch {
             try {
               result = p.codec.decode(o.record ?? new Uint8Array(0));
             } catch (err) {
-              p.log.warn({ topic: p.registrar.topicName(o.topicId), codec: p.codec.name, err: errorMessage(err) },
-                'a command result could not be decoded; the command resolves with result undefined');
+              // The handler ran, but its caller cannot have the result: the command fails, saying why.
+              const command = p.inFlight.command(o.seq)!;
+              const handler = command.route.stages[0]?.handlers[0]?.name ?? '';
+              p.inFlight.reply(o.seq, {
+                success: false, attempts: o.attempt + 1,
+                error: new HandlerFailedError({
+                  handler, topic: command.topic, attempt: o.attempt, errorName: 'PayloadDecodeError', stack: undefined, thrown: err,
+                  message: `the result of command '${command.topic}' could not be decoded with codec ${p.codec.name}: ${errorMessage(err)}`,
+                }),
+              });
             }
           } else if (o.text !== '') {
             try {

@@ -34,7 +34,8 @@ export interface EngineParts {
   /** For storms of worker crashes and timeouts: one line a second, with the count. */
   readonly crashLog: RateLimitedLog;
   /** The public bus: every event users listen to is emitted on it. */
-  readonly emitter: EventEmitter;
+  /** The bus's events; a listener that throws is logged, never thrown into the engine (see engine.ts). */
+  readonly emitter: Pick<EventEmitter, 'emit' | 'listenerCount'>;
   readonly memory: SharedBusMemory;
   readonly control: Int32Array;
   readonly counters: EngineCounters;

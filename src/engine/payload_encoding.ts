@@ -66,7 +66,8 @@ export class BusCodec {
   encodePayload(topic: string, payload: unknown): Uint8Array {
     const c = this.#codec;
     if (c === undefined) {
-      throw new NotStartedError(`publishing to topic '${topic}' with codec module ${this.name} (start() loads it)`);
+      throw new NotStartedError('publish()', `cannot publish to topic '${topic}' yet: codec module ${this.name} is loaded by start(), ` +
+        'which has not finished (await bus.start() before publishing with a custom codec)');
     }
     try {
       return c.encode(payload);

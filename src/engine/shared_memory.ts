@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { LANE_COUNT, controlWords, type SharedBusMemory } from '../protocol/layout.js';
 import { largestOutcomeBytes, largestRecordBytes } from '../protocol/limits.js';
-import { MAILBOX_BYTES } from '../protocol/metrics_mailbox.js';
+import { newMailbox } from '../protocol/metrics_mailbox.js';
+import { newTopicSeriesBuffer } from '../protocol/topic_series.js';
 import type { ResolvedOptions } from '../options.js';
 
 const MIN_OUTCOME_RING_BYTES = 64 * 1024;
@@ -35,7 +36,8 @@ export function allocateSharedMemory(options: ResolvedOptions, registry: SharedA
     registry,
     breakers,
     breakerCounters,
-    metrics: Array.from({ length: slots }, () => new SharedArrayBuffer(MAILBOX_BYTES)),
+    metrics: Array.from({ length: slots }, () => newMailbox()),
+    topicSeries: newTopicSeriesBuffer(),
     // Event ids are this prefix + the event's seq: unique across buses and restarts.
     idPrefix: `${randomBytes(6).toString('base64url')}-`,
     codec: options.codec,

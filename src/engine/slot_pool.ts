@@ -84,7 +84,8 @@ export class SlotPool {
         queueMicrotask(this.#wakeOne);
       } else if (++this.#sincePending >= SYNC_WAKE_AFTER) {
         this.#sincePending = 0;
-        this.wake(1);
+        // Only if no worker is running, or the backlog needs another: an awake worker takes these records anyway.
+        if (this.#awake() === 0 || this.#awake() < this.#workersNeeded()) this.wake(1);
       }
     } else if (this.#mayStartTask() && (this.active.size === 0 || (++this.#sinceSizing & SIZING_EVERY) === 0)) {
       // No worker parked: start one when none runs, else (now and then) when the backlog needs more workers.
@@ -221,7 +222,7 @@ export class SlotPool {
       kind: 'drain', slot, epoch: Atomics.load(c, slotWord(slot, SLOT_EPOCH)), maxBatch, threads: maxThreads, lingerMs,
       keepFailedRecords: p.options.retry !== false || p.options.deadLetter !== false,
       maxResultBytes: p.options.queue.maxPayloadBytes,
-      metrics: p.options.metrics,
+      metrics: p.options.metrics.timing,
       breakers: p.breakers.enabled,
       holdOpenCircuits: p.breakers.holds,
       slowCallMs: (p.options.circuitBreaker && p.options.circuitBreaker.slowCallMs) || 0,

@@ -8,7 +8,7 @@
  * thread. The same timer fails async inline handlers whose promise stays
  * pending that long.
  */
-import { HandlerTimeoutError } from '../errors.js';
+import { HandlerTimeoutError, RAISED_BY_BUS } from '../errors.js';
 import { SLOT_BUSY, SLOT_CURSOR, SLOT_HANDLER_INDEX, slotWord } from '../protocol/layout.js';
 import { slotCount } from './shared_memory.js';
 import type { EngineParts } from './parts.js';
@@ -31,7 +31,23 @@ export class Watchdog {
     const timeoutMs = this.#p.options.handlerTimeoutMs;
     if (timeoutMs === false || this.#timer !== undefined || !this.#p.lifecycle.dispatching) return;
     this.#timer = setInterval(() => this.#sample(timeoutMs), Math.max(5, Math.min(1000, Math.floor(timeoutMs / 4))));
-    this.#timer.unref();
+    this.#keepAliveFor(this.#p.inline.awaiting);
+  }
+
+  /** An async inline handler is pending: sample, and keep the process alive until it settles or times out. */
+  inlineAwaiting(): void {
+    this.start();
+    this.#keepAliveFor(this.#p.inline.awaiting);
+  }
+
+  /**
+   * The timer keeps the process alive only while an async inline handler is
+   * pending: its timeout is then the one thing that settles the delivery
+   * (a caller awaiting execute() would otherwise see the process exit).
+   */
+  #keepAliveFor(awaiting: number): void {
+    if (awaiting > 0) this.#timer?.ref();
+    else this.#timer?.unref();
   }
 
   stop(): void {
@@ -61,8 +77,11 @@ export class Watchdog {
     // Async inline handlers: their promise cannot be stopped, but the delivery fails on time.
     p.inline.expire(timeoutMs, (h) => {
       p.counters.handlerTimeouts++;
-      return new HandlerTimeoutError(h.name, timeoutMs);
+      const timeout = new HandlerTimeoutError(h.name, timeoutMs);
+      RAISED_BY_BUS.add(timeout);
+      return timeout;
     });
+    this.#keepAliveFor(p.inline.awaiting);
     for (const slot of p.slots.active) {
       const seen = this.#watched[slot];
       const handler = Atomics.load(c, slotWord(slot, SLOT_BUSY)) === 1 ? Atomics.load(c, slotWord(slot, SLOT_HANDLER_INDEX)) : -1;

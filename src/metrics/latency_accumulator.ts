@@ -1,6 +1,6 @@
 /**
- * Log-linear latency buckets that record in a few nanoseconds and merge into
- * HDR histograms only when read.
+ * Log-linear latency buckets that record in a few nanoseconds, take memory
+ * only for the ranges they use, and merge into HDR histograms only when read.
  */
 import type { Histogram } from 'hdr-histogram-js';
 
@@ -18,6 +18,17 @@ const HALF = 128; // sub-buckets per power of two above it
 /** Values up to 2^44 ns (about 4.9 hours); larger ones are clamped. */
 const MAX_EXPONENT = 44;
 export const BUCKETS = LINEAR + (MAX_EXPONENT - 8) * HALF;
+/**
+ * Buckets are stored in chunks of this many, allocated on first use: one
+ * series holds a few chunks (a latency distribution spans a few powers of
+ * two), not all 4,864 buckets (39 KB), so 10,000 topics' series fit in tens of MB.
+ */
+const CHUNK_SHIFT = 5;
+const CHUNK = 1 << CHUNK_SHIFT;
+const CHUNK_MASK = CHUNK - 1;
+const CHUNKS = BUCKETS >> CHUNK_SHIFT;
+/** A chunk in the arena: its CHUNK counts, then their total (so a percentile skips whole chunks). */
+const STRIDE = CHUNK + 1;
 
 export function bucketOf(ns: number): number {
   if (ns < 2147483648) {
@@ -44,51 +55,151 @@ export function bucketValue(index: number): number {
   return ((k & (HALF - 1)) + HALF) * 2 ** shift + 2 ** (shift - 1);
 }
 
+/** bucketValue of every bucket, computed once: reading walks many buckets. */
+export const BUCKET_VALUES: Float64Array = Float64Array.from({ length: BUCKETS }, (_, i) => bucketValue(i));
+
+/**
+ * Counts per bucket. With a `parent`, every count added here is added there
+ * too: a topic's series feeds the bus-wide distribution, so the bus-wide
+ * percentiles never need a merge over every series.
+ *
+ * The chunks in use live side by side in one Float64Array (the arena, grown
+ * by doubling), found through a small index: recording is two typed-array
+ * reads and two increments (~4 ns, against ~2.5 ns for one flat array of
+ * every bucket), and a series' counts are contiguous for the reader.
+ */
 export class LatencyAccumulator {
-  counts = new Float64Array(BUCKETS);
   count = 0;
+  /** Per chunk: its offset in the arena, -1 until used. */
+  readonly #index = new Int16Array(CHUNKS).fill(-1);
+  #arena = new Float64Array(STRIDE);
+  #used = 0;
+  readonly #parent: LatencyAccumulator | undefined;
+  #sum = 0;
   /** The range of buckets in use, so reading scans only that (workers publish often). */
   #lo = BUCKETS;
   #hi = -1;
 
+  constructor(parent?: LatencyAccumulator) {
+    this.#parent = parent;
+  }
+
   record(ns: number): void {
-    this.recordTimesAt(bucketOf(ns), 1);
+    this.#addAt(bucketOf(ns), 1);
   }
 
   /** Sum of the values (bucket midpoints), in ns: cheaper than an HDR histogram's mean. */
   sum(): number {
-    let total = 0;
-    const c = this.counts;
-    for (let i = this.#lo; i <= this.#hi; i++) if (c[i] > 0) total += c[i] * bucketValue(i);
-    return total;
+    return this.#sum;
   }
 
-  /** Non-empty buckets as [index, count, index, count, …]. */
+  /** The highest non-empty bucket (-1 when empty). */
+  get highestBucket(): number {
+    return this.#hi;
+  }
+
+  /**
+   * For each of `counts` (ascending, each in [1, count]), the first bucket at
+   * which the running count from the lowest bucket up reaches it, written to
+   * `out`: one walk that skips whole chunks below each target.
+   */
+  bucketsAtCounts(counts: ArrayLike<number>, out: number[]): void {
+    let next = 0;
+    let seen = 0;
+    const index = this.#index;
+    const arena = this.#arena;
+    for (let c = this.#lo >> CHUNK_SHIFT, last = this.#hi >> CHUNK_SHIFT; c <= last && next < counts.length; c++) {
+      const off = index[c];
+      if (off < 0) continue;
+      if (seen + arena[off + CHUNK] < counts[next]) {
+        seen += arena[off + CHUNK];
+        continue;
+      }
+      for (let k = 0; k < CHUNK && next < counts.length; k++) {
+        seen += arena[off + k];
+        while (next < counts.length && seen >= counts[next]) out[next++] = (c << CHUNK_SHIFT) + k;
+      }
+    }
+    while (next < counts.length) out[next++] = this.#hi;
+  }
+
+  /** Non-empty buckets as [index, count, index, count, …], by increasing index. */
   sparse(): number[] {
     const out: number[] = [];
-    const c = this.counts;
-    for (let i = this.#lo; i <= this.#hi; i++) if (c[i] > 0) out.push(i, c[i]);
+    this.each((i, c) => {
+      out.push(i, c);
+    });
     return out;
   }
 
-  addSparse(pairs: readonly number[]): void {
-    for (let i = 0; i < pairs.length; i += 2) this.recordTimesAt(pairs[i], pairs[i + 1]);
+  addSparse(pairs: ArrayLike<number>): void {
+    for (let i = 0; i < pairs.length; i += 2) this.#addAt(pairs[i], pairs[i + 1]);
+  }
+
+  /**
+   * Adds `now - before`, two sparse snapshots of one growing distribution
+   * (each bucket of `now` >= the same bucket of `before`): how a worker's
+   * cumulative report replaces the one applied before it, touching only the
+   * buckets that moved.
+   */
+  addGrowth(now: ArrayLike<number>, before: ArrayLike<number> | undefined): void {
+    if (before === undefined || before.length === 0) {
+      this.addSparse(now);
+      return;
+    }
+    let j = 0;
+    for (let i = 0; i < now.length; i += 2) {
+      const index = now[i];
+      while (j < before.length && before[j] < index) j += 2; // a bucket cannot shrink away: defensive only
+      const was = j < before.length && before[j] === index ? before[j + 1] : 0;
+      if (now[i + 1] !== was) this.#addAt(index, now[i + 1] - was);
+    }
   }
 
   add(other: LatencyAccumulator): void {
-    for (let i = other.#lo; i <= other.#hi; i++) if (other.counts[i] > 0) this.recordTimesAt(i, other.counts[i]);
+    other.each((i, n) => this.#addAt(i, n));
   }
 
   /** Adds every count into an HDR histogram (values in ns). */
   into(h: Histogram): void {
-    const c = this.counts;
-    for (let i = this.#lo; i <= this.#hi; i++) if (c[i] > 0) h.recordValueWithCount(bucketValue(i), c[i]);
+    this.each((i, n) => h.recordValueWithCount(BUCKET_VALUES[i], n));
   }
 
-  private recordTimesAt(index: number, times: number): void {
-    this.counts[index] += times;
+  /** Visits the non-empty buckets by increasing index. */
+  each(visit: (index: number, count: number) => void): void {
+    const index = this.#index;
+    const arena = this.#arena;
+    for (let c = this.#lo >> CHUNK_SHIFT, last = this.#hi >> CHUNK_SHIFT; c <= last; c++) {
+      const off = index[c];
+      if (off < 0 || arena[off + CHUNK] === 0) continue;
+      for (let k = 0; k < CHUNK; k++) if (arena[off + k] > 0) visit((c << CHUNK_SHIFT) + k, arena[off + k]);
+    }
+  }
+
+  #addAt(index: number, times: number): void {
+    const c = index >> CHUNK_SHIFT;
+    let off = this.#index[c];
+    if (off < 0) off = this.#newChunk(c);
+    const arena = this.#arena;
+    arena[off + (index & CHUNK_MASK)] += times;
+    arena[off + CHUNK] += times;
     this.count += times;
+    this.#sum += times * BUCKET_VALUES[index];
     if (index < this.#lo) this.#lo = index;
     if (index > this.#hi) this.#hi = index;
+    if (this.#parent !== undefined) this.#parent.#addAt(index, times);
+  }
+
+  #newChunk(c: number): number {
+    if (!(c >= 0 && c < CHUNKS)) throw new RangeError(`latency bucket out of range: ${c << CHUNK_SHIFT}`);
+    if (this.#used + STRIDE > this.#arena.length) {
+      const grown = new Float64Array(2 * this.#arena.length);
+      grown.set(this.#arena);
+      this.#arena = grown;
+    }
+    const off = this.#used;
+    this.#used += STRIDE;
+    this.#index[c] = off;
+    return off;
   }
 }

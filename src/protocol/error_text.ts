@@ -27,12 +27,19 @@ export function errorText(err: unknown): string {
 export function errorStack(err: unknown): string {
   try {
     if (!(err instanceof Error)) return '';
-    const stack = err.stack;
-    return typeof stack === 'string' ? cutUtf8(stack, MAX_ERROR_STACK_BYTES) : '';
+    let stack = err.stack;
+    if (typeof stack !== 'string') return '';
+    // The stack repeats the message before its frames: a long message must not push the frames out.
+    const frames = stack.indexOf('\n    at ');
+    if (frames > STACK_HEADER_CHARS) stack = `${stack.slice(0, STACK_HEADER_CHARS)}…${stack.slice(frames)}`;
+    return cutUtf8(stack, MAX_ERROR_STACK_BYTES);
   } catch {
     return '';
   }
 }
+
+/** Characters of a stack's first lines (its name and message) kept before its frames. */
+const STACK_HEADER_CHARS = 512;
 
 /** `text`, cut to at most `max` bytes of UTF-8 on a character boundary. */
 function cutUtf8(text: string, max: number): string {

@@ -3,7 +3,7 @@
  * and the list of every SharedArrayBuffer a bus shares. Both sides import
  * these constants; nothing else may hard-code an offset.
  *
- * Seven kinds of SharedArrayBuffer exist per bus (`SharedBusMemory` below):
+ * Eight kinds of SharedArrayBuffer exist per bus (`SharedBusMemory` below):
  *
  *   kind          count        layout in                written by    read by
  *   ------------  -----------  -----------------------  ------------  ------------
@@ -14,6 +14,7 @@
  *   registry      1            registry.ts              main          workers
  *   metrics       1 per slot   metrics_mailbox.ts       the slot's    main
  *                                                       worker
+ *   topic series  1            topic_series.ts          main          workers
  *   breakers      1            breaker_words.ts         main          workers
  *   breaker       1 per slot   breaker_words.ts         the slot's    main
  *   counters                                            worker
@@ -115,8 +116,10 @@ export interface SharedBusMemory {
   registry: SharedArrayBuffer;
   /** Per-bus prefix of event ids, so ids stay unique across restarts. */
   idPrefix: string;
-  /** Per slot: the worker's metrics mailbox (see metrics_mailbox.ts). */
+  /** Per slot: the worker's metrics mailbox (see metrics_mailbox.ts). Growable. */
   metrics: SharedArrayBuffer[];
+  /** Per topic id: the metrics series workers count its end-to-end times in (see topic_series.ts). Growable. */
+  topicSeries: SharedArrayBuffer;
   /** Circuit breakers' states and half-open permits (see breaker_words.ts), written by main. Growable. */
   breakers: SharedArrayBuffer;
   /** Per slot: the worker's success and slow-call counts per breaker (see breaker_words.ts). Growable. */

@@ -55,6 +55,8 @@ export const OUTF_FAILED = 1 << 0;
 export const OUTF_DETACHED = 1 << 1;
 /** OUT_FAILED: the delivery was a half-open trial. */
 export const OUTF_TRIAL = 1 << 2;
+/** OUT_FAILED: the handler's module or export did not load (the text says why); not something the handler threw. */
+export const OUTF_LOAD_FAILED = 1 << 5;
 /**
  * OUT_DONE: the record section holds the command result encoded by the bus
  * codec ('structured' or custom), not a record copy; without it a result

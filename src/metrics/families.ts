@@ -1,0 +1,93 @@
+/**
+ * The metric families: names, help texts and labels (fixed: dashboards are
+ * built on them), what each series' value is, and the view of the bus's
+ * metrics they are read from. Both expositions (text_exposition.ts and
+ * prom_registry.ts) are derived from this list.
+ */
+import type { BucketedSummary } from './latency_summary.js';
+import type { HandlerSeries, TopicSeries } from './series.js';
+
+/** What the families are read from: one consistent read of the bus's metrics. */
+export interface MetricsView {
+  topics(): Iterable<TopicSeries>;
+  handlers(): Iterable<HandlerSeries>;
+  queueSize(): number;
+  backpressureActive(): number;
+  deadLetterQueueSize(): number;
+  foldedTopics(): number;
+  /** One row per handler of each topic (topics under their series' label; shared labels keep their least healthy state). */
+  breakers(): readonly { topic: string; handler: string; state: number }[];
+}
+
+/** A counter or gauge with one series per topic or per handler. */
+export interface SeriesFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  readonly label: 'topic' | 'handler';
+  /** Index of its lines in each series' render cache. */
+  readonly slot: number;
+  readonly value: (s: TopicSeries & HandlerSeries) => number;
+}
+
+/** A summary (quantiles, _sum, _count) with a companion `_max` gauge. */
+export interface SummaryFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly label: 'topic' | 'handler';
+  readonly slot: number;
+  readonly summary: (s: TopicSeries & HandlerSeries) => BucketedSummary;
+}
+
+/** An unlabelled gauge. */
+export interface ScalarFamily {
+  readonly name: string;
+  readonly help: string;
+  readonly value: (view: MetricsView) => number;
+}
+
+export type Family =
+  | { kind: 'series'; family: SeriesFamily }
+  | { kind: 'summary'; family: SummaryFamily }
+  | { kind: 'scalar'; family: ScalarFamily }
+  | { kind: 'breakers'; name: string; help: string };
+
+const topicFamily = (name: string, help: string, slot: number, value: (s: TopicSeries) => number): Family =>
+  ({ kind: 'series', family: { name, help, type: 'counter', label: 'topic', slot, value } });
+const handlerFamily = (name: string, help: string, slot: number, value: (s: HandlerSeries) => number): Family =>
+  ({ kind: 'series', family: { name, help, type: 'counter', label: 'handler', slot, value } });
+const scalar = (name: string, help: string, value: (view: MetricsView) => number): Family => ({ kind: 'scalar', family: { name, help, value } });
+
+/** Every family, in exposition order. */
+export const FAMILIES: readonly Family[] = [
+  topicFamily('events_published_total', 'Events accepted by publish/execute.', 0, (s) => s.published),
+  topicFamily('events_rejected_total', 'Events refused at capacity or after stop.', 1, (s) => s.rejected),
+  topicFamily('events_dropped_total', 'Events dropped by the drop-oldest strategy.', 2, (s) => s.dropped),
+  handlerFamily('events_processed_total', 'Successful deliveries (event x handler).', 0, (s) => s.processed),
+  handlerFamily('events_failed_total', 'Failed delivery attempts, timeouts and open-circuit refusals included.', 1, (s) => s.failed),
+  handlerFamily('events_retried_total', 'Failed attempts scheduled to run again.', 2, (s) => s.retried),
+  handlerFamily('events_dead_lettered_total', 'Deliveries that exhausted their retries.', 3, (s) => s.deadLettered),
+  scalar('queue_size', 'Accepted events not yet settled.', (v) => v.queueSize()),
+  scalar('backpressure_active', '1 while the queue is above its high water mark (until it falls to the low one).', (v) => v.backpressureActive()),
+  scalar('dead_letter_queue_size', 'Dead letters in memory.', (v) => v.deadLetterQueueSize()),
+  { kind: 'breakers', name: 'circuit_breaker_state', help: 'Per handler of each topic: 0 closed, 1 open, 2 half-open.' },
+  {
+    kind: 'summary',
+    family: { name: 'event_processing_duration_seconds', help: 'Handler attempt duration (HDR percentiles).', label: 'handler', slot: 4, summary: (s) => s.summary.get() },
+  },
+  {
+    kind: 'summary',
+    family: { name: 'event_end_to_end_seconds', help: 'Publish to settled (HDR percentiles).', label: 'topic', slot: 3, summary: (s) => s.summary.get() },
+  },
+  scalar('metrics_folded_topics', 'Topics with handlers counted under topic="other", beyond metrics.maxTopics.', (v) => v.foldedTopics()),
+];
+
+export const QUANTILES = [0.5, 0.95, 0.99] as const;
+
+/** A sample value as the text format writes it. */
+export function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'NaN';
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return `${v}`;
+}
