@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LanePicker } from '../src/protocol/lane_picker.js';
 import { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
-  FLUSH_REQUEST, SLEEPERS, SLOT_COST_NS, SLOT_EPOCH, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
+  FLUSH_REQUEST, POOL_GROW, SLEEPERS, SLOT_COST_NS, SLOT_EPOCH, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
   type SharedBusMemory,
 } from '../src/protocol/layout.js';
 import { OutcomeRingWriter } from '../src/protocol/outcome_ring.js';
@@ -84,7 +84,7 @@ function pickLane(): number {
  * wake every worker within a few records.
  */
 function wakePeerIfBehind(waiting: number): void {
-  if (waiting === 0 || Atomics.load(control, SLEEPERS) === 0) return;
+  if (waiting === 0 || Atomics.load(control, SLEEPERS) === 0 || Atomics.load(control, POOL_GROW) === 0) return;
   if (msPerRecord > 0 && waiting * msPerRecord <= BATCH_TARGET_MS) return;
   Atomics.add(control, WAKE, 1);
   Atomics.notify(control, WAKE, 1);

@@ -3,7 +3,7 @@
  * buffer) and sizes each from the options and the protocol limits.
  */
 import { randomBytes } from 'node:crypto';
-import { LANE_COUNT, controlWords, type SharedBusMemory } from '../protocol/layout.js';
+import { LANE_COUNT, POOL_GROW, controlWords, type SharedBusMemory } from '../protocol/layout.js';
 import { largestOutcomeBytes, largestRecordBytes } from '../protocol/limits.js';
 import { newMailbox } from '../protocol/metrics_mailbox.js';
 import { newTopicSeriesBuffer } from '../protocol/topic_series.js';
@@ -29,8 +29,10 @@ export function allocateSharedMemory(options: ResolvedOptions, registry: SharedA
   const slots = slotCount(options);
   const ringBytes = laneRingBytes(options.queue);
   const outcomeBytes = outcomeRingBytes(options.queue);
+  const control = new SharedArrayBuffer(4 * controlWords(slots));
+  new Int32Array(control)[POOL_GROW] = 1; // workers may wake peers until main finds itself saturated
   return {
-    control: new SharedArrayBuffer(4 * controlWords(slots)),
+    control,
     lanes: Array.from({ length: LANE_COUNT }, () => new SharedArrayBuffer(ringBytes)),
     outcomes: Array.from({ length: slots }, () => new SharedArrayBuffer(outcomeBytes)),
     registry,

@@ -6,7 +6,9 @@
  * waiting for PROGRESS without blocking, what happens when a task ends, and
  * the metrics flush handshake.
  */
-import { FLUSH_REQUEST, MAIN_WAITING, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { FLUSH_REQUEST, MAIN_WAITING, POOL_GROW, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
   SLOT_COST_NS, SLOT_PROCESSED, SLOT_SETTLED, WAIT_BATCHES, WAIT_REPORTS, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { readMailbox, resetMailbox, type WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
@@ -21,6 +23,10 @@ import type { WorkerPool } from './worker_pool.js';
 const SYNC_WAKE_AFTER = 128;
 /** Handler time of waiting records one worker is sized for (about one batch's worth: BATCH_TARGET_MS in the runtime). */
 const WORK_PER_WORKER_NS = 2_000_000;
+/** Main's event loop busier than this (0–1) counts as saturated for pool sizing; read at most every ELU_EVERY_MS. */
+const MAIN_BUSY = 0.9;
+const ELU_EVERY_MS = 50;
+const CORES = availableParallelism();
 /** publish() checks whether the pool should grow once in this many signals (a mask): the check reads every slot. */
 const SIZING_EVERY = 63;
 /** How long main waits on PROGRESS before looking anyway (a safety net, not the normal path). */
@@ -118,10 +124,35 @@ export class SlotPool {
     if (backlog === 0) return 0;
     let costNs = 0;
     for (const slot of this.active) costNs = Math.max(costNs, Atomics.load(this.#control, slotWord(slot, SLOT_COST_NS)));
-    const max = this.#p.options.pool.maxThreads;
+    const max = this.#growLimit();
     if (costNs === 0) return Math.min(max, backlog);
     return Math.min(max, Math.max(1, Math.ceil((backlog * costNs) / WORK_PER_WORKER_NS)));
   }
+
+  /**
+   * The most workers worth waking now. With a worker per core, every worker
+   * awake leaves the main thread no core of its own: while the main thread is
+   * itself saturated (its event loop more than MAIN_BUSY busy, e.g. a producer
+   * publishing flat out to cheap handlers), another worker would only slow it,
+   * so the pool stays at cores - 1. Workers read the same decision from
+   * POOL_GROW before they wake a peer.
+   */
+  #growLimit(): number {
+    const max = this.#p.options.pool.maxThreads;
+    const now = performance.now();
+    if (now - this.#eluAt >= ELU_EVERY_MS) {
+      const elu = performance.eventLoopUtilization(this.#elu);
+      this.#elu = performance.eventLoopUtilization();
+      this.#eluAt = now;
+      this.#limit = max >= CORES && elu.utilization > MAIN_BUSY ? Math.max(1, CORES - 1) : max;
+      Atomics.store(this.#control, POOL_GROW, this.#limit < max ? 0 : 1);
+    }
+    return this.#limit;
+  }
+
+  #elu = performance.eventLoopUtilization();
+  #eluAt = 0;
+  #limit = Infinity;
 
   /** Records signalled since the pending wake was queued. */
   #sincePending = 0;

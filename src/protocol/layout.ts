@@ -29,6 +29,8 @@
  *     0    SLEEPERS                  workers       workers parked in Atomics.wait on WAKE
  *     0    FLUSH_REQUEST             main          bumped (and WAKE notified) when main wants fresh metrics
  *     0    WORKERS_READY             workers       bumped + notified once by each worker when its runtime loaded
+ *     0    POOL_GROW                 main          1 = a worker may wake a parked peer; 0 while the producer
+ *                                                  needs its core (slot_pool.ts, pool sizing)
  *     1    WAKE                      main          bumped + notified when a record lands
  *     1    WAKE_PENDING              main/workers  1 = a wake is on its way; a worker clears it before parking
  *     3    PROGRESS                  workers       bumped after each batch; notified as MAIN_WAITING asks
@@ -64,6 +66,7 @@ export const STOP = 0;
 export const SLEEPERS = 1;
 export const FLUSH_REQUEST = 2;
 export const WORKERS_READY = 3;
+export const POOL_GROW = 4;
 export const WAKE = 1 * CACHE_LINE_WORDS;
 export const WAKE_PENDING = WAKE + 1;
 export const PROGRESS = 3 * CACHE_LINE_WORDS;
