@@ -39,6 +39,8 @@ export interface MetricsSnapshot {
   /** Publish → settled, one observation per settled event. */
   event_end_to_end_seconds: LatencySummary;
   queue_size: number;
+  /** Worker threads running handlers (the pool's adapted size). */
+  active_workers: number;
   backpressure_active: 0 | 1;
   /** Per handler name: 0 closed, 1 open, 2 half-open; a handler on several topics shows its least healthy circuit. */
   circuit_breaker_state: Record<string, number>;
@@ -197,6 +199,7 @@ export class BusMetrics {
       event_processing_duration_seconds: copy(this.#processingSummary.get()),
       event_end_to_end_seconds: copy(this.#endToEndSummary.get()),
       queue_size: stats.queueSize,
+      active_workers: stats.activeWorkers,
       backpressure_active: stats.backpressureActive ? 1 : 0,
       circuit_breaker_state: worstByHandler(this.#source.breakerStates()),
       dead_letter_queue_size: this.#source.deadLetterSize(),
@@ -236,6 +239,7 @@ export class BusMetrics {
       topics: () => this.#topics.series(),
       handlers: () => this.#handlers.values(),
       queueSize: () => stats.queueSize,
+      activeWorkers: () => stats.activeWorkers,
       backpressureActive: () => (stats.backpressureActive ? 1 : 0),
       deadLetterQueueSize: () => this.#source.deadLetterSize(),
       foldedTopics: () => this.#topics.folded,
