@@ -159,8 +159,6 @@ describe('re-entrancy and odd inputs', () => {
 
 describe('a waiting retry', () => {
   it('keeps the process alive until it runs: drain() resolves in a script with nothing else pending', async () => {
-    const { execFile } = await import('node:child_process');
-    const { promisify } = await import('node:util');
     const root = new URL('..', import.meta.url).pathname;
     const script = `
       import { MessageBus } from ${JSON.stringify(`${root}src/index.ts`)};
@@ -173,19 +171,11 @@ describe('a waiting retry', () => {
       console.log(JSON.stringify(bus.stats()));
       await bus.stop();
     `;
-    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-    const dir = await mkdtemp(`${(await import('node:os')).tmpdir()}/ringbus-alive-`);
-    await writeFile(`${dir}/script.mts`, script);
-    const { stdout } = await promisify(execFile)(process.execPath, [`${root}node_modules/tsx/dist/cli.mjs`, `${dir}/script.mts`], {
-      cwd: root, timeout: 30_000,
-    });
-    await rm(dir, { recursive: true, force: true });
+    const stdout = await runScript(script);
     expect(JSON.parse(stdout)).toMatchObject({ processed: 1, failed: 1, retried: 1, queueSize: 0 });
   });
 
   it("keeps the process alive for an inline handler's timeout: execute() resolves in a script with nothing else pending", async () => {
-    const { execFile } = await import('node:child_process');
-    const { promisify } = await import('node:util');
     const root = new URL('..', import.meta.url).pathname;
     const script = `
       import { MessageBus } from ${JSON.stringify(`${root}src/index.ts`)};
@@ -196,13 +186,25 @@ describe('a waiting retry', () => {
       console.log(JSON.stringify({ code: r.error?.code }));
       await bus.stop({ drain: false });
     `;
-    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
-    const dir = await mkdtemp(`${(await import('node:os')).tmpdir()}/ringbus-alive-`);
+    const stdout = await runScript(script);
+    expect(JSON.parse(stdout)).toEqual({ code: 'ERR_RINGBUS_HANDLER_TIMEOUT' });
+  });
+});
+
+/** Runs a TypeScript script in a child process (nothing else keeps it alive) and returns its stdout. */
+async function runScript(script: string): Promise<string> {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+  const root = new URL('..', import.meta.url).pathname;
+  const dir = await mkdtemp(`${(await import('node:os')).tmpdir()}/ringbus-alive-`);
+  try {
     await writeFile(`${dir}/script.mts`, script);
     const { stdout } = await promisify(execFile)(process.execPath, [`${root}node_modules/tsx/dist/cli.mjs`, `${dir}/script.mts`], {
       cwd: root, timeout: 30_000,
     });
+    return stdout;
+  } finally {
     await rm(dir, { recursive: true, force: true });
-    expect(JSON.parse(stdout)).toEqual({ code: 'ERR_RINGBUS_HANDLER_TIMEOUT' });
-  });
-});
+  }
+}
