@@ -69,6 +69,7 @@ export class SlotPool {
     const pool = this.#pool;
     this.#pool = undefined;
     clearTimeout(this.#taskBackoff);
+    clearTimeout(this.#regrow);
     return pool;
   }
 
@@ -146,9 +147,19 @@ export class SlotPool {
       this.#eluAt = now;
       this.#limit = max >= CORES && elu.utilization > MAIN_BUSY ? Math.max(1, CORES - 1) : max;
       Atomics.store(this.#control, POOL_GROW, this.#limit < max ? 0 : 1);
+      // Capped: look again soon even if main hears of nothing (no publish, no batch it waits for), so a backlog
+      // left by a burst gets every core once the producer rests.
+      if (this.#limit < max && this.#regrow === undefined) {
+        this.#regrow = setTimeout(() => {
+          this.#regrow = undefined;
+          this.pump();
+        }, 2 * ELU_EVERY_MS).unref();
+      }
     }
     return this.#limit;
   }
+
+  #regrow: NodeJS.Timeout | undefined;
 
   #elu = performance.eventLoopUtilization();
   #eluAt = 0;
