@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { LanePicker } from '../src/protocol/lane_picker.js';
 import { LaneRingReader } from '../src/protocol/lane_ring.js';
 import {
-  FLUSH_REQUEST, POOL_GROW, SLEEPERS, SLOT_COST_NS, SLOT_EPOCH, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
+  FLUSH_REQUEST, POOL_GROW, SLEEPERS, SLOT_EPOCH, WORKERS_READY, SLOT_BUSY, SLOT_FLUSHED, SLOT_PROCESSED, SLOT_SETTLED, STOP, WAKE, WAKE_PENDING, slotWord,
   type SharedBusMemory,
 } from '../src/protocol/layout.js';
 import { OutcomeRingWriter } from '../src/protocol/outcome_ring.js';
@@ -139,6 +139,8 @@ async function drain(task: DrainTask): Promise<null> {
       const wait = Math.min(remaining, metrics.dueIn(now));
       if (!readers.some((r) => r.waiting() > 0) && Atomics.load(control, STOP) === 0) Atomics.wait(control, WAKE, seen, wait);
       Atomics.sub(control, SLEEPERS, 1);
+      // Awake: the next record may wake a parked peer (main decides whether the pool may grow).
+      Atomics.store(control, WAKE_PENDING, 0);
       continue;
     }
     idleSince = -1;
@@ -152,7 +154,6 @@ async function drain(task: DrainTask): Promise<null> {
     const t1 = performance.now();
     const perRecord = (t1 - t0) / n;
     msPerRecord = msPerRecord === 0 ? perRecord : msPerRecord * 0.8 + perRecord * 0.2;
-    Atomics.store(control, slotWord(slot, SLOT_COST_NS), Math.min(0x7fffffff, Math.max(1, Math.round(msPerRecord * 1e6))));
     // Metrics first: once main sees these events settled, what was measured of them is published or due.
     metrics.maybePublish(t1);
     Atomics.store(control, slotWord(slot, SLOT_SETTLED), counters.settled);

@@ -43,7 +43,7 @@ import { BusCodec } from './payload_encoding.js';
 import { Publisher } from './publisher.js';
 import { Registrar } from './registrar.js';
 import { allocateSharedMemory, slotCount } from './shared_memory.js';
-import { SlotPool } from './slot_pool.js';
+import { FLUSH_WAIT_MS, SlotPool } from './slot_pool.js';
 import { STOP_OPTIONS, checkOptionsObject } from './validation.js';
 import { Watchdog } from './watchdog.js';
 import { createWorkerPool, probeHandlers, warmThreads, workersReady } from './worker_pool.js';
@@ -91,7 +91,7 @@ export class Engine {
       handlerName: (id) => p.registrar.handlerName(id),
       breakerStates: () => p.breakers.snapshot(),
       deadLetterSize: () => p.deadLetters.queue.size,
-      flush: () => p.slots.flushMetrics(),
+      flush: () => p.slots.flushMetrics(FLUSH_WAIT_MS),
     }, { maxTopics: options.metrics.maxTopics, topicSeries: p.memory.topicSeries });
     p.router = new Router(p.registry, (topic, topicId) => p.metrics.topic(topic, topicId), (topic) => p.metrics.forgetTopic(topic));
     p.queue = new BoundedEventQueue(options.queue, () => p.slots.workerSettled());

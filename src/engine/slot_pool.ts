@@ -9,7 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { FLUSH_REQUEST, MAIN_WAITING, POOL_GROW, PROGRESS, SLEEPERS, SLOT_BUSY, SLOT_CURSOR, SLOT_EPOCH, SLOT_FLUSHED, SLOT_HANDLER_INDEX,
-  SLOT_COST_NS, SLOT_PROCESSED, SLOT_SETTLED, WAIT_BATCHES, WAIT_REPORTS, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
+  SLOT_PROCESSED, SLOT_SETTLED, WAIT_BATCHES, WAIT_REPORTS, WAKE, WAKE_PENDING, slotWord } from '../protocol/layout.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { readMailbox, resetMailbox, type WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
 import { resetOutcomes } from '../protocol/outcome_ring.js';
@@ -21,14 +21,14 @@ import type { WorkerPool } from './worker_pool.js';
 
 /** Records a producer that does not yield may publish while parked workers wait for the queued wake-up. */
 const SYNC_WAKE_AFTER = 128;
-/** Handler time of waiting records one worker is sized for (about one batch's worth: BATCH_TARGET_MS in the runtime). */
-const WORK_PER_WORKER_NS = 2_000_000;
+/** How long a metrics read waits for workers to publish what they measured (see flushMetrics). */
+export const FLUSH_WAIT_MS = 100;
 /** Main's event loop busier than this (0–1) counts as saturated for pool sizing; read at most every ELU_EVERY_MS. */
 const MAIN_BUSY = 0.9;
 const ELU_EVERY_MS = 50;
 const CORES = availableParallelism();
-/** publish() checks whether the pool should grow once in this many signals (a mask): the check reads every slot. */
-const SIZING_EVERY = 63;
+/** #growLimit reads the clock once in this many calls (a mask). */
+const LIMIT_EVERY = 63;
 /** How long main waits on PROGRESS before looking anyway (a safety net, not the normal path). */
 const PROGRESS_POLL_MS = 1000;
 /** Pause before submitting again after a task failed outside any batch (e.g. the runtime did not load). */
@@ -74,33 +74,33 @@ export class SlotPool {
   }
 
   /**
-   * A record landed: wake a parked worker, or start a task. The wake (a futex
-   * system call, 15–45 µs here) happens once per parking, after the
-   * publishing code's turn (a microtask), so a burst published in one turn
-   * wakes a worker once and no publish() call pays for it. But a producer
-   * loop that never yields (`for (…) bus.publish(…)`) would keep its
-   * microtask from running, and parked workers asleep, for the whole loop:
-   * after SYNC_WAKE_AFTER records with a wake still pending, publish wakes a
-   * worker itself.
+   * A record landed: wake a parked worker, or start a task, as far as the
+   * pool may grow (#growLimit). The wake (a futex system call, 15–45 µs here)
+   * happens once per parking, after the publishing code's turn (a
+   * microtask), so a burst published in one turn wakes a worker once and no
+   * publish() call pays for it. But a producer loop that never yields
+   * (`for (…) bus.publish(…)`) would keep its microtask from running, and
+   * parked workers asleep, for the whole loop: after SYNC_WAKE_AFTER records
+   * with a wake still pending, publish wakes a worker itself. A woken worker
+   * clears WAKE_PENDING, so the next record may wake another (a worker busy
+   * with a long handler must not keep cheap records from idle peers).
    */
   signalWork(): void {
     if (!this.#p.lifecycle.dispatching || this.#pool === undefined) return;
     if (Atomics.load(this.#control, SLEEPERS) > 0) {
       if (Atomics.compareExchange(this.#control, WAKE_PENDING, 0, 1) === 0) {
         this.#sincePending = 0;
-        queueMicrotask(this.#wakeOne);
+        // Capped with a worker awake: it takes the record; WAKE_PENDING stays set until a worker parks or wakes.
+        if (this.#awake() === 0 || this.#awake() < this.#growLimit()) queueMicrotask(this.#wakeOne);
       } else if (++this.#sincePending >= SYNC_WAKE_AFTER) {
         this.#sincePending = 0;
-        // Only if no worker is running, or the backlog needs another: an awake worker takes these records anyway.
-        if (this.#awake() === 0 || this.#awake() < this.#workersNeeded()) this.wake(1);
+        if (this.#awake() === 0 || this.#awake() < this.#growLimit()) this.wake(1);
       }
-    } else if (this.#mayStartTask() && (this.active.size === 0 || (++this.#sinceSizing & SIZING_EVERY) === 0)) {
-      // No worker parked: start one when none runs, else (now and then) when the backlog needs more workers.
-      if (this.active.size === 0 || this.#awake() < this.#workersNeeded()) this.#submit();
+    } else if (this.#mayStartTask()) {
+      // No worker parked: start one when none runs, or one more while records wait and the pool may grow.
+      if (this.active.size === 0 || (this.#awake() < this.#growLimit() && this.#p.lanes.backlog() > this.#awake())) this.#submit();
     }
   }
-
-  #sinceSizing = 0;
 
   /** Workers running a task and not parked: the pool's size right now, as stats() shows it. */
   #awake(): number {
@@ -112,46 +112,31 @@ export class SlotPool {
   }
 
   /**
-   * How many workers the backlog needs: its handler time (records × the
-   * slowest running worker's average cost per record) spread so that each
-   * worker has about WORK_PER_WORKER_NS of it; at least one while anything
-   * waits, at most maxThreads. While no worker has measured a cost yet, one
-   * per waiting record. Noop-like handlers thus run on one worker and leave
-   * the other cores to the producer (the main thread is then the
-   * bottleneck); heavy handlers get every core.
-   */
-  #workersNeeded(): number {
-    const backlog = this.#p.lanes.backlog();
-    if (backlog === 0) return 0;
-    let costNs = 0;
-    for (const slot of this.active) costNs = Math.max(costNs, Atomics.load(this.#control, slotWord(slot, SLOT_COST_NS)));
-    const max = this.#growLimit();
-    if (costNs === 0) return Math.min(max, backlog);
-    return Math.min(max, Math.max(1, Math.ceil((backlog * costNs) / WORK_PER_WORKER_NS)));
-  }
-
-  /**
-   * The most workers worth waking now. With a worker per core, every worker
-   * awake leaves the main thread no core of its own: while the main thread is
-   * itself saturated (its event loop more than MAIN_BUSY busy, e.g. a producer
-   * publishing flat out to cheap handlers), another worker would only slow it,
-   * so the pool stays at cores - 1. Workers read the same decision from
-   * POOL_GROW before they wake a peer.
+   * The most workers worth running now: `pool.maxThreads`, except while the
+   * main thread is itself saturated (its event loop more than MAIN_BUSY busy,
+   * e.g. a producer publishing flat out to cheap handlers) and a worker per
+   * core would leave it no core of its own: another worker would then only
+   * slow the producer, so the pool stays at cores − 1. A maxThreads above the
+   * core count (handlers that block rather than compute) is never capped.
+   * Workers read the same decision from POOL_GROW before they wake a peer.
    */
   #growLimit(): number {
     const max = this.#p.options.pool.maxThreads;
+    // Cheap on the publish path: the clock is read once in LIMIT_EVERY calls (a capped pool also re-reads on a timer).
+    if ((++this.#limitCalls & LIMIT_EVERY) !== 0 && this.#limit !== Infinity) return this.#limit;
     const now = performance.now();
     if (now - this.#eluAt >= ELU_EVERY_MS) {
       const elu = performance.eventLoopUtilization(this.#elu);
       this.#elu = performance.eventLoopUtilization();
       this.#eluAt = now;
-      this.#limit = max >= CORES && elu.utilization > MAIN_BUSY ? Math.max(1, CORES - 1) : max;
+      this.#limit = max === CORES && elu.utilization > MAIN_BUSY ? Math.max(1, CORES - 1) : max;
       Atomics.store(this.#control, POOL_GROW, this.#limit < max ? 0 : 1);
       // Capped: look again soon even if main hears of nothing (no publish, no batch it waits for), so a backlog
       // left by a burst gets every core once the producer rests.
       if (this.#limit < max && this.#regrow === undefined) {
         this.#regrow = setTimeout(() => {
           this.#regrow = undefined;
+          this.#limitCalls = LIMIT_EVERY; // the next call reads the clock
           this.pump();
         }, 2 * ELU_EVERY_MS).unref();
       }
@@ -160,6 +145,7 @@ export class SlotPool {
   }
 
   #regrow: NodeJS.Timeout | undefined;
+  #limitCalls = 0;
 
   #elu = performance.eventLoopUtilization();
   #eluAt = 0;
@@ -185,9 +171,11 @@ export class SlotPool {
     const p = this.#p;
     p.lanes.flushOverflow();
     if (!p.lifecycle.dispatching || this.#pool === undefined) return;
-    const needed = this.#workersNeeded();
-    while (this.#mayStartTask() && this.#sleepers() === 0 && this.#awake() < needed) this.#submit();
-    const more = Math.min(this.#sleepers(), needed - this.#awake());
+    const backlog = p.lanes.backlog();
+    if (backlog === 0) return;
+    const limit = this.#growLimit();
+    while (this.#mayStartTask() && this.#sleepers() === 0 && this.#awake() < limit && backlog > this.#awake()) this.#submit();
+    const more = Math.min(this.#sleepers(), limit - this.#awake());
     if (more > 0) this.wake(more);
   }
 
@@ -226,14 +214,25 @@ export class SlotPool {
    * each has (or its task ended, which publishes too): so the numbers read
    * after drain() include every settled event.
    */
-  flushMetrics(): Promise<void> {
+  flushMetrics(waitMs = Infinity): Promise<void> {
     // Also with timing off: per-handler success counts travel the same way.
     if (this.active.size === 0) return Promise.resolve();
     const request = Atomics.add(this.#control, FLUSH_REQUEST, 1) + 1;
     this.wantProgress();
     this.wake(Infinity);
     return new Promise((resolve) => {
-      this.#flushWaiters.push({ request, resolve });
+      // A worker answers between batches: one inside a long handler would hold a scrape for as long. A metrics
+      // read waits at most FLUSH_WAIT_MS and goes on with what workers published (their running batch is missing).
+      const timer = waitMs === Infinity ? undefined : setTimeout(() => {
+        const at = this.#flushWaiters.findIndex((w) => w.resolve === done);
+        if (at >= 0) this.#flushWaiters.splice(at, 1);
+        resolve();
+      }, waitMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#flushWaiters.push({ request, resolve: done });
       this.#checkFlushes();
     });
   }
@@ -252,7 +251,7 @@ export class SlotPool {
     if (slot === undefined || this.#pool === undefined) return;
     const p = this.#p;
     const c = this.#control;
-    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR, SLOT_COST_NS]) Atomics.store(c, slotWord(slot, field), 0);
+    for (const field of [SLOT_BUSY, SLOT_SETTLED, SLOT_PROCESSED, SLOT_CURSOR]) Atomics.store(c, slotWord(slot, field), 0);
     Atomics.store(c, slotWord(slot, SLOT_HANDLER_INDEX), -1);
     // A new task has answered no flush request yet.
     Atomics.store(c, slotWord(slot, SLOT_FLUSHED), Atomics.load(c, FLUSH_REQUEST) - 1);

@@ -32,7 +32,7 @@
  *     0    POOL_GROW                 main          1 = a worker may wake a parked peer; 0 while the producer
  *                                                  needs its core (slot_pool.ts, pool sizing)
  *     1    WAKE                      main          bumped + notified when a record lands
- *     1    WAKE_PENDING              main/workers  1 = a wake is on its way; a worker clears it before parking
+ *     1    WAKE_PENDING              main/workers  1 = a wake is on its way; a worker clears it before parking and on waking
  *     3    PROGRESS                  workers       bumped after each batch; notified as MAIN_WAITING asks
  *     3    MAIN_WAITING              main          0: not waiting; WAIT_REPORTS: wake main for outcomes only;
  *                                                  WAIT_BATCHES: wake main after every batch
@@ -50,8 +50,6 @@
  *          EPOCH                     bumped by main when a task on the slot ended: a worker whose
  *                                    task's epoch is older (its task was aborted, and Piscina had
  *                                    not stopped the thread yet) stops before it claims or runs more
- *          COST_NS                   the worker's running average of handler time per record, ns
- *                                    (0: not measured yet): how main sizes the pool (slot_pool.ts)
  *
  * Positions are byte counters that grow forever and wrap at 2^32; they are
  * compared with serial-number arithmetic (`(a - b) | 0`), so a ring may be at
@@ -100,7 +98,6 @@ export const SLOT_PROCESSED = 8;
 export const SLOT_HANDLER_INDEX = 9;
 export const SLOT_FLUSHED = 10;
 export const SLOT_EPOCH = 11;
-export const SLOT_COST_NS = 12;
 export const slotWord = (slot: number, field: number): number =>
   (FIRST_SLOT_LINE + slot) * CACHE_LINE_WORDS + field;
 
