@@ -78,3 +78,34 @@ describe('pool sizing', () => {
     await until(() => bus.stats().activeWorkers === 0, 'workers parked');
   });
 });
+
+describe('a long handler', () => {
+  it('does not keep cheap events from an idle worker', async () => {
+    const { bus } = setup({ pool: { maxThreads: 2 } });
+    bus.registerEventHandler('report', handler('spin'));
+    bus.registerEventHandler('click', handler('noop'));
+    await bus.start();
+    bus.publish('report', { ms: 2_000 });
+    await until(() => bus.stats().activeWorkers >= 1, 'the long handler runs');
+    for (let i = 0; i < 10; i++) {
+      bus.publish('click', i);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // 2 s is the margin: the clicks need milliseconds on the other worker, not the long handler's end.
+    await until(() => bus.stats().processed >= 10, 'the clicks ran');
+    expect(bus.stats().queueSize).toBe(1); // only the long one is still running
+    await bus.drain();
+  });
+
+  it('does not hold a metrics read for as long as it runs', async () => {
+    const { bus } = setup({ pool: { maxThreads: 1 } });
+    bus.registerEventHandler('report', handler('spin'));
+    await bus.start();
+    bus.publish('report', { ms: 2_000 });
+    await until(() => bus.stats().activeWorkers >= 1, 'the long handler runs');
+    const text = await bus.metrics.prometheus();
+    expect(text).toContain('events_published_total');
+    expect(bus.stats().queueSize).toBe(1); // read while the handler still runs, not after it
+    await bus.drain();
+  });
+});
