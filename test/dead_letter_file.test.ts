@@ -8,26 +8,18 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DeadLetterEntry } from '../src/index.js';
 import {
   addRecord, escape, expectNoStall, failing, HANDLERS, loopWatch, modeOf, poll, publishEach, ringbus, root, run, segments,
+  tempFiles,
 } from './fixtures/dlq_test_kit.js';
 import { busFixture, memoryLogger } from './helpers.js';
 
-let dir: string;
-let n = 0;
-const fresh = (name: string): string => join(dir, `${name}-${++n}.jsonl`);
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ringbus-dlq-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const { fresh, dir } = tempFiles();
 
 const setup = busFixture();
 
@@ -88,7 +80,7 @@ describe('dead-letter file: ownership and durability', () => {
     expect(acked.size).toBeGreaterThan(1000);
     expect([...inFile.keys()].sort()).toEqual(expected.map((e) => e.id).sort());
     for (const e of expected) expect(inFile.get(e.id)).toMatchObject({ attempts: e.attempts, lastAttemptAt: e.lastAttemptAt, error: e.error });
-    for (const f of await segments(path)) expect(await modeOf(join(dir, f))).toBe(0o600);
+    for (const f of await segments(path)) expect(await modeOf(join(dir(), f))).toBe(0o600);
     expect(existsSync(`${path}.lock`)).toBe(false);
   }, 60_000);
 
@@ -129,7 +121,7 @@ describe('dead-letter file: ownership and durability', () => {
     await a.stop();
     const made = await segments(path);
     expect(made.length).toBeGreaterThan(2);
-    for (const f of made) expect(await modeOf(join(dir, f))).toBe(0o600);
+    for (const f of made) expect(await modeOf(join(dir(), f))).toBe(0o600);
     const b = setup({ retry: false, deadLetter: { path, maxFileBytes: 4096 } }).bus;
     await b.start();
     b.deadLetters.clear(); // everything dead: compacted into an empty file
@@ -146,7 +138,7 @@ describe('dead-letter file: ownership and durability', () => {
     await publishEach(c, 40);
     const rotated = await segments(shared);
     expect(rotated.length).toBeGreaterThan(2);
-    for (const f of rotated) expect(await modeOf(join(dir, f))).toBe(0o640);
+    for (const f of rotated) expect(await modeOf(join(dir(), f))).toBe(0o640);
     c.deadLetters.clear();
     await poll(async () => (await segments(shared)).length === 1, 'compacted into one file');
     await c.stop();
@@ -250,7 +242,7 @@ describe('dead-letter file: loading', () => {
     await publishEach(bus, 60);
     const made = await segments(path);
     expect(made.length).toBeGreaterThan(5);
-    for (const f of made.slice(0, -1)) expect((await stat(join(dir, f))).size).toBeLessThan(4096 + 1024);
+    for (const f of made.slice(0, -1)) expect((await stat(join(dir(), f))).size).toBeLessThan(4096 + 1024);
     healthy = true;
     // The oldest 20 replayed: the segments holding only them go (the first one emptied, the others deleted).
     const all = bus.deadLetters.list();

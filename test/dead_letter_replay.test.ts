@@ -4,24 +4,14 @@
  * failure with its new attempts; replay in slices; the in-memory bounds and
  * their warnings; `ringbus dlq replay` (exit codes, --timeout-ms, config).
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { DeadLetterEntry } from '../src/index.js';
-import { escape, expectNoStall, failing, HANDLERS, loopWatch, poll, publishEach, ringbus } from './fixtures/dlq_test_kit.js';
+import { escape, expectNoStall, failing, HANDLERS, loopWatch, poll, publishEach, ringbus, tempFiles } from './fixtures/dlq_test_kit.js';
 import { busFixture, memoryLogger } from './helpers.js';
 
-let dir: string;
-let n = 0;
-const fresh = (name: string): string => join(dir, `${name}-${++n}.jsonl`);
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ringbus-dlq-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const { fresh, dir } = tempFiles();
 
 const setup = busFixture();
 
@@ -143,7 +133,7 @@ describe('ringbus dlq replay', () => {
 
   it('uses the config file and environment of the bus', async () => {
     const { path } = await deadLetters('shipping', 'ship', [{ n: 1, hang: true }, { n: 2, pad: 'z'.repeat(5000) }]);
-    const config = join(dir, 'replay.config.json');
+    const config = join(dir(), 'replay.config.json');
     await writeFile(config, JSON.stringify({ handlerTimeoutMs: 300 }));
     const r = await ringbus(['dlq', 'replay', '--path', path, '--handlers', HANDLERS, '--config', config], { RINGBUS_MAX_PAYLOAD_BYTES: '1000' });
     expect(r.stdout).toMatch(new RegExp(`^replayed 0 of 2; 1 failed again and is back in ${escape(path)}; ` +
