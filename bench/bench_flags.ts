@@ -169,6 +169,8 @@ export function parseBenchFlags(argv: string[]): BenchConfig | null {
   const timeoutRate = num('timeout-rate', { max: 1 });
   const cpuRates = rates('cpu-rates');
   if (cpuRates.length === 0) phases.delete('cpu');
+  // A run that measures nothing must not report every target met.
+  if (phases.size === 0) throw new FlagError(`no phase left to run (--phases ${text('phases')}${values['skip-baselines'] === true ? ' with --skip-baselines' : ''})`);
   return {
     rate: rateText === 'max' || rateText === '0' ? null : num('rate', { min: 1 }),
     duration: num('duration', { min: 0.5 }),
