@@ -2,9 +2,10 @@
  * The pool's slots on the main thread's side. A slot is what one drain task
  * holds (its gate words, outcome ring and metrics mailbox); at most
  * `maxThreads` tasks exist, one per worker, so events wait in the lanes and
- * never in Piscina's queue. Owns task submission, waking parked workers,
- * waiting for PROGRESS without blocking, what happens when a task ends, and
- * the metrics flush handshake.
+ * never in Piscina's queue. Owns task submission, waking parked workers and
+ * how many may run (the pool's adapted size, #growLimit), waiting for
+ * PROGRESS without blocking (and how much of it main asks for), what happens
+ * when a task ends, and the metrics flush handshake.
  */
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
