@@ -18,6 +18,7 @@ export {
   type DeadLetterOptions, type MetricsOptions, type PoolOptions, type QueueOptions, type RetryOptions,
 } from './options.js';
 export type { PayloadCodec } from './protocol/codec.js';
+export type { TransportOption, TransportStats } from './transport.js';
 export type { Logger } from './logger.js';
 export type {
   BusEvent, BusStats, CommandFailed, CommandHandlerOptions, CommandResult, CommandSucceeded, EventHandlerOptions, ExecuteOptions, Handler,

@@ -18,6 +18,7 @@ import type { CircuitState } from './breaker/circuit_breaker.js';
 import type { DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
 import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 import type { BusMetrics } from './metrics/bus_metrics.js';
+import type { TransportStats } from './transport.js';
 
 /** Events a bus emits; listen with `bus.on(name, listener)` (EventEmitter), typed by this map. @group Bus */
 export interface MessageBusEvents {
@@ -119,6 +120,15 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
   /** Deliveries that exhausted their retries (empty when the dead-letter queue is off). */
   get deadLetters(): DeadLetters {
     return this.#engine.deadLetters;
+  }
+
+  /**
+   * With a transport (`transport: jetstream({...})`): its publish window
+   * (events not yet stored by the server), what this process took from the
+   * stream, handed back and had redelivered, and reconnects. Undefined without one.
+   */
+  transportStats(): TransportStats | undefined {
+    return this.#engine.transportStats();
   }
 
   /** Records waiting in each lane for a worker. */

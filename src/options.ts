@@ -6,6 +6,8 @@
 import { availableParallelism } from 'node:os';
 import type { Logger, LogLevel } from './logger.js';
 import type { CodecSpec } from './protocol/codec.js';
+import type { Transport, TransportOption } from './transport.js';
+import type { ResolvedJetStreamOptions } from './jetstream/options.js';
 
 /** What happens to a publish when `queue.capacity` events are unsettled. @group Options */
 export type BackpressureStrategy = 'reject-new' | 'drop-oldest' | 'adaptive-rate-limit';
@@ -351,6 +353,17 @@ export interface BusOptions {
    * @default true (timing on, maxTopics 1000)
    */
   metrics?: boolean | MetricsOptions;
+  /**
+   * Carry events between processes: `jetstream({...})` from
+   * 'ringbus/jetstream' (or, in a config file, `{ jetstream: {...} }`).
+   * Events then go through the stream: each (event, handler) delivery runs
+   * once in the cluster, in a process that registered that handler; commands
+   * run where their handler is registered (this process first). Needs
+   * `queue.strategy` 'reject-new' or 'adaptive-rate-limit' (an event already
+   * in the stream cannot be dropped for a newer one). README "Scaling out".
+   * @default undefined (events stay in this process)
+   */
+  transport?: TransportOption;
 }
 
 export interface ResolvedOptions {
@@ -367,6 +380,8 @@ export interface ResolvedOptions {
   /** The codec, its module resolved to a file: URL and its export named. */
   codec: CodecSpec;
   strictPayloads: boolean;
+  /** A transport object, or the JetStream options of the config form (the engine makes its transport). */
+  transport: Transport | { jetstream: ResolvedJetStreamOptions } | undefined;
 }
 
 /** Every option's default, merged under what the user gives (see each option's `@default`). @group Options */

@@ -9,6 +9,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { defaultLogger, LOG_LEVELS, SILENT_LOGGER } from './logger.js';
 import { CODECS, DEFAULT_OPTIONS, STRATEGIES, type BusOptions, type ResolvedOptions } from './options.js';
 import type { CodecSpec } from './protocol/codec.js';
+import { resolveJetStreamOptions } from './jetstream/options.js';
+import { isTransport } from './transport.js';
 
 const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : typeof v === 'bigint' ? `${v}n` : String(v));
 
@@ -118,6 +120,7 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   const o = options ?? {};
   checkKeys('options.', o, [
     'pool', 'queue', 'logger', 'logLevel', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs', 'metrics', 'codec', 'strictPayloads',
+    'transport',
   ]);
   checkObject('pool', o.pool);
   checkObject('queue', o.queue);
@@ -226,5 +229,23 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   const strictPayloads = o.strictPayloads ?? DEFAULT_OPTIONS.strictPayloads;
   if (typeof strictPayloads !== 'boolean') throw new TypeError(`strictPayloads must be a boolean, got ${show(strictPayloads)}`);
   const logger = given === false ? SILENT_LOGGER : given ?? defaultLogger(logLevel);
-  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics, codec, strictPayloads };
+  const transport = resolveTransport(o.transport);
+  if (transport !== undefined && queue.strategy === 'drop-oldest') {
+    throw new RangeError("queue.strategy 'drop-oldest' cannot be used with a transport: an event already in the stream cannot be dropped " +
+      "for a newer one. Use 'reject-new' (publish() returns false while the publish window is full) or 'adaptive-rate-limit'");
+  }
+  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics, codec, strictPayloads, transport };
+}
+
+/** `transport`: a transport object (jetstream({...})) as it is, or the config form `{ jetstream: {...} | true }` resolved. */
+function resolveTransport(value: unknown): ResolvedOptions['transport'] {
+  if (value === undefined) return undefined;
+  if (isTransport(value)) return value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`transport must be jetstream({...}) from 'ringbus/jetstream', or { jetstream: {...} }, got ${show(value)}`);
+  }
+  checkKeys('transport.', value, ['jetstream']);
+  const js = (value as { jetstream?: unknown }).jetstream;
+  if (js === undefined || js === false) return undefined;
+  return { jetstream: resolveJetStreamOptions(js as Parameters<typeof resolveJetStreamOptions>[0]) };
 }

@@ -139,6 +139,13 @@ export class Router {
   }
 
   /** A route to one handler only (a replayed dead letter goes to the handler it failed in). */
+  /** Every event handler registration, of every topic. */
+  eventRegistrations(): Registration[] {
+    const out: Registration[] = [];
+    for (const list of this.#events.values()) out.push(...list);
+    return out;
+  }
+
   single(reg: Registration): Route {
     return this.#build(reg.topic, [reg]);
   }

@@ -45,6 +45,49 @@ describe('the packed package', () => {
     expect(JSON.parse(stdout)).toEqual({ r: { success: true, result: 144, attempts: 1 }, processed: 1001 });
   });
 
+  it('carries events through JetStream with ringbus/jetstream, and import \'ringbus\' alone never loads the NATS client', async () => {
+    const stream = `RBPKG_${process.pid}_${Date.now().toString(36)}`;
+    // A resolve hook that reports every @nats-io module a program loads.
+    await writeFile(join(app, 'hooks.mjs'), `
+      export async function resolve(specifier, context, next) {
+        if (specifier.startsWith('@nats-io/')) process.stderr.write('loaded ' + specifier + '\\n');
+        return next(specifier, context);
+      }`);
+    await writeFile(join(app, 'register.mjs'), "import { register } from 'node:module'; register('./hooks.mjs', import.meta.url);\n");
+    await writeFile(join(app, 'core.mjs'), `
+      import { MessageBus } from 'ringbus';
+      const bus = new MessageBus({ pool: { maxThreads: 1 } });
+      await bus.start(); await bus.stop();
+      console.log('ok');
+    `);
+    const core = await run(process.execPath, ['--import', './register.mjs', 'core.mjs'], { cwd: app, env: { ...process.env, NODE_OPTIONS: '' } });
+    expect(core.stdout.trim()).toBe('ok');
+    expect(core.stderr).not.toMatch(/loaded @nats-io/);
+    await writeFile(join(app, 'cluster.mjs'), `
+      import { MessageBus, workerHandler } from 'ringbus';
+      import { jetstream } from 'ringbus/jetstream';
+      const where = { stream: '${stream}', subjectPrefix: '${stream.toLowerCase()}' };
+      const consumer = new MessageBus({ transport: jetstream(where), pool: { maxThreads: 1 } });
+      consumer.registerEventHandler('note', workerHandler(new URL('./handlers.mjs', import.meta.url), 'note'));
+      await consumer.start();
+      const producer = new MessageBus({ transport: jetstream(where) });
+      await producer.start();
+      for (let i = 0; i < 1000; i++) if (!producer.publish('note', { i })) await producer.publishAsync('note', { i });
+      await producer.drain();
+      while (consumer.stats().processed < 1000) await new Promise((r) => setTimeout(r, 20));
+      await producer.stop(); await consumer.stop();
+      const { connect } = await import('@nats-io/transport-node');
+      const { jetstreamManager } = await import('@nats-io/jetstream');
+      const nc = await connect({ servers: process.env.NATS_URL ?? '127.0.0.1:4222' });
+      await (await jetstreamManager(nc)).streams.delete('${stream}');
+      await nc.close();
+      console.log(JSON.stringify({ processed: consumer.stats().processed }));
+    `);
+    const { stdout, stderr } = await run(process.execPath, ['--import', './register.mjs', 'cluster.mjs'], { cwd: app, env: { ...process.env, NODE_OPTIONS: '' } });
+    expect(stderr).toMatch(/loaded @nats-io\/transport-node/);
+    expect(JSON.parse(stdout)).toEqual({ processed: 1000 });
+  });
+
   it('installs the ringbus command, the JSON Schema and type declarations', async () => {
     const { stdout } = await run(join(app, 'node_modules/.bin/ringbus'), ['config'], { cwd: app });
     expect(stdout).toMatch(/queue\.capacity\s+65536\s+default/);

@@ -4,6 +4,7 @@
  */
 import { LOG_LEVELS } from '../logger.js';
 import { CODECS, DEFAULT_OPTIONS, STRATEGIES } from '../options.js';
+import { JETSTREAM_DEFAULTS as js } from '../jetstream/options.js';
 
 export type OptionType = 'integer' | 'number' | 'boolean' | 'string' | 'enum' | 'feature';
 
@@ -70,6 +71,23 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { path: 'strictPayloads', env: 'RINGBUS_STRICT_PAYLOADS', type: 'boolean', default: d.strictPayloads, description: "With codec 'json': a payload or worker command result that JSON would change is a TypeError naming the path ('false': JSON changes it)." },
   { path: 'metrics.timing', env: 'RINGBUS_METRICS', type: 'boolean', default: d.metrics.timing, description: "Time handler attempts and events end to end ('false': counters only; `metrics: false` is short for it)." },
   { path: 'metrics.maxTopics', env: 'RINGBUS_METRICS_MAX_TOPICS', type: 'integer', minimum: 0, maximum: 1_000_000, default: d.metrics.maxTopics, description: 'Topics with metrics series of their own; further topics are counted together under topic="other".' },
+  { path: 'transport.jetstream', env: 'RINGBUS_JETSTREAM', type: 'feature', default: 'off', description: "'true' carries events through NATS JetStream with defaults (README: Scaling out); an object sets its options." },
+  { path: 'transport.jetstream.servers', env: 'RINGBUS_JETSTREAM_SERVERS', type: 'string', default: 'NATS_URL, else nats://127.0.0.1:4222', description: 'NATS server URLs, comma-separated in the environment.' },
+  { path: 'transport.jetstream.stream', env: 'RINGBUS_JETSTREAM_STREAM', type: 'string', default: js.stream, description: 'The stream events go through (created with Interest retention when missing).' },
+  { path: 'transport.jetstream.subjectPrefix', env: 'RINGBUS_JETSTREAM_SUBJECT_PREFIX', type: 'string', default: js.subjectPrefix, description: 'First subject token; buses sharing it form one cluster.' },
+  { path: 'transport.jetstream.replicas', env: 'RINGBUS_JETSTREAM_REPLICAS', type: 'integer', minimum: 1, maximum: 5, default: js.replicas, description: 'Stream replicas when the stream is created.' },
+  { path: 'transport.jetstream.storage', env: 'RINGBUS_JETSTREAM_STORAGE', type: 'enum', values: ['file', 'memory'], default: js.storage, description: 'Stream storage when the stream is created.' },
+  { path: 'transport.jetstream.maxAgeMs', env: 'RINGBUS_JETSTREAM_MAX_AGE_MS', type: 'integer', default: js.maxAgeMs, description: 'Messages older than this leave the stream even if unhandled (0: kept until acknowledged).' },
+  { path: 'transport.jetstream.maxBytes', env: 'RINGBUS_JETSTREAM_MAX_BYTES', type: 'integer', minimum: -1, default: js.maxBytes, description: 'Most bytes the stream stores (-1: no limit).' },
+  { path: 'transport.jetstream.duplicateWindowMs', env: 'RINGBUS_JETSTREAM_DUPLICATE_WINDOW_MS', type: 'integer', minimum: 100, default: js.duplicateWindowMs, description: 'A publish sent again within this window is stored once.' },
+  { path: 'transport.jetstream.ackWaitMs', env: 'RINGBUS_JETSTREAM_ACK_WAIT_MS', type: 'integer', minimum: 1000, default: js.ackWaitMs, description: "How long a dead process's deliveries wait before a survivor gets them." },
+  { path: 'transport.jetstream.maxAckPending', env: 'RINGBUS_JETSTREAM_MAX_ACK_PENDING', type: 'integer', minimum: 1, default: js.maxAckPending, description: "Batches one handler's consumer may hold unacknowledged across the cluster." },
+  { path: 'transport.jetstream.batchEvents', env: 'RINGBUS_JETSTREAM_BATCH_EVENTS', type: 'integer', minimum: 1, maximum: 65_536, default: js.batchEvents, description: 'Most events in one stream message.' },
+  { path: 'transport.jetstream.batchBytes', env: 'RINGBUS_JETSTREAM_BATCH_BYTES', type: 'integer', minimum: 1024, default: js.batchBytes, description: "Most bytes of one stream message (also capped by the server's max_payload)." },
+  { path: 'transport.jetstream.publishWindow', env: 'RINGBUS_JETSTREAM_PUBLISH_WINDOW', type: 'integer', minimum: 1, default: js.publishWindow, description: 'Events published and not yet stored by the server; full: publish() returns false.' },
+  { path: 'transport.jetstream.publishTimeoutMs', env: 'RINGBUS_JETSTREAM_PUBLISH_TIMEOUT_MS', type: 'integer', minimum: 100, default: js.publishTimeoutMs, description: 'How long one publish waits for its acknowledgement before it is sent again.' },
+  { path: 'transport.jetstream.connectTimeoutMs', env: 'RINGBUS_JETSTREAM_CONNECT_TIMEOUT_MS', type: 'integer', minimum: 100, default: js.connectTimeoutMs, description: 'How long start() tries to reach a server.' },
+  { path: 'transport.jetstream.name', env: 'RINGBUS_JETSTREAM_NAME', type: 'string', default: js.name, description: "The connection's name in the server's monitoring." },
 ];
 
 /**

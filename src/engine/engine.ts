@@ -46,6 +46,8 @@ import { allocateSharedMemory, slotCount } from './shared_memory.js';
 import { FLUSH_WAIT_MS, SlotPool } from './slot_pool.js';
 import { STOP_OPTIONS, checkOptionsObject } from './validation.js';
 import { Watchdog } from './watchdog.js';
+import { JetStreamTransport } from '../jetstream/jetstream_transport.js';
+import { isTransport, type TransportHost, type TransportStats } from '../transport.js';
 import { createWorkerPool, probeHandlers, warmThreads, workersReady } from './worker_pool.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -104,6 +106,9 @@ export class Engine {
     p.inFlight = new InFlight(p);
     p.failures = new FailurePolicy(p);
     p.deadLetters = new DeadLettering(p);
+    const t = options.transport;
+    p.transport = t === undefined ? undefined : isTransport(t) ? t : new JetStreamTransport(t.jetstream);
+    p.transport?.bind(p.codec.name, p.log);
     const cb = options.circuitBreaker;
     p.inline = new InlineRunner(inlineSink(p), options.metrics.timing || (cb !== false && cb.slowCallMs !== undefined));
   }
@@ -156,7 +161,9 @@ export class Engine {
       if (errors.length > 0) throw new HandlerLoadError(errors.join('; '));
       await workersReady(p.control, warmThreads(p.options), WORKERS_READY_TIMEOUT_MS);
       await p.deadLetters.start();
+      await p.transport?.start(this.#transportHost());
     } catch (err) {
+      await p.transport?.close();
       await p.slots.detach()?.destroy();
       if (p.lifecycle.poolStarting) p.lifecycle.move('new');
       throw err;
@@ -189,6 +196,7 @@ export class Engine {
     const p = this.#p;
     p.lifecycle.move('draining');
     p.queue.rejectWaiters();
+    if (p.transport !== undefined) await this.#drainTransport(drain, timeoutMs);
     if (drain && p.queue.size > 0) {
       p.log.info({ pending: p.queue.size, timeoutMs }, 'stopping: draining pending events');
       let timer: NodeJS.Timeout | undefined;
@@ -205,6 +213,8 @@ export class Engine {
     Atomics.notify(p.control, WAKE);
     p.watchdog.stop();
     p.lifecycle.move('terminating');
+    // Deliveries taken from the stream and not settled go back to it now, for another process.
+    await p.transport?.close();
     await p.slots.detach()?.destroy();
     // Workers are gone: whatever their slots recorded is final now.
     p.slots.collect();
@@ -230,7 +240,39 @@ export class Engine {
   drain(): Promise<void> {
     // Events published before start() wait for it: a drain before start() would never end.
     if (this.#p.lifecycle.state === 'new') return Promise.reject(new NotStartedError('drain()'));
-    return this.#p.inFlight.settled().then(() => this.#p.slots.flushMetrics());
+    const transport = this.#p.transport;
+    const published = transport === undefined ? Promise.resolve() : transport.flushed();
+    return published.then(() => this.#p.inFlight.settled()).then(() => this.#p.slots.flushMetrics());
+  }
+
+  /**
+   * stop() with a transport: no new deliveries are taken; with `drain`, what
+   * this process published is stored and what it took is fed (the caller
+   * then waits for it to settle), within `timeoutMs`.
+   */
+  async #drainTransport(drain: boolean, timeoutMs: number): Promise<void> {
+    const t = this.#p.transport!;
+    t.pause();
+    if (!drain) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      if (timeoutMs !== Infinity) timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([t.flushed(), timedOut]);
+    clearTimeout(timer);
+  }
+
+  /** What the transport may ask of the engine. */
+  #transportHost(): TransportHost {
+    const p = this.#p;
+    return {
+      log: p.log,
+      codecName: p.codec.name,
+      capacity: p.options.queue.capacity,
+      eventRegistrations: () => p.router.eventRegistrations(),
+      routeFor: (reg) => p.router.single(reg),
+      deliver: (event, route, settled) => p.publisher.deliver(event, route, settled),
+    };
   }
 
   get metrics(): BusMetrics {
@@ -277,6 +319,10 @@ export class Engine {
       activeWorkers: slots.activeWorkers,
       backpressureActive: queue.backpressureActive,
     };
+  }
+
+  transportStats(): TransportStats | undefined {
+    return this.#p.transport?.stats();
   }
 
   /** Records in the lanes not yet claimed by a worker (for tests and metrics). */

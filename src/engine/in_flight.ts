@@ -69,6 +69,8 @@ export interface TrackedEvent extends InFlightBase {
    * the entry under the same id) and who hears how the delivery ended.
    */
   readonly replay: { readonly entryId: string; readonly eventId: string; readonly done: (ok: boolean) => void } | undefined;
+  /** Set for a delivery a transport brought: told once, when the event settles (never when stop() abandons it). */
+  readonly remote: (() => void) | undefined;
 }
 
 /** An event main learned of only through a failed delivery. */
@@ -197,7 +199,10 @@ export class InFlight {
         success: false, attempts: 0,
         error: new BackpressureError(topic, 0, 'dropped', `command on topic '${topic}' was dropped to make room (queue.strategy 'drop-oldest')`),
       });
-      if (e?.kind === 'tracked') e.replay?.done(false); // a replayed dead letter that was dropped is still dead
+      if (e?.kind === 'tracked') {
+        e.replay?.done(false); // a replayed dead letter that was dropped is still dead
+        e.remote?.();
+      }
       this.#events.delete(seq);
     }
     this.settle(1);
@@ -225,6 +230,7 @@ export class InFlight {
     }
     this.#events.delete(seq);
     this.settle(1);
+    if (known !== undefined && 'remote' in known) (known as TrackedEvent).remote?.();
   }
 
   /** The one exit: `count` accepted events settled on the main thread. */

@@ -15,6 +15,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { SharedBusMemory } from '../protocol/layout.js';
 import type { SharedRegistryWriter } from '../protocol/registry.js';
 import type { Router } from '../router.js';
+import type { Transport } from '../transport.js';
 import type { EngineCounters } from './counters.js';
 import type { DeadLettering } from './dead_lettering.js';
 import type { FailurePolicy, HeldDelivery } from './failure_policy.js';
@@ -57,4 +58,6 @@ export interface EngineParts {
   readonly slots: SlotPool;
   readonly outcomes: OutcomeDispatch;
   readonly watchdog: Watchdog;
+  /** Carries events between processes (undefined: events stay in this process). */
+  readonly transport: Transport | undefined;
 }

@@ -7,10 +7,11 @@
  */
 import { BackpressureError, BusStoppedError, CircuitOpenError, NoHandlerError } from '../errors.js';
 import { LANE_COUNT } from '../protocol/layout.js';
-import { RecordEncoder, RF_COMMAND, RF_ENCODED, RF_LANE_SHIFT, RF_TRACKED } from '../protocol/record.js';
+import { RecordEncoder, RF_BINARY, RF_COMMAND, RF_CONTINUATION, RF_ENCODED, RF_LANE_SHIFT, RF_TRACKED, RF_UNDEFINED } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
 import type { Registration, Route } from '../router.js';
+import type { RemoteEvent, Transport } from '../transport.js';
 import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
 import type { TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
@@ -19,6 +20,12 @@ import { PUBLISH_ASYNC_OPTIONS, checkTimeout } from './validation.js';
 
 type Reply = (result: CommandResult) => void;
 type Replay = NonNullable<TrackedEvent['replay']>;
+/** A delivery a transport brought: its attempts so far, its publish time, and who hears when it settles. */
+interface Remote {
+  readonly attempt: number;
+  readonly publishedAt: number;
+  readonly settled: () => void;
+}
 
 export class Publisher {
   readonly #p: EngineParts;
@@ -32,6 +39,7 @@ export class Publisher {
 
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
     const lane = encodePublish(this.encoder, topic, payload, options, session, this.#p.codec);
+    if (this.#p.transport !== undefined) return this.#offer(topic, lane, true);
     return this.#publishEncoded(topic, payload, lane);
   }
 
@@ -40,6 +48,7 @@ export class Publisher {
     const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS);
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const strategy = p.options.queue.strategy;
+    if (p.transport !== undefined) return this.#offerAsync(p.transport, topic, lane, timeoutMs);
     if (strategy === 'drop-oldest' || !p.lifecycle.accepting) return this.#publishEncoded(topic, payload, lane);
     if (strategy === 'adaptive-rate-limit') {
       const paced = p.queue.pace();
@@ -97,6 +106,80 @@ export class Publisher {
     this.encoder.setId(event.id);
     this.#commit(event.topic, event.payload, lane, false, undefined, p.router.single(reg), { entryId: entry.id, eventId: event.id, done });
     return true;
+  }
+
+  /**
+   * A delivery a transport brought, to the route's one handler, at the
+   * attempt it reached elsewhere; counted in the queue until it settles
+   * (`settled` is told then). The payload is copied out of the transport's
+   * message: into the lane ring for a worker handler, decoded for an inline one.
+   */
+  deliver(ev: RemoteEvent, route: Route, settled: () => void): void {
+    const p = this.#p;
+    const r = this.encoder;
+    r.clear();
+    r.setSession(ev.sessionId);
+    r.flags = ev.payloadFlags;
+    r.payloadBytes = ev.payload.byteLength;
+    let payload: unknown;
+    if (route.stages[0].inWorker) {
+      // The bytes as published (JSON text, codec bytes or raw): workers decode them from the record.
+      if (!(ev.payloadFlags & RF_UNDEFINED)) r.binary = ev.payload;
+    } else {
+      payload = ev.payloadFlags & RF_UNDEFINED ? undefined
+        : ev.payloadFlags & RF_BINARY ? ev.payload.slice()
+          : ev.payloadFlags & RF_ENCODED ? p.codec.decode(ev.payload)
+            : JSON.parse(Buffer.from(ev.payload.buffer, ev.payload.byteOffset, ev.payload.byteLength).toString('utf8'));
+    }
+    r.setId(ev.id);
+    this.#commit(ev.topic, payload, ev.lane, false, undefined, route, undefined, { attempt: ev.attempt, publishedAt: ev.publishedAt, settled });
+  }
+
+  /** The event in the encoder to the transport; false (counted as rejected when `count`) when its window is full or the bus stops. */
+  #offer(topic: string, lane: number, count: boolean): boolean {
+    const p = this.#p;
+    const r = this.encoder;
+    if (!p.lifecycle.accepting) {
+      r.clear();
+      this.#rejected(topic);
+      return false;
+    }
+    const seq = ++this.#seq;
+    if (!p.transport!.offer(topic, lane, r, p.memory.idPrefix + seq, performance.timeOrigin + performance.now())) {
+      if (count) {
+        r.clear();
+        this.#rejected(topic);
+      }
+      return false;
+    }
+    r.clear();
+    p.counters.published++;
+    p.metrics.countersOf(topic).published++;
+    return true;
+  }
+
+  /** publishAsync through a transport: waits (up to `timeoutMs`) while its publish window is full, e.g. while the server is unreachable. */
+  async #offerAsync(t: Transport, topic: string, lane: number, timeoutMs: number): Promise<boolean> {
+    const p = this.#p;
+    if (this.#offer(topic, lane, false) || !p.lifecycle.accepting) return p.lifecycle.accepting;
+    const encoded = this.encoder.snapshot();
+    this.encoder.clear();
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const granted = await t.waitForRoom(Math.max(0, deadline - performance.now()));
+      if (!p.lifecycle.accepting) {
+        this.#rejected(topic);
+        return false;
+      }
+      if (!granted) {
+        this.#rejected(topic);
+        throw new BackpressureError(topic, timeoutMs);
+      }
+      this.encoder.restore(encoded);
+      // Another producer may have taken the room first: then wait again.
+      if (this.#offer(topic, lane, false)) return true;
+      this.encoder.clear();
+    }
   }
 
   backpressureChanged(active: boolean): void {
@@ -172,15 +255,20 @@ export class Publisher {
    * resolved first: if that throws (a full registry), nothing was counted.
    */
   #commit(topic: string, payload: unknown, lane: number, reserved: boolean, reply: Reply | undefined,
-    routeOverride?: Route, replay?: Replay): void {
+    routeOverride?: Route, replay?: Replay, remote?: Remote): void {
     const p = this.#p;
     const route = routeOverride ?? (reply ? p.router.commandRoute(topic) : p.router.eventRoute(topic));
     const backpressureOn = p.queue.accept(reserved);
-    p.counters.published++;
     const seq = ++this.#seq;
-    // Epoch ms with sub-ms precision, comparable across threads (each thread's timeOrigin + now()).
-    const publishedAt = performance.timeOrigin + performance.now();
-    (route?.counters ?? p.metrics.countersOf(topic)).published++;
+    // Epoch ms with sub-ms precision, comparable across threads (each thread's timeOrigin + now()); a remote
+    // event keeps its publisher's, so its end-to-end time spans the cluster.
+    const publishedAt = remote?.publishedAt ?? performance.timeOrigin + performance.now();
+    if (remote === undefined) {
+      // A remote event was counted as published by the process that published it.
+      p.counters.published++;
+      (route?.counters ?? p.metrics.countersOf(topic)).published++;
+    }
+    const attempt = remote?.attempt ?? 0;
     const r = this.encoder;
     if (route === undefined || route.stages.length === 0) {
       // No handler (or the command handler went away while waiting for room).
@@ -190,26 +278,28 @@ export class Publisher {
       p.inFlight.settle(1);
       return;
     }
-    const tracked = reply !== undefined || replay !== undefined || route.stages.length > 1;
+    const tracked = reply !== undefined || replay !== undefined || remote !== undefined || route.stages.length > 1;
     if (tracked) {
       p.inFlight.track({
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
         encoded: r.flags & RF_ENCODED ? r.binary : undefined,
-        sessionId: r.session, id: replay?.eventId, route, stage: 0, reply, replied: false, replay, failures: undefined,
+        sessionId: r.session, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay, remote: remote?.settled,
+        failures: undefined,
       });
     }
     const stage = route.stages[0];
     if (stage.inWorker) {
-      r.flags |= (lane << RF_LANE_SHIFT) | (tracked ? RF_TRACKED : 0) | (reply ? RF_COMMAND : 0);
+      // A remote delivery is a continuation: it was accepted by the cluster, drop-oldest never takes it.
+      r.flags |= (lane << RF_LANE_SHIFT) | (tracked ? RF_TRACKED : 0) | (reply ? RF_COMMAND : 0) | (remote ? RF_CONTINUATION : 0);
       r.topicId = route.topicId;
-      r.attempt = 0;
+      r.attempt = attempt;
       r.seq = seq;
       r.publishedAt = publishedAt;
       r.handlerIds = stage.handlerIds;
       p.lanes.write(lane, r);
     } else {
       const event: BusEvent = {
-        id: replay?.eventId ?? p.memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, attempt: 0, publishedAt,
+        id: replay?.eventId ?? r.id ?? p.memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, attempt, publishedAt,
       };
       p.inline.enqueue(lane, { seq, event, handlers: stage.handlers });
     }

@@ -1,0 +1,261 @@
+/**
+ * The consuming side: one durable pull consumer per (topic, handler) this
+ * process registered, so every process with that handler competes for that
+ * handler's deliveries and a process without it never sees them. Envelopes
+ * are fetched only while this process has room (`queue.capacity` deliveries
+ * unsettled at most: the rest of a fetched envelope waits here, unacked),
+ * fed to the engine one delivery at a time, and acknowledged once every
+ * delivery in them settled (processed, dead-lettered or finally failed).
+ * While any is unsettled the envelope's ack deadline is pushed back
+ * (`working()`), so long handlers keep their deliveries; a process that
+ * dies stops doing that, and the server gives them to a survivor.
+ */
+import type { Consumer, JsMsg } from '@nats-io/jetstream';
+import type { Logger } from '../logger.js';
+import { errorMessage } from '../protocol/error_text.js';
+import { RateLimitedLog } from '../rate_limited_log.js';
+import type { Registration, Route } from '../router.js';
+import type { RemoteEvent, TransportHost } from '../transport.js';
+import { readEnvelope } from './envelope.js';
+import type { ResolvedJetStreamOptions } from './options.js';
+
+/** A fetched envelope: fed to the engine from `next`, acknowledged when nothing is open and all were fed. */
+interface Held {
+  readonly msg: JsMsg;
+  readonly events: RemoteEvent[];
+  next: number;
+  /** Fed and not settled. */
+  open: number;
+  readonly consumer: HandlerConsumer;
+  /** Handed back (nak): deliveries of it that settle later must not acknowledge it. */
+  gone: boolean;
+}
+
+/** Envelopes one consumer keeps fetched ahead of feeding them. */
+const FETCH_AHEAD = 2;
+/** A fetch waits this long for envelopes before it is sent again (a long poll). */
+const FETCH_EXPIRES_MS = 5000;
+
+/** One handler's durable consumer in this process. */
+export class HandlerConsumer {
+  readonly name: string;
+  readonly reg: Registration;
+  readonly route: Route;
+  readonly #in: Inbound;
+  readonly #consumer: Consumer;
+  /** Fetched envelopes not fully fed yet, oldest first. */
+  readonly waiting: Held[] = [];
+  #stopped = false;
+  #fetch: { close(): Promise<void | Error> } | undefined;
+  #wake: (() => void) | undefined;
+  readonly done: Promise<void>;
+
+  constructor(inbound: Inbound, name: string, reg: Registration, route: Route, consumer: Consumer) {
+    this.#in = inbound;
+    this.name = name;
+    this.reg = reg;
+    this.route = route;
+    this.#consumer = consumer;
+    this.done = this.#run();
+  }
+
+  /** Room or a need for envelopes may have appeared. */
+  poke(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    void this.#fetch?.close();
+    this.poke();
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (!this.#stopped) {
+      const room = this.#in.room();
+      if (room <= 0 || this.waiting.length >= FETCH_AHEAD) {
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+        continue;
+      }
+      const batch = Math.max(1, Math.min(FETCH_AHEAD - this.waiting.length, Math.ceil(room / this.#in.options.batchEvents)));
+      try {
+        const messages = await this.#consumer.fetch({ max_messages: batch, expires: FETCH_EXPIRES_MS });
+        this.#fetch = messages;
+        for await (const m of messages) this.#in.take(this, m);
+        this.#fetch = undefined;
+        failures = 0;
+      } catch (err) {
+        this.#fetch = undefined;
+        if (this.#stopped) break;
+        failures++;
+        this.#in.log.warn({ consumer: this.name, err: errorMessage(err) }, 'fetching from JetStream failed; trying again');
+        await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
+      }
+    }
+  }
+}
+
+export class Inbound {
+  readonly options: ResolvedJetStreamOptions;
+  readonly #host: TransportHost;
+  readonly log: RateLimitedLog;
+  readonly consumers = new Map<string, HandlerConsumer>();
+  /** Deliveries fed to the engine and not settled. */
+  #open = 0;
+  /** Envelopes taken and not acknowledged. */
+  readonly #unacked = new Set<Held>();
+  #pumpScheduled = false;
+  readonly #workingTimer: NodeJS.Timeout;
+  readonly #idleWaiters: (() => void)[] = [];
+  received = 0;
+  redelivered = 0;
+  handedBack = 0;
+  malformed = 0;
+
+  constructor(options: ResolvedJetStreamOptions, host: TransportHost, log: Logger) {
+    this.options = options;
+    this.#host = host;
+    this.log = new RateLimitedLog(log, 5000);
+    this.#workingTimer = setInterval(() => {
+      for (const h of this.#unacked) h.msg.working();
+    }, Math.max(250, Math.floor(options.ackWaitMs / 3)));
+    this.#workingTimer.unref();
+  }
+
+  /** Deliveries this process may still take. */
+  room(): number {
+    return this.#host.capacity - this.#open;
+  }
+
+  get open(): number {
+    return this.#open;
+  }
+
+  /** A fetched message: read it, keep it, feed what fits. */
+  take(c: HandlerConsumer, msg: JsMsg): void {
+    let events: RemoteEvent[];
+    try {
+      const env = readEnvelope(msg.data);
+      if (env.codec !== this.#host.codecName) {
+        // Another process of the cluster runs another codec: its payloads cannot be read here.
+        this.log.warn({ consumer: c.name, codec: env.codec, ours: this.#host.codecName },
+          `a batch for handler '${c.reg.name}' was written with codec ${env.codec}, this bus uses ${this.#host.codecName}; left for another process`);
+        msg.nak(this.options.ackWaitMs);
+        return;
+      }
+      events = env.events;
+    } catch (err) {
+      this.malformed++;
+      this.log.warn({ consumer: c.name, subject: msg.subject, err: errorMessage(err) }, 'a message in the stream is not a ringbus batch; dropped (term)');
+      msg.term();
+      return;
+    }
+    if (msg.redelivered) this.redelivered++;
+    const h: Held = { msg, events, next: 0, open: 0, consumer: c, gone: false };
+    this.#unacked.add(h);
+    if (events.length === 0) {
+      this.#ack(h);
+      return;
+    }
+    c.waiting.push(h);
+    this.#pump();
+  }
+
+  /** Feeds waiting deliveries to the engine while there is room, taking envelopes in turn from each consumer. */
+  #pump(): void {
+    let fed = true;
+    while (fed && this.room() > 0) {
+      fed = false;
+      for (const c of this.consumers.values()) {
+        const h = c.waiting[0];
+        if (h === undefined || this.room() <= 0) continue;
+        // A slice of one envelope per consumer per round: no handler starves another.
+        const slice = Math.min(h.events.length - h.next, this.room(), 64);
+        for (let i = 0; i < slice; i++) this.#feed(h);
+        if (h.next === h.events.length) c.waiting.shift();
+        fed = true;
+      }
+    }
+    for (const c of this.consumers.values()) if (c.waiting.length < FETCH_AHEAD && this.room() > 0) c.poke();
+  }
+
+  #feed(h: Held): void {
+    const event = h.events[h.next++];
+    h.open++;
+    this.#open++;
+    this.received++;
+    this.#host.deliver(event, h.consumer.route, () => this.#settled(h));
+  }
+
+  #settled(h: Held): void {
+    h.open--;
+    this.#open--;
+    if (h.open === 0 && h.next === h.events.length) this.#ack(h);
+    if (!this.#pumpScheduled) {
+      this.#pumpScheduled = true;
+      queueMicrotask(() => {
+        this.#pumpScheduled = false;
+        this.#pump();
+      });
+    }
+    this.#checkIdle();
+  }
+
+  #ack(h: Held): void {
+    if (h.gone) return;
+    this.#unacked.delete(h);
+    h.msg.ack();
+  }
+
+  /** Back to the stream at once, for another process. Deliveries that settled here run again there: at-least-once, as when a process dies. */
+  #handBack(h: Held): void {
+    h.gone = true;
+    this.#unacked.delete(h);
+    this.handedBack += h.events.length - (h.next - h.open);
+    h.msg.nak();
+  }
+
+  /** Stops fetching; what was fetched is still fed (it is this process's to finish). */
+  pause(): void {
+    for (const c of this.consumers.values()) c.stop();
+  }
+
+  /** A handler was unregistered: its consumer stops, and what it fetched and did not feed goes back to the stream. */
+  remove(name: string): void {
+    const c = this.consumers.get(name);
+    if (c === undefined) return;
+    this.consumers.delete(name);
+    c.stop();
+    // Partly fed ones too: the deliveries fed already may run again elsewhere (at-least-once).
+    for (const h of c.waiting.splice(0)) this.#handBack(h);
+    this.#checkIdle();
+  }
+
+  /** Resolves once everything fetched was fed and settled. */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #isIdle(): boolean {
+    if (this.#open > 0) return false;
+    for (const c of this.consumers.values()) if (c.waiting.length > 0) return false;
+    return true;
+  }
+
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /** At close: envelopes not fully settled go back to the stream at once, for another process. */
+  handBack(): void {
+    clearInterval(this.#workingTimer);
+    for (const c of this.consumers.values()) c.stop();
+    for (const h of [...this.#unacked]) this.#handBack(h);
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+}

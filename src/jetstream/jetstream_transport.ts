@@ -1,0 +1,219 @@
+/**
+ * The JetStream transport: connects (and keeps reconnecting), makes sure the
+ * stream exists with Interest retention, keeps one durable consumer per
+ * registered (topic, handler), and wires the outbound envelopes and the
+ * inbound consumers to the engine. See outbound.ts and inbound.ts for the
+ * two directions, envelope.ts for the message format. The NATS client is
+ * imported by start(), so a bus configured from a file (`transport:
+ * { jetstream: {...} }`) loads it only when it starts.
+ */
+import type { ConsumerConfig, JetStreamClient, JetStreamManager, StreamConfig } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { ConfigError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { errorMessage } from '../protocol/error_text.js';
+import type { RecordEncoder } from '../protocol/record.js';
+import type { Registration } from '../router.js';
+import type { Transport, TransportHost, TransportStats } from '../transport.js';
+import { HandlerConsumer, Inbound } from './inbound.js';
+import type { ResolvedJetStreamOptions } from './options.js';
+import { Outbound } from './outbound.js';
+import { consumerName, eventSubject, streamSubjects } from './subjects.js';
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+export class JetStreamTransport implements Transport {
+  readonly kind = 'jetstream';
+  readonly options: ResolvedJetStreamOptions;
+  #outbound: Outbound | undefined;
+  #inbound: Inbound | undefined;
+  #host: TransportHost | undefined;
+  #nc: NatsConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #jsm: JetStreamManager | undefined;
+  #log: Logger | undefined;
+  #reconnects = 0;
+  #syncing: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: ResolvedJetStreamOptions) {
+    this.options = options;
+  }
+
+  /** Made by the bus's constructor (codec and logger known); offer() works from then on. */
+  bind(codecName: string, log: Logger): void {
+    if (this.#outbound !== undefined) throw new TypeError('this jetstream() transport is already used by another bus; make one per bus');
+    this.#log = log;
+    this.#outbound = new Outbound(this.options, codecName, log);
+  }
+
+  async start(host: TransportHost): Promise<void> {
+    const o = this.options;
+    this.#host = host;
+    const [{ connect }, { jetstream, jetstreamManager }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: o.servers, name: o.name, token: o.token, user: o.user, pass: o.pass, timeout: o.connectTimeoutMs,
+        // Never give up: publishes wait in the window and consumers resume once a server is back.
+        maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: false,
+      });
+    } catch (err) {
+      throw new Error(`cannot connect to NATS at ${o.servers.join(', ')} (transport.jetstream.servers): ${errorMessage(err)}`, { cause: err });
+    }
+    this.#nc = nc;
+    void this.#watchStatus(nc);
+    try {
+      this.#jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
+      this.#js = jetstream(nc, { timeout: o.publishTimeoutMs });
+      await this.#ensureStream();
+    } catch (err) {
+      await nc.close().catch(() => undefined);
+      this.#nc = undefined;
+      throw err;
+    }
+    this.#inbound = new Inbound(o, host, host.log);
+    const js = this.#js;
+    this.#outbound!.attach(async (subject, data, msgID) => {
+      await js.publish(subject, data, { msgID, timeout: o.publishTimeoutMs });
+    }, nc.info?.max_payload ?? 1024 * 1024);
+    await this.#sync();
+  }
+
+  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number): boolean {
+    return this.#outbound!.offer(topic, lane, r, id, publishedAt);
+  }
+
+  waitForRoom(timeoutMs: number): Promise<boolean> {
+    return this.#outbound!.waitForRoom(timeoutMs);
+  }
+
+  handlersChanged(): void {
+    if (this.#inbound === undefined || this.#closed) return;
+    this.#syncing = this.#syncing.then(() => this.#sync()).catch((err: unknown) => {
+      this.#log!.error({ err: errorMessage(err) }, 'could not create a JetStream consumer for a handler registered after start');
+    });
+  }
+
+  async flushed(): Promise<void> {
+    await this.#outbound?.flushed();
+    await this.#inbound?.idle();
+  }
+
+  pause(): void {
+    this.#inbound?.pause();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#inbound?.handBack();
+    const unstored = this.#outbound?.pending ?? 0;
+    this.#outbound?.detach();
+    if (unstored > 0) {
+      this.#log?.error({ events: unstored }, `${unstored} published events were not stored by JetStream before the bus stopped; they are lost`);
+    }
+    const nc = this.#nc;
+    this.#nc = undefined;
+    if (nc !== undefined) {
+      // Acks and naks are plain publishes: flushed before the connection goes.
+      await nc.flush().catch(() => undefined);
+      await nc.close().catch(() => undefined);
+    }
+  }
+
+  stats(): TransportStats {
+    const out = this.#outbound;
+    const inb = this.#inbound;
+    return {
+      publishPending: out?.pending ?? 0, publishStored: out?.stored ?? 0, publishRetries: out?.retries ?? 0,
+      received: inb?.received ?? 0, handedBack: inb?.handedBack ?? 0, redelivered: inb?.redelivered ?? 0, reconnects: this.#reconnects,
+    };
+  }
+
+  async #watchStatus(nc: NatsConnection): Promise<void> {
+    for await (const s of nc.status()) {
+      if (s.type === 'reconnect') {
+        this.#reconnects++;
+        this.#log?.warn({ server: s.server }, 'reconnected to NATS');
+      } else if (s.type === 'disconnect') {
+        this.#log?.warn({ server: s.server }, 'disconnected from NATS; reconnecting');
+      }
+    }
+  }
+
+  /** The stream exists with our subjects and Interest retention; created when missing. */
+  async #ensureStream(): Promise<void> {
+    const o = this.options;
+    const jsm = this.#jsm!;
+    const subjects = streamSubjects(o.subjectPrefix);
+    let config: StreamConfig | undefined;
+    try {
+      config = (await jsm.streams.info(o.stream)).config;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    if (config === undefined) {
+      try {
+        await jsm.streams.add({
+          name: o.stream, subjects, retention: 'interest' as StreamConfig['retention'], storage: o.storage as StreamConfig['storage'],
+          num_replicas: o.replicas, duplicate_window: nanos(o.duplicateWindowMs), max_age: nanos(o.maxAgeMs), max_bytes: o.maxBytes,
+          discard: 'old' as StreamConfig['discard'],
+        });
+        return;
+      } catch (err) {
+        // Another process created it meanwhile: check that one.
+        config = (await jsm.streams.info(o.stream).catch(() => { throw err; })).config;
+      }
+    }
+    if (config.retention !== 'interest') {
+      throw new ConfigError(`transport.jetstream.stream '${o.stream}' exists with ${config.retention} retention; ringbus needs interest ` +
+        'retention (each handler\'s consumer takes every event). Name another stream, or delete this one');
+    }
+    const missing = subjects.filter((s) => !config.subjects?.includes(s));
+    if (missing.length > 0) {
+      throw new ConfigError(`transport.jetstream.stream '${o.stream}' does not take subject ${missing.join(', ')} ` +
+        `(it takes ${JSON.stringify(config.subjects)}); another subjectPrefix belongs in another stream`);
+    }
+  }
+
+  /** One consumer per registered (topic, handler), created or updated; consumers of unregistered handlers stop here (they stay on the server). */
+  async #sync(): Promise<void> {
+    const o = this.options;
+    const inbound = this.#inbound!;
+    const host = this.#host!;
+    const wanted = new Map<string, Registration>();
+    for (const reg of host.eventRegistrations()) wanted.set(consumerName(o.subjectPrefix, reg.topic, reg.name), reg);
+    for (const [name, c] of inbound.consumers) if (wanted.get(name) !== c.reg) inbound.remove(name);
+    for (const [name, reg] of wanted) {
+      if (inbound.consumers.has(name) || this.#closed) continue;
+      await this.#ensureConsumer(name, reg.topic, reg.name);
+      if (this.#closed || host.eventRegistrations().indexOf(reg) < 0) continue;
+      const consumer = await this.#js!.consumers.get(o.stream, name);
+      inbound.consumers.set(name, new HandlerConsumer(inbound, name, reg, host.routeFor(reg), consumer));
+    }
+  }
+
+  async #ensureConsumer(name: string, topic: string, handler: string): Promise<void> {
+    const o = this.options;
+    const jsm = this.#jsm!;
+    const description = `ringbus: handler '${handler}' on topic '${topic}'`;
+    try {
+      await jsm.consumers.info(o.stream, name);
+      await jsm.consumers.update(o.stream, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, description });
+      return;
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+    await jsm.consumers.add(o.stream, {
+      durable_name: name, description, filter_subject: eventSubject(o.subjectPrefix, topic), ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
+      ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, deliver_policy: 'new' as ConsumerConfig['deliver_policy'], max_deliver: -1,
+    });
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { code?: unknown; status?: unknown; name?: unknown };
+  return e !== null && typeof e === 'object' && (e.status === 404 || e.name === 'StreamNotFoundError' || e.name === 'ConsumerNotFoundError' ||
+    e.code === 10059 || e.code === 10014);
+}

@@ -1,0 +1,99 @@
+/**
+ * The seam between the bus and a transport that carries its events between
+ * processes (ringbus/jetstream): what a transport does for the engine
+ * (Transport) and what the engine offers a transport (TransportHost). The
+ * core never imports a transport's client: a transport arrives as an object
+ * made by its own entry point, or as the plain config form
+ * `{ jetstream: {...} }`, which the engine imports at start().
+ */
+import type { Logger } from './logger.js';
+import type { JetStreamOptions } from './jetstream/options.js';
+import type { RecordEncoder } from './protocol/record.js';
+import type { Registration, Route } from './router.js';
+
+/** One event as a transport brings it in: its payload still as the bus's codec wrote it. @internal */
+export interface RemoteEvent {
+  readonly id: string;
+  readonly topic: string;
+  readonly lane: number;
+  readonly sessionId: string | undefined;
+  /** Attempts this delivery already used (0: never ran). */
+  readonly attempt: number;
+  /** Epoch ms at publish (the publishing process's clock). */
+  readonly publishedAt: number;
+  /** RF_BINARY, RF_ENCODED, RF_UNDEFINED, or 0 for JSON text (UTF-8). */
+  readonly payloadFlags: number;
+  /** A view into the transport's message: copied into the lane ring, never kept. */
+  readonly payload: Uint8Array;
+}
+
+/** What the engine offers a transport. @internal */
+export interface TransportHost {
+  readonly log: Logger;
+  /** The bus's codec name: processes of one cluster must agree on it. */
+  readonly codecName: string;
+  /** `queue.capacity`: the most deliveries this process holds unsettled. */
+  readonly capacity: number;
+  /** Event handler registrations now (commands are not carried by the stream). */
+  eventRegistrations(): Registration[];
+  /** A route that runs exactly `reg` (built once per registration, not per event). */
+  routeFor(reg: Registration): Route;
+  /**
+   * Runs one delivery of a remote event to the route's one handler, counted
+   * in the local queue until it settles. `settled()` is called once, when it
+   * was processed, dead-lettered or finally failed; never when the bus
+   * abandons it at stop (the transport then hands it back).
+   */
+  deliver(event: RemoteEvent, route: Route, settled: () => void): void;
+}
+
+/** A transport's counters: `bus.transportStats()`. @group Metrics */
+export interface TransportStats {
+  /** Events accepted by publish() and not yet stored by the server. */
+  publishPending: number;
+  /** Events the server confirmed stored. */
+  publishStored: number;
+  /** Publish attempts that failed and were sent again (same message id: stored once). */
+  publishRetries: number;
+  /** Events taken from the stream (one per delivery to one local handler). */
+  received: number;
+  /** Deliveries handed back to the stream unsettled (at stop). */
+  handedBack: number;
+  /** Envelopes redelivered to this process (another process died, or an ack_wait ran out). */
+  redelivered: number;
+  reconnects: number;
+}
+
+/** A transport: carries published events to the processes that handle them. @internal */
+export interface Transport {
+  readonly kind: string;
+  /** Called once by the bus's constructor: a transport serves one bus. */
+  bind(codecName: string, log: Logger): void;
+  /** Connects, checks the stream and starts consuming for the registered handlers. */
+  start(host: TransportHost): Promise<void>;
+  /**
+   * Takes the event in `r` (payload and session encoded) for publishing; false
+   * when the outbound window is full. Works before start(): the events wait
+   * for the connection.
+   */
+  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number): boolean;
+  /** Resolves true once offer() has room, false after `timeoutMs`. */
+  waitForRoom(timeoutMs: number): Promise<boolean>;
+  /** Handlers were registered or unregistered (after start): consume for the new set. */
+  handlersChanged(): void;
+  /** Resolves once every offered event is stored by the server. */
+  flushed(): Promise<void>;
+  /** Stops taking new deliveries (stop() begins). */
+  pause(): void;
+  /** Hands back what was taken and not settled, and disconnects. */
+  close(): Promise<void>;
+  stats(): TransportStats;
+}
+
+/** The `transport` option: a transport object (`jetstream({...})` from 'ringbus/jetstream'), or its config-file form. @group Options */
+export type TransportOption = Transport | { jetstream: JetStreamOptions | true };
+
+export function isTransport(value: unknown): value is Transport {
+  return typeof value === 'object' && value !== null && typeof (value as Transport).start === 'function' &&
+    typeof (value as Transport).offer === 'function';
+}

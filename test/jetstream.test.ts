@@ -1,0 +1,234 @@
+/**
+ * The JetStream transport against the server every machine of this project
+ * runs (127.0.0.1:4222): buses in one process stand for processes of a
+ * cluster (each bus has its own connection, consumers and pool).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { jetstream as jetstreamClient } from '@nats-io/jetstream';
+import { BackpressureError, MessageBus, type BusEvent } from '../src/index.js';
+import { jetstream } from '../src/jetstream/index.js';
+import { Outbound } from '../src/jetstream/outbound.js';
+import { resolveJetStreamOptions } from '../src/jetstream/options.js';
+import { RecordEncoder } from '../src/protocol/record.js';
+import { SILENT_LOGGER } from '../src/logger.js';
+import { memoryLogger, recorder, Recording } from './helpers.js';
+import { natsConnection, StreamNames, until } from './fixtures/jetstream_kit.js';
+
+const names = new StreamNames();
+const buses: MessageBus[] = [];
+const bus = (options: ConstructorParameters<typeof MessageBus>[0]): MessageBus => {
+  const b = new MessageBus({ logger: false, ...options });
+  buses.push(b);
+  return b;
+};
+
+afterEach(async () => {
+  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false }).catch(() => undefined)));
+  await names.cleanup();
+});
+
+/** Opens and closes: a gate inline handlers wait on. */
+function gate(): { wait: () => Promise<void>; open: () => void } {
+  let open!: () => void;
+  const p = new Promise<void>((resolve) => (open = resolve));
+  return { wait: () => p, open };
+}
+
+describe('JetStream transport', () => {
+  it('runs each (event, handler) delivery once, only in the processes that registered the handler', async () => {
+    const where = names.next();
+    const recording = new Recording();
+    // The config-file form and the factory form reach the same cluster.
+    const orders = bus({ transport: { jetstream: where } });
+    const seen: string[] = [];
+    orders.registerEventHandler('orders.created', (e: BusEvent<{ n: number }>) => {
+      seen.push(e.id);
+    }, { name: 'book' });
+    orders.registerEventHandler('orders.created', recorder('recordA'), { name: 'record' });
+    const audit = bus({ transport: jetstream(where) });
+    const audited: string[] = [];
+    audit.registerEventHandler('audit', (e) => {
+      audited.push(e.topic);
+    });
+    await Promise.all([orders.start(), audit.start()]);
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    for (let i = 0; i < 600; i++) {
+      const payload = { channel: recording.channel, tag: `o${i}`, n: i };
+      if (!producer.publish('orders.created', payload, { sessionId: 's1' })) await producer.publishAsync('orders.created', payload);
+    }
+    for (let i = 0; i < 200; i++) producer.publish('audit', { i });
+    await producer.drain();
+    expect(producer.stats().published).toBe(800);
+    expect(producer.transportStats()).toMatchObject({ publishPending: 0, publishStored: 800 });
+
+    await recording.waitFor(600);
+    await until(() => seen.length === 600 && audited.length === 200, 'every delivery ran');
+    expect(new Set(seen).size).toBe(600);
+    // The worker handler saw what was published: topic, session, attempt 0, and the publisher's event ids.
+    const ended = recording.ended();
+    expect(new Set(ended.map((m) => m.tag)).size).toBe(600);
+    expect(new Set(ended.map((m) => m.id))).toEqual(new Set(seen));
+    expect(ended.every((m) => m.topic === 'orders.created' && m.sessionId === 's1' && m.attempt === 0)).toBe(true);
+    // The audit process never received an order, and the orders process never an audit event.
+    expect(audited.every((t) => t === 'audit')).toBe(true);
+    expect(audit.transportStats()!.received).toBe(200);
+    expect(orders.transportStats()!.received).toBe(1200);
+    await orders.drain();
+    expect(orders.stats()).toMatchObject({ processed: 1200, failed: 0, queueSize: 0 });
+  });
+
+  it('lets processes with the same handler compete: every delivery runs once across them', async () => {
+    const where = names.next();
+    const ran = new Map<string, number>();
+    const perBus = [0, 0];
+    const consumers = [0, 1].map((k) => {
+      const b = bus({ transport: jetstream({ ...where, batchEvents: 16 }) });
+      b.registerEventHandler('jobs', async (e) => {
+        ran.set(e.id, (ran.get(e.id) ?? 0) + 1);
+        perBus[k]++;
+        await new Promise((r) => setImmediate(r));
+      }, { name: 'work' });
+      return b;
+    });
+    await Promise.all(consumers.map((b) => b.start()));
+    const producer = bus({ transport: jetstream({ ...where, batchEvents: 16 }) });
+    await producer.start();
+    for (let i = 0; i < 2000; i++) if (!producer.publish('jobs', i)) await producer.publishAsync('jobs', i);
+    await producer.drain();
+    await until(() => ran.size === 2000, 'every job ran');
+    await Promise.all(consumers.map((b) => b.drain()));
+    expect([...ran.values()].every((n) => n === 1)).toBe(true);
+    expect(perBus[0] + perBus[1]).toBe(2000);
+  });
+
+  it('takes no more deliveries than queue.capacity while its handler is slow, and catches up after', async () => {
+    const where = names.next();
+    const slow = bus({ transport: jetstream({ ...where, batchEvents: 50 }), queue: { capacity: 8 } });
+    const g = gate();
+    let done = 0;
+    let maxQueue = 0;
+    slow.registerEventHandler('slow', async () => {
+      maxQueue = Math.max(maxQueue, slow.stats().queueSize);
+      await g.wait();
+      done++;
+    });
+    await slow.start();
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    for (let i = 0; i < 500; i++) producer.publish('slow', i);
+    await producer.drain();
+    await until(() => slow.transportStats()!.received === 8, 'the slow process took its capacity');
+    // Time for more to arrive, were the transport not bounded: none does.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(slow.transportStats()!.received).toBe(8);
+    expect(slow.stats().queueSize).toBe(8);
+    g.open();
+    await until(() => done === 500, 'every event ran once room came back');
+    expect(maxQueue).toBeLessThanOrEqual(8);
+    expect(slow.transportStats()!.received).toBe(500);
+  });
+
+  it('bounds what waits to be stored: publish() returns false and publishAsync() times out when the window is full', async () => {
+    // Never started: nothing is sent, so the window fills.
+    const b = bus({ transport: jetstream({ ...names.next(), publishWindow: 10 }) });
+    let accepted = 0;
+    for (let i = 0; i < 25; i++) if (b.publish('t', i)) accepted++;
+    expect(accepted).toBe(10);
+    expect(b.stats()).toMatchObject({ published: 10, rejected: 15 });
+    expect(b.transportStats()!.publishPending).toBe(10);
+    const err = await b.publishAsync('t', 'late', { timeoutMs: 30 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BackpressureError);
+    expect((err as BackpressureError).topic).toBe('t');
+    expect(b.stats().rejected).toBe(16);
+  });
+
+  it('hands back what a stopping process took and did not settle: another process runs it at once', async () => {
+    const where = names.next();
+    const first = bus({ transport: jetstream({ ...where, batchEvents: 10 }), queue: { capacity: 20 } });
+    const g = gate();
+    first.registerEventHandler('jobs', () => g.wait(), { name: 'work' });
+    await first.start();
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    for (let i = 0; i < 100; i++) producer.publish('jobs', { i });
+    await producer.drain();
+    await until(() => first.transportStats()!.received === 20, 'the first process holds 20');
+    await first.stop({ drain: false });
+    expect(first.transportStats()!.handedBack).toBeGreaterThanOrEqual(20);
+    g.open();
+
+    const second = bus({ transport: jetstream(where) });
+    const ran = new Set<number>();
+    second.registerEventHandler('jobs', (e: BusEvent<{ i: number }>) => {
+      ran.add(e.payload.i);
+    }, { name: 'work' });
+    const started = performance.now();
+    await second.start();
+    await until(() => ran.size === 100, 'the second process ran every job');
+    // Handed back: not after ackWaitMs (30 s), at once.
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(second.transportStats()!.received).toBe(100);
+  });
+
+  it('stores an envelope once when its publish is sent again after a lost acknowledgement', async () => {
+    const where = names.next();
+    const consumer = bus({ transport: jetstream(where) });
+    const got: number[] = [];
+    consumer.registerEventHandler('dup', (e: BusEvent<number>) => {
+      got.push(e.payload);
+    });
+    await consumer.start();
+    const nc = await natsConnection();
+    try {
+      const js = jetstreamClient(nc);
+      const options = resolveJetStreamOptions({ ...where, batchEvents: 5 });
+      const out = new Outbound(options, 'json', SILENT_LOGGER);
+      let calls = 0;
+      let duplicates = 0;
+      out.attach(async (subject, data, msgID) => {
+        const ack = await js.publish(subject, data, { msgID });
+        if (ack.duplicate) duplicates++;
+        // The first envelope is stored, but its acknowledgement "never arrives".
+        if (++calls === 1) throw new Error('ack lost');
+      }, 1 << 20);
+      const r = new RecordEncoder();
+      for (let i = 0; i < 10; i++) {
+        r.clear();
+        r.flags = 0;
+        r.text = String(i);
+        r.payloadBytes = r.text.length;
+        expect(out.offer('dup', 2, r, `e${i}`, Date.now())).toBe(true);
+      }
+      await out.flushed();
+      expect(calls).toBe(3);
+      expect(duplicates).toBe(1);
+      expect(out.retries).toBe(1);
+    } finally {
+      await nc.close();
+    }
+    await until(() => got.length >= 10, 'the consumer got the events');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(got.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('fails start() naming the servers when none answers, and the bus can be stopped', async () => {
+    const log = memoryLogger();
+    const b = bus({ transport: jetstream({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 300 }), logger: log });
+    await expect(b.start()).rejects.toThrow(/cannot connect to NATS at nats:\/\/127\.0\.0\.1:1 \(transport\.jetstream\.servers\)/);
+    await b.stop();
+  });
+
+  it('checks its options, naming the option and echoing the value', () => {
+    expect(() => jetstream({ batchEvents: 0 })).toThrow(/transport\.jetstream\.batchEvents must be in \[1, 65536\], got 0/);
+    expect(() => jetstream({ stream: 'a.b' })).toThrow(/transport\.jetstream\.stream may hold only letters.*got 'a\.b'/);
+    expect(() => jetstream({ bogus: 1 } as never)).toThrow(/transport\.jetstream\.bogus is not an option/);
+    expect(() => jetstream({ user: 'u' })).toThrow(/user and transport\.jetstream\.pass go together/);
+    expect(() => new MessageBus({ transport: jetstream(), queue: { strategy: 'drop-oldest' } }))
+      .toThrow(/queue\.strategy 'drop-oldest' cannot be used with a transport/);
+    expect(() => new MessageBus({ transport: { kafka: {} } as never })).toThrow(/transport\.kafka is not an option \(allowed: jetstream\)/);
+    const t = jetstream();
+    new MessageBus({ transport: t, logger: false });
+    expect(() => new MessageBus({ transport: t, logger: false })).toThrow(/already used by another bus/);
+  });
+});
