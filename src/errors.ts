@@ -15,7 +15,7 @@ export type RingbusErrorCode =
   | 'ERR_RINGBUS_NO_HANDLER' | 'ERR_RINGBUS_CIRCUIT_OPEN' | 'ERR_RINGBUS_HANDLER_TIMEOUT' | 'ERR_RINGBUS_BACKPRESSURE'
   | 'ERR_RINGBUS_HANDLER_FAILED' | 'ERR_RINGBUS_WORKER_CRASHED' | 'ERR_RINGBUS_BUS_STOPPED' | 'ERR_RINGBUS_NOT_STARTED'
   | 'ERR_RINGBUS_ALREADY_STOPPED' | 'ERR_RINGBUS_SESSION_CLOSED' | 'ERR_RINGBUS_HANDLER_LOAD'
-  | 'ERR_RINGBUS_DUPLICATE_COMMAND_HANDLER' | 'ERR_RINGBUS_CONFIG';
+  | 'ERR_RINGBUS_DUPLICATE_COMMAND_HANDLER' | 'ERR_RINGBUS_CONFIG' | 'ERR_RINGBUS_COMMAND_TIMEOUT';
 
 /**
  * Errors the bus itself raised for a delivery (an inline handler's timeout):
@@ -260,5 +260,24 @@ export class CircuitOpenError extends RingbusError {
 export class ConfigError extends RingbusError {
   constructor(message: string) {
     super('ERR_RINGBUS_CONFIG', message);
+  }
+}
+
+/**
+ * With a transport: a command ran in another process of the cluster, and
+ * no reply came back within its timeout (`execute`'s `timeoutMs`, else
+ * `transport.jetstream.commandTimeoutMs`). The command may still have run.
+ *
+ * @group Errors
+ */
+export class CommandTimeoutError extends RingbusError {
+  /** The command's topic. */
+  readonly topic: string;
+  /** How long the caller waited for the reply. */
+  readonly timeoutMs: number;
+  constructor(topic: string, timeoutMs: number) {
+    super('ERR_RINGBUS_COMMAND_TIMEOUT', `no reply within ${timeoutMs} ms from the process running command '${topic}' (it may still have run)`);
+    this.topic = topic;
+    this.timeoutMs = timeoutMs;
   }
 }

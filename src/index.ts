@@ -6,7 +6,7 @@ export { ResilientMessageBus } from './resilient_message_bus.js';
 export { BusSession } from './session.js';
 export { workerHandler, type WorkerHandlerRef } from './handler_ref.js';
 export {
-  AlreadyStoppedError, BackpressureError, BusStoppedError, CircuitOpenError, ConfigError, DuplicateCommandHandlerError, HandlerFailedError,
+  AlreadyStoppedError, BackpressureError, BusStoppedError, CircuitOpenError, CommandTimeoutError, ConfigError, DuplicateCommandHandlerError, HandlerFailedError,
   HandlerLoadError, HandlerTimeoutError, NoHandlerError, NotStartedError, RingbusError, SessionClosedError, WorkerCrashedError,
   type RingbusErrorCode,
 } from './errors.js';

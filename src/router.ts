@@ -139,6 +139,11 @@ export class Router {
   }
 
   /** A route to one handler only (a replayed dead letter goes to the handler it failed in). */
+  /** Topics with a command handler. */
+  commandTopics(): string[] {
+    return [...this.#commands.keys()];
+  }
+
   /** Every event handler registration, of every topic. */
   eventRegistrations(): Registration[] {
     const out: Registration[] = [];

@@ -10,6 +10,7 @@ import type { Logger } from './logger.js';
 import type { JetStreamOptions } from './jetstream/options.js';
 import type { RecordEncoder } from './protocol/record.js';
 import type { Registration, Route } from './router.js';
+import type { CommandResult, PublishOptions } from './types.js';
 
 /** One event as a transport brings it in: its payload still as the bus's codec wrote it. @internal */
 export interface RemoteEvent {
@@ -34,8 +35,17 @@ export interface TransportHost {
   readonly codecName: string;
   /** `queue.capacity`: the most deliveries this process holds unsettled. */
   readonly capacity: number;
-  /** Event handler registrations now (commands are not carried by the stream). */
+  /** Event handler registrations now. */
   eventRegistrations(): Registration[];
+  /** Topics with a command handler here: this process answers them for the cluster. */
+  commandTopics(): string[];
+  /** Runs a command here (the local path only), for another process. */
+  executeLocal(topic: string, payload: unknown, options: PublishOptions): Promise<CommandResult>;
+  /** Values (command payloads and results) as bytes under the bus's codec, and back. */
+  readonly values: {
+    encode(value: unknown): { flags: number; bytes: Uint8Array };
+    decode(flags: number, bytes: Uint8Array): unknown;
+  };
   /** A route that runs exactly `reg` (built once per registration, not per event). */
   routeFor(reg: Registration): Route;
   /**
@@ -77,9 +87,16 @@ export interface Transport {
    * for the connection.
    */
   offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number): boolean;
+  /**
+   * Runs the command in `r` in a process of the cluster that registered its
+   * handler (this one has none), waiting at most `timeoutMs` (Infinity: the
+   * transport's default) for the reply; resolves with its result, never
+   * rejects. Copies what it needs from `r` before it returns.
+   */
+  request(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number, timeoutMs: number): Promise<CommandResult>;
   /** Resolves true once offer() has room, false after `timeoutMs`. */
   waitForRoom(timeoutMs: number): Promise<boolean>;
-  /** Handlers were registered or unregistered (after start): consume for the new set. */
+  /** Handlers (event or command) were registered or unregistered: consume and answer for the new set. */
   handlersChanged(): void;
   /** Resolves once every offered event is stored by the server. */
   flushed(): Promise<void>;

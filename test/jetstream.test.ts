@@ -5,7 +5,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstream as jetstreamClient } from '@nats-io/jetstream';
-import { BackpressureError, MessageBus, type BusEvent } from '../src/index.js';
+import {
+  BackpressureError, CircuitOpenError, CommandTimeoutError, HandlerFailedError, MessageBus, NoHandlerError, ResilientMessageBus, type BusEvent,
+} from '../src/index.js';
 import { jetstream } from '../src/jetstream/index.js';
 import { Outbound } from '../src/jetstream/outbound.js';
 import { resolveJetStreamOptions } from '../src/jetstream/options.js';
@@ -210,6 +212,54 @@ describe('JetStream transport', () => {
     await until(() => got.length >= 10, 'the consumer got the events');
     await new Promise((r) => setTimeout(r, 200));
     expect(got.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
+  it('runs a command in the process that has its handler, with the CommandResult contract', async () => {
+    const where = names.next();
+    const server = bus({ transport: jetstream(where) });
+    server.registerCommandHandler('square', (e: BusEvent<number>) => e.payload * e.payload);
+    server.registerCommandHandler('bytes', (e: BusEvent<Uint8Array>) => e.payload.map((b) => b + 1));
+    server.registerCommandHandler('who', () => 'server');
+    server.registerCommandHandler('slow', () => new Promise((r) => setTimeout(() => r('late'), 500)));
+    server.registerCommandHandler('fails', () => {
+      throw new RangeError('out of stock');
+    }, { name: 'reserve' });
+    const breaker = new ResilientMessageBus({
+      logger: false, transport: jetstream(where), retry: false, circuitBreaker: { minimumCalls: 1, failureRateThreshold: 0.5, recoveryTimeoutMs: 60_000 },
+    });
+    buses.push(breaker);
+    breaker.registerCommandHandler('guarded', () => {
+      throw new Error('down');
+    }, { name: 'guard' });
+    await Promise.all([server.start(), breaker.start()]);
+    const caller = bus({ transport: jetstream(where) });
+    caller.registerCommandHandler('who', () => 'caller');
+    await caller.start();
+
+    expect(await caller.execute('square', 12)).toEqual({ success: true, result: 144, attempts: 1 });
+    const bytes = await caller.execute('bytes', new Uint8Array([1, 2, 3]));
+    expect(bytes.result).toEqual(new Uint8Array([2, 3, 4]));
+    // Its own handler first: the local fast path.
+    expect((await caller.execute('who', null)).result).toBe('caller');
+
+    const failed = await caller.execute('fails', {});
+    expect(failed.success).toBe(false);
+    expect(failed.error).toBeInstanceOf(HandlerFailedError);
+    expect(failed.error).toMatchObject({ code: 'ERR_RINGBUS_HANDLER_FAILED', message: 'out of stock', handler: 'reserve', errorName: 'RangeError' });
+    expect(failed.error!.stack).toMatch(/RangeError: out of stock/);
+
+    const nobody = await caller.execute('nobody.home', 1);
+    expect(nobody.error).toBeInstanceOf(NoHandlerError);
+    expect(nobody.error!.message).toMatch(/nobody\.home/);
+
+    const late = await caller.execute('slow', 1, { timeoutMs: 100 });
+    expect(late.error).toBeInstanceOf(CommandTimeoutError);
+    expect(late.error).toMatchObject({ code: 'ERR_RINGBUS_COMMAND_TIMEOUT', topic: 'slow', timeoutMs: 100 });
+
+    expect((await caller.execute('guarded', 1)).error?.code).toBe('ERR_RINGBUS_HANDLER_FAILED');
+    const open = await caller.execute('guarded', 1);
+    expect(open.error).toBeInstanceOf(CircuitOpenError);
+    expect(open.error).toMatchObject({ code: 'ERR_RINGBUS_CIRCUIT_OPEN', handler: 'guard' });
   });
 
   it('fails start() naming the servers when none answers, and the bus can be stopped', async () => {

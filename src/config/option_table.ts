@@ -86,6 +86,7 @@ export const OPTION_TABLE: readonly OptionSpec[] = [
   { path: 'transport.jetstream.batchBytes', env: 'RINGBUS_JETSTREAM_BATCH_BYTES', type: 'integer', minimum: 1024, default: js.batchBytes, description: "Most bytes of one stream message (also capped by the server's max_payload)." },
   { path: 'transport.jetstream.publishWindow', env: 'RINGBUS_JETSTREAM_PUBLISH_WINDOW', type: 'integer', minimum: 1, default: js.publishWindow, description: 'Events published and not yet stored by the server; full: publish() returns false.' },
   { path: 'transport.jetstream.publishTimeoutMs', env: 'RINGBUS_JETSTREAM_PUBLISH_TIMEOUT_MS', type: 'integer', minimum: 100, default: js.publishTimeoutMs, description: 'How long one publish waits for its acknowledgement before it is sent again.' },
+  { path: 'transport.jetstream.commandTimeoutMs', env: 'RINGBUS_JETSTREAM_COMMAND_TIMEOUT_MS', type: 'integer', minimum: 1, default: js.commandTimeoutMs, description: "How long execute() waits for another process's reply when it gives no timeoutMs." },
   { path: 'transport.jetstream.connectTimeoutMs', env: 'RINGBUS_JETSTREAM_CONNECT_TIMEOUT_MS', type: 'integer', minimum: 100, default: js.connectTimeoutMs, description: 'How long start() tries to reach a server.' },
   { path: 'transport.jetstream.name', env: 'RINGBUS_JETSTREAM_NAME', type: 'string', default: js.name, description: "The connection's name in the server's monitoring." },
 ];

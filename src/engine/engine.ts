@@ -39,7 +39,7 @@ import { Lanes } from './lanes.js';
 import { Lifecycle } from './lifecycle.js';
 import { OutcomeDispatch } from './outcome_dispatch.js';
 import type { EngineParts } from './parts.js';
-import { BusCodec } from './payload_encoding.js';
+import { BusCodec, decodeValue, encodeValue } from './payload_encoding.js';
 import { Publisher } from './publisher.js';
 import { Registrar } from './registrar.js';
 import { allocateSharedMemory, slotCount } from './shared_memory.js';
@@ -270,6 +270,12 @@ export class Engine {
       codecName: p.codec.name,
       capacity: p.options.queue.capacity,
       eventRegistrations: () => p.router.eventRegistrations(),
+      commandTopics: () => p.router.commandTopics(),
+      executeLocal: (topic, payload, options) => p.publisher.execute(topic, payload, options, undefined, true),
+      values: {
+        encode: (value) => encodeValue(value, p.codec),
+        decode: (flags, bytes) => decodeValue(flags, bytes, p.codec),
+      },
       routeFor: (reg) => p.router.single(reg),
       deliver: (event, route, settled) => p.publisher.deliver(event, route, settled),
     };

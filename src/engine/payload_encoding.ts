@@ -90,6 +90,27 @@ export class BusCodec {
   }
 }
 
+/** Any value as bytes under the bus's codec (a command's result for another process); a TypeError when it cannot be. */
+export function encodeValue(value: unknown, codec: BusCodec): { flags: number; bytes: Uint8Array } {
+  if (value === undefined) return { flags: RF_UNDEFINED, bytes: new Uint8Array(0) };
+  if (value instanceof Uint8Array) return { flags: RF_BINARY, bytes: value };
+  if (!codec.isJson) return { flags: RF_ENCODED, bytes: codec.encode(value) };
+  if (codec.strict && !jsonExact(value)) {
+    const why = jsonLoss(value, 'result');
+    if (why !== undefined) throw new TypeError(`cannot be sent as JSON: ${why}`);
+  }
+  return { flags: 0, bytes: Buffer.from(JSON.stringify(value) ?? 'null') };
+}
+
+/** Bytes `encodeValue` (or a publish) made, as a value again: raw bytes are copied out of the message, into a plain Uint8Array. */
+export function decodeValue(flags: number, bytes: Uint8Array, codec: BusCodec): unknown {
+  if (flags & RF_UNDEFINED) return undefined;
+  // Not bytes.slice(): on a Buffer that is a view of the whole message.
+  if (flags & RF_BINARY) return new Uint8Array(bytes);
+  if (flags & RF_ENCODED) return codec.decode(bytes);
+  return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
+}
+
 /** Fills `r` with the payload and session; returns the event's lane. */
 export function encodePublish(r: RecordEncoder, topic: string, payload: unknown, options: PublishOptions | undefined,
   session: string | undefined, codec: BusCodec, allowed: readonly string[] = PUBLISH_OPTIONS): number {

@@ -15,7 +15,7 @@ import type { RemoteEvent, Transport } from '../transport.js';
 import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
 import type { TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
-import { encodePublish } from './payload_encoding.js';
+import { decodeValue, encodePublish } from './payload_encoding.js';
 import { PUBLISH_ASYNC_OPTIONS, checkTimeout } from './validation.js';
 
 type Reply = (result: CommandResult) => void;
@@ -69,11 +69,14 @@ export class Publisher {
     }
   }
 
-  async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
+  /** `localOnly`: a command another process sent here (it must not travel on). */
+  async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined,
+    localOnly = false): Promise<CommandResult> {
     const p = this.#p;
     const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS);
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const route = p.router.commandRoute(topic);
+    if (route === undefined && p.transport !== undefined && !localOnly) return this.#executeRemote(p.transport, topic, lane, timeoutMs);
     if (route === undefined) return { success: false, error: new NoHandlerError(topic), attempts: 0 };
     const handler = route.stages[0].handlers[0];
     if (!p.breakers.allows(handler.breaker)) {
@@ -126,10 +129,7 @@ export class Publisher {
       // The bytes as published (JSON text, codec bytes or raw): workers decode them from the record.
       if (!(ev.payloadFlags & RF_UNDEFINED)) r.binary = ev.payload;
     } else {
-      payload = ev.payloadFlags & RF_UNDEFINED ? undefined
-        : ev.payloadFlags & RF_BINARY ? ev.payload.slice()
-          : ev.payloadFlags & RF_ENCODED ? p.codec.decode(ev.payload)
-            : JSON.parse(Buffer.from(ev.payload.buffer, ev.payload.byteOffset, ev.payload.byteLength).toString('utf8'));
+      payload = decodeValue(ev.payloadFlags, ev.payload, p.codec);
     }
     r.setId(ev.id);
     this.#commit(ev.topic, payload, ev.lane, false, undefined, route, undefined, { attempt: ev.attempt, publishedAt: ev.publishedAt, settled });
@@ -156,6 +156,21 @@ export class Publisher {
     p.counters.published++;
     p.metrics.countersOf(topic).published++;
     return true;
+  }
+
+  /** A command whose handler is not here: sent to a process of the cluster that has it. */
+  #executeRemote(t: Transport, topic: string, lane: number, timeoutMs: number): Promise<CommandResult> {
+    const p = this.#p;
+    const r = this.encoder;
+    if (!p.lifecycle.accepting) {
+      r.clear();
+      this.#rejected(topic);
+      return Promise.resolve({ success: false, error: p.lifecycle.stoppedError(), attempts: 0 });
+    }
+    // The transport copies the encoded command before it returns: the encoder is free again at once.
+    const result = t.request(topic, lane, r, p.memory.idPrefix + ++this.#seq, performance.timeOrigin + performance.now(), timeoutMs);
+    r.clear();
+    return result;
   }
 
   /** publishAsync through a transport: waits (up to `timeoutMs`) while its publish window is full, e.g. while the server is unreachable. */

@@ -78,9 +78,9 @@ export class Registrar {
       this.#removers.delete(reg);
       remove();
       p.breakers.free(topic, reg.name);
-      if (!command) p.transport?.handlersChanged();
+      p.transport?.handlersChanged();
     };
-    if (!command) p.transport?.handlersChanged();
+    p.transport?.handlersChanged();
     if (reg.ref !== undefined) {
       this.#removers.set(reg, unregister);
       if (p.lifecycle.running) this.#probeLate(reg);

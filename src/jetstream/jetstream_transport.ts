@@ -15,7 +15,10 @@ import { errorMessage } from '../protocol/error_text.js';
 import type { RecordEncoder } from '../protocol/record.js';
 import type { Registration } from '../router.js';
 import type { Transport, TransportHost, TransportStats } from '../transport.js';
+import { Commands } from './commands.js';
 import { HandlerConsumer, Inbound } from './inbound.js';
+import { RateLimitedLog } from '../rate_limited_log.js';
+import type { CommandResult } from '../types.js';
 import type { ResolvedJetStreamOptions } from './options.js';
 import { Outbound } from './outbound.js';
 import { consumerName, eventSubject, streamSubjects } from './subjects.js';
@@ -32,18 +35,30 @@ export class JetStreamTransport implements Transport {
   #js: JetStreamClient | undefined;
   #jsm: JetStreamManager | undefined;
   #log: Logger | undefined;
+  #commands: Commands | undefined;
+  #codecName = 'json';
+  /** Resolves when start() connected (commands sent before wait for it); rejects if it failed. */
+  #ready: Promise<void>;
+  #readyResolve!: () => void;
+  #readyReject!: (err: unknown) => void;
   #reconnects = 0;
   #syncing: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(options: ResolvedJetStreamOptions) {
     this.options = options;
+    this.#ready = new Promise((resolve, reject) => {
+      this.#readyResolve = resolve;
+      this.#readyReject = reject;
+    });
+    this.#ready.catch(() => undefined);
   }
 
   /** Made by the bus's constructor (codec and logger known); offer() works from then on. */
   bind(codecName: string, log: Logger): void {
     if (this.#outbound !== undefined) throw new TypeError('this jetstream() transport is already used by another bus; make one per bus');
     this.#log = log;
+    this.#codecName = codecName;
     this.#outbound = new Outbound(this.options, codecName, log);
   }
 
@@ -73,11 +88,19 @@ export class JetStreamTransport implements Transport {
       throw err;
     }
     this.#inbound = new Inbound(o, host, host.log);
+    this.#commands = new Commands(o, host, nc, new RateLimitedLog(host.log, 5000));
     const js = this.#js;
     this.#outbound!.attach(async (subject, data, msgID) => {
       await js.publish(subject, data, { msgID, timeout: o.publishTimeoutMs });
     }, nc.info?.max_payload ?? 1024 * 1024);
     await this.#sync();
+    this.#readyResolve();
+  }
+
+  async request(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number, timeoutMs: number): Promise<CommandResult> {
+    const envelope = Commands.envelope(this.#codecName, topic, lane, r, id, publishedAt);
+    await this.#ready;
+    return this.#commands!.request(topic, envelope, timeoutMs);
   }
 
   offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number): boolean {
@@ -101,12 +124,16 @@ export class JetStreamTransport implements Transport {
   }
 
   pause(): void {
+    // Commands now go to the other members of the queue group; deliveries taken stay ours to finish.
+    this.#commands?.close();
     this.#inbound?.pause();
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#readyReject(new Error('the bus stopped before its transport connected'));
+    this.#commands?.close();
     this.#inbound?.handBack();
     const unstored = this.#outbound?.pending ?? 0;
     this.#outbound?.detach();
@@ -182,6 +209,7 @@ export class JetStreamTransport implements Transport {
     const o = this.options;
     const inbound = this.#inbound!;
     const host = this.#host!;
+    this.#commands!.sync();
     const wanted = new Map<string, Registration>();
     for (const reg of host.eventRegistrations()) wanted.set(consumerName(o.subjectPrefix, reg.topic, reg.name), reg);
     for (const [name, c] of inbound.consumers) if (wanted.get(name) !== c.reg) inbound.remove(name);

@@ -76,6 +76,12 @@ export interface JetStreamOptions {
   publishWindow?: number;
   /** How long one publish waits for the server's acknowledgement before it is sent again (same id). @default 5000 */
   publishTimeoutMs?: number;
+  /**
+   * How long `execute()` waits for the reply of a command run by another
+   * process when it gives no `timeoutMs` (then `CommandTimeoutError`).
+   * @default 60000
+   */
+  commandTimeoutMs?: number;
   /** How long start() tries to reach a server before it fails. @default 10000 */
   connectTimeoutMs?: number;
   /** The connection's name, as the server's monitoring shows it. @default 'ringbus' */
@@ -104,6 +110,7 @@ export const JETSTREAM_DEFAULTS = Object.freeze({
   batchBytes: 256 * 1024,
   publishWindow: 65_536,
   publishTimeoutMs: 5000,
+  commandTimeoutMs: 60_000,
   connectTimeoutMs: 10_000,
   name: 'ringbus',
 });
@@ -151,6 +158,7 @@ export function resolveJetStreamOptions(options: JetStreamOptions | true | undef
   int('publishWindow', m.publishWindow, 1, 1 << 30);
   int('publishTimeoutMs', m.publishTimeoutMs, 100, 600_000);
   int('connectTimeoutMs', m.connectTimeoutMs, 100, 600_000);
+  int('commandTimeoutMs', m.commandTimeoutMs, 1, 86_400_000);
   str('name', m.name);
   for (const k of ['token', 'user', 'pass'] as const) if (m[k] !== undefined) str(k, m[k]);
   if ((m.user === undefined) !== (m.pass === undefined)) throw new TypeError('transport.jetstream.user and transport.jetstream.pass go together; one is missing');
