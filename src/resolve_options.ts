@@ -230,6 +230,9 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   if (typeof strictPayloads !== 'boolean') throw new TypeError(`strictPayloads must be a boolean, got ${show(strictPayloads)}`);
   const logger = given === false ? SILENT_LOGGER : given ?? defaultLogger(logLevel);
   const transport = resolveTransport(o.transport);
+  if (transport !== undefined && deadLetter && deadLetter.path !== undefined) {
+    throw new RangeError(`deadLetter.path cannot be used with a transport: the cluster's dead letters go to its dead-letter stream (got ${show(deadLetter.path)})`);
+  }
   if (transport !== undefined && queue.strategy === 'drop-oldest') {
     throw new RangeError("queue.strategy 'drop-oldest' cannot be used with a transport: an event already in the stream cannot be dropped " +
       "for a newer one. Use 'reject-new' (publish() returns false while the publish window is full) or 'adaptive-rate-limit'");

@@ -6,6 +6,7 @@
  * made by its own entry point, or as the plain config form
  * `{ jetstream: {...} }`, which the engine imports at start().
  */
+import type { DeadLetterSink } from './dead_letter/dead_letter_sink.js';
 import type { Logger } from './logger.js';
 import type { JetStreamOptions } from './jetstream/options.js';
 import type { RecordEncoder } from './protocol/record.js';
@@ -79,8 +80,12 @@ export interface Transport {
   readonly kind: string;
   /** Called once by the bus's constructor: a transport serves one bus. */
   bind(codecName: string, log: Logger): void;
-  /** Connects, checks the stream and starts consuming for the registered handlers. */
+  /** Where the bus's dead letters go (shared by the cluster), when the transport has such a store. */
+  readonly deadLetterSink: DeadLetterSink | undefined;
+  /** Connects, checks the streams and answers commands; `deadLetterSink` can open after it. */
   start(host: TransportHost): Promise<void>;
+  /** Starts taking deliveries for the registered handlers (once the dead-letter queue is open). */
+  consume(): Promise<void>;
   /**
    * Takes the event in `r` (payload and session encoded) for publishing; false
    * when the outbound window is full. Works before start(): the events wait

@@ -262,6 +262,52 @@ describe('JetStream transport', () => {
     expect(open.error).toMatchObject({ code: 'ERR_RINGBUS_CIRCUIT_OPEN', handler: 'guard' });
   });
 
+  it('dead-letters into the cluster\'s dead-letter stream: visible in every process, replayed from another one', async () => {
+    const where = names.next();
+    const resilient = (extra: object = {}): MessageBus => {
+      const b = new ResilientMessageBus({ logger: false, transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1, jitter: false }, ...extra });
+      buses.push(b);
+      return b;
+    };
+    const failing = resilient();
+    failing.registerEventHandler('charge', (e: BusEvent<{ n: number }>) => {
+      if (e.payload.n % 3 === 0) throw new Error(`card ${e.payload.n} declined`);
+    }, { name: 'charger' });
+    const deadLettered: string[] = [];
+    failing.on('dead-letter', (entry) => deadLettered.push(entry.id));
+    const healthy = resilient();
+    const charged: number[] = [];
+    // Another process with the same handler, which stays out of the competition until it replays (another topic).
+    healthy.registerEventHandler('charge.other', () => undefined, { name: 'charger' });
+    await Promise.all([failing.start(), healthy.start()]);
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    for (let n = 0; n < 30; n++) producer.publish('charge', { n });
+    await producer.drain();
+    await until(() => deadLettered.length === 10, 'ten deliveries dead-lettered');
+    await failing.drain();
+    expect(failing.stats()).toMatchObject({ deadLettered: 10, processed: 20 });
+    // The other process sees them, as they are.
+    await until(() => healthy.deadLetters.size === 10, 'the other process sees the ten dead letters');
+    const seen = healthy.deadLetters.list();
+    expect(seen.map((e) => e.id).sort()).toEqual([...deadLettered].sort());
+    expect(seen[0]).toMatchObject({ handler: 'charger', attempts: 2, errorCode: 'ERR_RINGBUS_HANDLER_FAILED', event: { topic: 'charge' } });
+    expect(seen.map((e) => (e.event.payload as { n: number }).n).sort((a, b) => a - b)).toEqual([0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
+
+    // Replayed from the healthy process: its handler for topic 'charge' now runs them.
+    healthy.registerEventHandler('charge', (e: BusEvent<{ n: number }>) => {
+      charged.push(e.payload.n);
+    }, { name: 'charger' });
+    expect(await healthy.deadLetters.replay()).toBe(10);
+    expect(charged.sort((a, b) => a - b)).toEqual([0, 3, 6, 9, 12, 15, 18, 21, 24, 27]);
+    expect(healthy.deadLetters.size).toBe(0);
+    await until(() => failing.deadLetters.size === 0, 'the failing process hears they were replayed');
+    // A process that starts now finds none.
+    const late = resilient();
+    await late.start();
+    expect(late.deadLetters.size).toBe(0);
+  });
+
   it('fails start() naming the servers when none answers, and the bus can be stopped', async () => {
     const log = memoryLogger();
     const b = bus({ transport: jetstream({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 300 }), logger: log });

@@ -231,6 +231,13 @@ export class DeadLetterQueue implements DeadLetters {
     const sink = this.#o.sink;
     if (sink !== undefined) {
       await sink.open(this.#o.log);
+      // Shared by a cluster: what other processes add or end from now on is kept or forgotten here too.
+      sink.watch?.({
+        added: (e, bytes) => {
+          if (this.#state !== 'stopped') this.#keep(this.#decoded(e), bytes, false);
+        },
+        removed: (id) => this.#forget(id),
+      });
       try {
         await sink.scan({ newest: { count: this.#o.capacity, bytes: this.#o.maxBytes } }, (e, bytes) => this.#keep(this.#decoded(e), bytes, true));
       } catch (err) {

@@ -13,6 +13,12 @@ export interface ScanPick {
   newest?: { count: number; bytes: number };
 }
 
+/** Told of entries another process added or ended (a sink shared by a cluster). */
+export interface DeadLetterWatcher {
+  added(entry: DeadLetterEntry, bytes: number): void;
+  removed(id: string): void;
+}
+
 /** Where dead letters are kept beyond memory. */
 export interface DeadLetterSink {
   readonly path: string;
@@ -29,4 +35,6 @@ export interface DeadLetterSink {
   scan(pick: ScanPick, onEntry: (entry: DeadLetterEntry, bytes: number) => void | Promise<void>): Promise<void>;
   /** Releases the file (and the lock); scans and compaction in progress stop. */
   close(): void;
+  /** A sink others write too (a stream): tells `watcher` of their changes from now on. */
+  watch?(watcher: DeadLetterWatcher): void;
 }

@@ -7,6 +7,7 @@
 import { DeadLetterQueue, type DeadLetters } from '../dead_letter/dead_letter_queue.js';
 import type { DeadEvent, DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
 import { JsonLinesDeadLetterSink } from '../dead_letter/json_lines_sink.js';
+import type { DeadLetterSink } from '../dead_letter/dead_letter_sink.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { MAX_EVENT_ID_BYTES } from '../protocol/limits.js';
 import { decodeRecord } from '../protocol/record.js';
@@ -21,7 +22,7 @@ export class DeadLettering {
   /** Always there (empty when the feature is off), so `bus.deadLetters` needs no check. */
   readonly queue: DeadLetterQueue;
   readonly enabled: boolean;
-  readonly #sink: JsonLinesDeadLetterSink | undefined;
+  readonly #sink: DeadLetterSink | undefined;
   #batch: { entry: DeadLetterEntry; seq: number; replayDone: ((ok: boolean) => void) | undefined }[] = [];
   #entrySeq = 0;
   readonly #log: RateLimitedLog;
@@ -30,7 +31,9 @@ export class DeadLettering {
     this.#p = p;
     const options = p.options.deadLetter;
     this.enabled = options !== false;
-    this.#sink = options && options.path !== undefined ? new JsonLinesDeadLetterSink(options.path, { maxFileBytes: options.maxFileBytes }) : undefined;
+    // With a transport, the cluster's dead-letter stream; else the file, when there is a path.
+    this.#sink = !options ? undefined : p.transport?.deadLetterSink ??
+      (options.path !== undefined ? new JsonLinesDeadLetterSink(options.path, { maxFileBytes: options.maxFileBytes }) : undefined);
     this.queue = new DeadLetterQueue({
       capacity: options ? options.capacity : 1,
       maxBytes: options ? options.maxBytes : 1024,
@@ -53,7 +56,8 @@ export class DeadLettering {
     try {
       await this.queue.start();
     } catch (err) {
-      throw new Error(`cannot load dead letters from deadLetter.path ${this.#sink?.path}: ${errorMessage(err)}`);
+      const where = this.#sink?.path.startsWith('nats ') ? this.#sink.path : `deadLetter.path ${this.#sink?.path}`;
+      throw new Error(`cannot load dead letters from ${where}: ${errorMessage(err)}`);
     }
   }
 

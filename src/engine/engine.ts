@@ -79,6 +79,10 @@ export class Engine {
       listenerCount: (name: string | symbol): number => emitter.listenerCount(name),
     };
     p.codec = new BusCodec(options);
+    // Before the dead-letter queue: with a transport, dead letters go to its stream.
+    const t = options.transport;
+    p.transport = t === undefined ? undefined : isTransport(t) ? t : new JetStreamTransport(t.jetstream);
+    p.transport?.bind(p.codec.name, p.log);
     p.registry = new SharedRegistryWriter();
     p.breakers = new BreakerBoard<HeldDelivery>(options.circuitBreaker, slotCount(options), {
       idle: () => p.queue.size === 0,
@@ -106,9 +110,6 @@ export class Engine {
     p.inFlight = new InFlight(p);
     p.failures = new FailurePolicy(p);
     p.deadLetters = new DeadLettering(p);
-    const t = options.transport;
-    p.transport = t === undefined ? undefined : isTransport(t) ? t : new JetStreamTransport(t.jetstream);
-    p.transport?.bind(p.codec.name, p.log);
     const cb = options.circuitBreaker;
     p.inline = new InlineRunner(inlineSink(p), options.metrics.timing || (cb !== false && cb.slowCallMs !== undefined));
   }
@@ -160,8 +161,9 @@ export class Engine {
       const errors = await probeHandlers(p.slots.pool!, refs);
       if (errors.length > 0) throw new HandlerLoadError(errors.join('; '));
       await workersReady(p.control, warmThreads(p.options), WORKERS_READY_TIMEOUT_MS);
-      await p.deadLetters.start();
       await p.transport?.start(this.#transportHost());
+      await p.deadLetters.start();
+      await p.transport?.consume();
     } catch (err) {
       await p.transport?.close();
       await p.slots.detach()?.destroy();

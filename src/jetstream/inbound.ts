@@ -115,8 +115,12 @@ export class Inbound {
   handedBack = 0;
   malformed = 0;
 
-  constructor(options: ResolvedJetStreamOptions, host: TransportHost, log: Logger) {
+  readonly #durable: () => Promise<void> | undefined;
+
+  /** `durable`: resolves once what this process dead-lettered so far is stored (undefined: it is). */
+  constructor(options: ResolvedJetStreamOptions, host: TransportHost, log: Logger, durable: () => Promise<void> | undefined) {
     this.options = options;
+    this.#durable = durable;
     this.#host = host;
     this.log = new RateLimitedLog(log, 5000);
     this.#workingTimer = setInterval(() => {
@@ -206,6 +210,12 @@ export class Inbound {
 
   #ack(h: Held): void {
     if (h.gone) return;
+    const durable = this.#durable();
+    if (durable !== undefined) {
+      // Some of its deliveries may have been dead-lettered: their dead letters are stored first.
+      void durable.then(() => this.#ack(h));
+      return;
+    }
     this.#unacked.delete(h);
     h.msg.ack();
   }

@@ -16,6 +16,7 @@ import type { RecordEncoder } from '../protocol/record.js';
 import type { Registration } from '../router.js';
 import type { Transport, TransportHost, TransportStats } from '../transport.js';
 import { Commands } from './commands.js';
+import { DeadLetterStream } from './dead_letter_stream.js';
 import { HandlerConsumer, Inbound } from './inbound.js';
 import { RateLimitedLog } from '../rate_limited_log.js';
 import type { CommandResult } from '../types.js';
@@ -28,6 +29,9 @@ const nanos = (ms: number): number => ms * 1_000_000;
 export class JetStreamTransport implements Transport {
   readonly kind = 'jetstream';
   readonly options: ResolvedJetStreamOptions;
+  readonly deadLetterSink: DeadLetterStream;
+  /** Consumers are made once the dead-letter queue is open (consume()). */
+  #consuming = false;
   #outbound: Outbound | undefined;
   #inbound: Inbound | undefined;
   #host: TransportHost | undefined;
@@ -47,6 +51,7 @@ export class JetStreamTransport implements Transport {
 
   constructor(options: ResolvedJetStreamOptions) {
     this.options = options;
+    this.deadLetterSink = new DeadLetterStream(options);
     this.#ready = new Promise((resolve, reject) => {
       this.#readyResolve = resolve;
       this.#readyReject = reject;
@@ -65,7 +70,7 @@ export class JetStreamTransport implements Transport {
   async start(host: TransportHost): Promise<void> {
     const o = this.options;
     this.#host = host;
-    const [{ connect }, { jetstream, jetstreamManager }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
+    const [{ connect, headers }, { jetstream, jetstreamManager }] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
     let nc: NatsConnection;
     try {
       nc = await connect({
@@ -87,7 +92,9 @@ export class JetStreamTransport implements Transport {
       this.#nc = undefined;
       throw err;
     }
-    this.#inbound = new Inbound(o, host, host.log);
+    this.deadLetterSink.attach({ nc, js: this.#js, jsm: this.#jsm, headers });
+    // A dead-lettered delivery is acknowledged only once its dead letter is in the dead-letter stream.
+    this.#inbound = new Inbound(o, host, host.log, () => this.deadLetterSink.stored());
     this.#commands = new Commands(o, host, nc, new RateLimitedLog(host.log, 5000));
     const js = this.#js;
     this.#outbound!.attach(async (subject, data, msgID) => {
@@ -95,6 +102,11 @@ export class JetStreamTransport implements Transport {
     }, nc.info?.max_payload ?? 1024 * 1024);
     await this.#sync();
     this.#readyResolve();
+  }
+
+  async consume(): Promise<void> {
+    this.#consuming = true;
+    await this.#sync();
   }
 
   async request(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number, timeoutMs: number): Promise<CommandResult> {
@@ -210,6 +222,7 @@ export class JetStreamTransport implements Transport {
     const inbound = this.#inbound!;
     const host = this.#host!;
     this.#commands!.sync();
+    if (!this.#consuming) return;
     const wanted = new Map<string, Registration>();
     for (const reg of host.eventRegistrations()) wanted.set(consumerName(o.subjectPrefix, reg.topic, reg.name), reg);
     for (const [name, c] of inbound.consumers) if (wanted.get(name) !== c.reg) inbound.remove(name);
