@@ -27,6 +27,8 @@ export interface RemoteEvent {
   readonly payloadFlags: number;
   /** A view into the transport's message: copied into the lane ring, never kept. */
   readonly payload: Uint8Array;
+  /** Epoch ms of the delivery's first failure (a retry that came through the stream), 0 for none. */
+  firstFailedAt: number;
 }
 
 /** What the engine offers a transport. @internal */
@@ -99,6 +101,14 @@ export interface Transport {
    * rejects. Copies what it needs from `r` before it returns.
    */
   request(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number, timeoutMs: number): Promise<CommandResult>;
+  /**
+   * A delivery of an event the transport brought failed and has attempts
+   * left: the transport keeps it (durably) and any process with the handler
+   * runs attempt `event.attempt` after `delayMs`. Resolves true once it is
+   * kept (this process is then done with the delivery), false if it could
+   * not be (the transport closed: the original delivery is handed back).
+   */
+  retryLater(event: RemoteEvent, handler: string, delayMs: number): Promise<boolean>;
   /** Resolves true once offer() has room, false after `timeoutMs`. */
   waitForRoom(timeoutMs: number): Promise<boolean>;
   /** Handlers (event or command) were registered or unregistered: consume and answer for the new set. */

@@ -18,8 +18,10 @@ import { natsConnection, StreamNames, until } from './fixtures/jetstream_kit.js'
 
 const names = new StreamNames();
 const buses: MessageBus[] = [];
+// No warm worker thread: most buses here run inline handlers only, and a worker's start (under tsx) costs ~1.5 s.
+const LEAN = { minThreads: 0 } as const;
 const bus = (options: ConstructorParameters<typeof MessageBus>[0]): MessageBus => {
-  const b = new MessageBus({ logger: false, ...options });
+  const b = new MessageBus({ logger: false, pool: LEAN, ...options });
   buses.push(b);
   return b;
 };
@@ -225,7 +227,7 @@ describe('JetStream transport', () => {
       throw new RangeError('out of stock');
     }, { name: 'reserve' });
     const breaker = new ResilientMessageBus({
-      logger: false, transport: jetstream(where), retry: false, circuitBreaker: { minimumCalls: 1, failureRateThreshold: 0.5, recoveryTimeoutMs: 60_000 },
+      logger: false, pool: LEAN, transport: jetstream(where), retry: false, circuitBreaker: { minimumCalls: 1, failureRateThreshold: 0.5, recoveryTimeoutMs: 60_000 },
     });
     buses.push(breaker);
     breaker.registerCommandHandler('guarded', () => {
@@ -265,7 +267,7 @@ describe('JetStream transport', () => {
   it('dead-letters into the cluster\'s dead-letter stream: visible in every process, replayed from another one', async () => {
     const where = names.next();
     const resilient = (extra: object = {}): MessageBus => {
-      const b = new ResilientMessageBus({ logger: false, transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1, jitter: false }, ...extra });
+      const b = new ResilientMessageBus({ logger: false, pool: LEAN, transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1, jitter: false }, ...extra });
       buses.push(b);
       return b;
     };
@@ -306,6 +308,47 @@ describe('JetStream transport', () => {
     const late = resilient();
     await late.start();
     expect(late.deadLetters.size).toBe(0);
+  });
+
+  it('keeps a retry in the stream: its attempt count, backoff and first failure survive the process that failed it', async () => {
+    const where = names.next();
+    const first = new ResilientMessageBus({ logger: false, pool: LEAN, transport: jetstream(where), retry: { maxRetries: 3, initialDelayMs: 400, jitter: false } });
+    buses.push(first);
+    const failedAt = new Map<string, number>();
+    first.registerEventHandler('jobs', (e) => {
+      failedAt.set(e.id, Date.now());
+      throw new Error('first process cannot');
+    }, { name: 'work' });
+    await first.start();
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    for (let n = 0; n < 6; n++) producer.publish('jobs', { n });
+    await producer.drain();
+    await until(() => failedAt.size === 6, 'the first process failed every job once');
+    // Its part is done once the retries are in the stream: it stops without waiting for them.
+    await first.stop();
+    expect(first.stats()).toMatchObject({ failed: 6, retried: 6, processed: 0, deadLettered: 0, abandoned: 0 });
+
+    const second = new ResilientMessageBus({ logger: false, pool: LEAN, transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1, jitter: false } });
+    buses.push(second);
+    const ran: { id: string; attempt: number; at: number }[] = [];
+    second.registerEventHandler('jobs', (e: BusEvent<{ n: number }>) => {
+      ran.push({ id: e.id, attempt: e.attempt, at: Date.now() });
+      if (e.payload.n % 2 === 0) throw new Error('second process cannot either');
+    }, { name: 'work' });
+    const dead: { id: string; attempts: number; firstAttemptAt: number }[] = [];
+    second.on('dead-letter', (entry) => dead.push({ id: entry.event.id, attempts: entry.attempts, firstAttemptAt: entry.firstAttemptAt }));
+    await second.start();
+    await until(() => ran.length === 6 && dead.length === 3, 'the second process ran every retry');
+    // Attempt 1 (the second try), no earlier than its backoff after the first failure.
+    expect(ran.every((r) => r.attempt === 1)).toBe(true);
+    expect(new Set(ran.map((r) => r.id))).toEqual(new Set(failedAt.keys()));
+    for (const r of ran) expect(r.at - failedAt.get(r.id)!).toBeGreaterThanOrEqual(395);
+    // Out of attempts in the second process: dead-lettered with both processes' attempts and the first failure's time.
+    for (const d of dead) {
+      expect(d.attempts).toBe(2);
+      expect(Math.abs(d.firstAttemptAt - failedAt.get(d.id)!)).toBeLessThan(50);
+    }
   });
 
   it('fails start() naming the servers when none answers, and the bus can be stopped', async () => {

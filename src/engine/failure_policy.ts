@@ -7,7 +7,11 @@
  * delivery an open circuit holds: it waits with its breaker, uses no
  * attempt, and runs again when the circuit lets it. Owns the retry timer heap.
  */
-import { decodeRecord, rewriteRecord, RF_CONTINUATION, RF_DETACHED, RF_TRACKED } from '../protocol/record.js';
+import {
+  decodeRecord, RecordHeader, rewriteRecord, RF_BINARY, RF_CONTINUATION, RF_DETACHED, RF_ENCODED, RF_TRACKED, RF_UNDEFINED, standaloneView,
+} from '../protocol/record.js';
+import type { RemoteEvent } from '../transport.js';
+import { encodeValue, type BusCodec } from './payload_encoding.js';
 import { ExponentialBackoff } from '../retry/backoff.js';
 import { RetryScheduler } from '../retry/retry_scheduler.js';
 import type { DeadLetterErrorCode } from '../dead_letter/dead_letter_entry.js';
@@ -81,6 +85,21 @@ function stackOf(thrown: unknown): string | undefined {
   }
 }
 
+/** A failed delivery's event as the transport carries it, at attempt `next`. */
+function remoteEventOf(f: FailedAttempt, next: number, firstFailedAt: number, codec: BusCodec): RemoteEvent {
+  if (f.record !== undefined) {
+    const view = standaloneView(f.record);
+    const h = new RecordHeader().read(view, 0);
+    return {
+      id: h.id(view) ?? String(h.seq), topic: f.topic, lane: h.lane, sessionId: h.sessionId(view), attempt: next, publishedAt: h.publishedAt,
+      payloadFlags: h.flags & (RF_BINARY | RF_ENCODED | RF_UNDEFINED), payload: h.payloadView(view), firstFailedAt,
+    };
+  }
+  const e = f.job!.event;
+  const { flags, bytes } = encodeValue(e.payload, codec);
+  return { id: e.id, topic: e.topic, lane: f.lane, sessionId: e.sessionId, attempt: next, publishedAt: e.publishedAt, payloadFlags: flags, payload: bytes, firstFailedAt };
+}
+
 /** A delivery waiting for its circuit: a detached single-handler copy of what did not run, at the same attempt. */
 export interface HeldDelivery {
   seq: number;
@@ -129,7 +148,10 @@ export class FailurePolicy {
     const ledger = p.inFlight.ledger(f.seq, f.topic, () => f.job?.event.publishedAt ?? (f.record ? decodeRecord(f.record).publishedAt : 0));
     if (!f.refused) ledger.lastOwnFailure.set(f.handler, f);
     const now = Date.now();
-    const firstAt = ledger.firstFailureAt.get(f.handler) ?? now;
+    const tracked = p.inFlight.get(f.seq);
+    const remote = tracked?.kind === 'tracked' ? tracked.remote : undefined;
+    // A retry another process sent on: its first failure happened there.
+    const firstAt = ledger.firstFailureAt.get(f.handler) ?? (remote !== undefined && remote.firstFailedAt > 0 ? remote.firstFailedAt : now);
     const retry = p.options.retry;
     const canRetry = retry && !p.lifecycle.terminated && f.attempt < retry.maxRetries &&
       (f.job !== undefined || (f.record !== undefined && f.handlerId !== undefined));
@@ -139,6 +161,10 @@ export class FailurePolicy {
       p.counters.retried++;
       handlerCounters.retried++;
       const next = f.attempt + 1;
+      if (remote !== undefined && p.transport !== undefined) {
+        this.#retryThroughTransport(f, next, firstAt);
+        return;
+      }
       this.#retries.schedule(this.#backoff!.delayMs(next), {
         lane: f.lane,
         record: f.record && f.handlerId !== undefined ? rewriteRecord(f.record, [f.handlerId], next, DETACHED_FLAGS) : undefined,
@@ -160,6 +186,21 @@ export class FailurePolicy {
       ledger.outstanding++;
       p.deadLetters.add(f, firstAt, now);
     }
+  }
+
+  /**
+   * A delivery the transport brought retries through it: kept in the stream
+   * with its attempt count and first failure, it runs after its backoff in
+   * whichever process has the handler (this one included), and survives this
+   * process dying meanwhile. This process is done with it once it is kept.
+   */
+  #retryThroughTransport(f: FailedAttempt, next: number, firstAt: number): void {
+    const p = this.#p;
+    const event = remoteEventOf(f, next, firstAt, p.codec);
+    p.transport!.retryLater(event, f.handler, this.#backoff!.delayMs(next)).then((kept) => {
+      // Not kept: the transport closed, and the original delivery goes back to the stream with the rest.
+      if (kept) p.inFlight.outstandingDone(f.seq);
+    }, (err: unknown) => p.log.error({ topic: f.topic, handler: f.handler, err: String(err) }, 'could not hand a retry to the transport'));
   }
 
   /**

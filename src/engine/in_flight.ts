@@ -69,8 +69,16 @@ export interface TrackedEvent extends InFlightBase {
    * the entry under the same id) and who hears how the delivery ended.
    */
   readonly replay: { readonly entryId: string; readonly eventId: string; readonly done: (ok: boolean) => void } | undefined;
-  /** Set for a delivery a transport brought: told once, when the event settles (never when stop() abandons it). */
-  readonly remote: (() => void) | undefined;
+  /** Set for a delivery a transport brought. */
+  readonly remote: RemoteDelivery | undefined;
+}
+
+/** A delivery a transport brought: whom to tell when it settles, and when it first failed (a retry from another process). */
+export interface RemoteDelivery {
+  /** Told once, when the event settles (never when stop() abandons it: the transport hands it back). */
+  readonly settled: () => void;
+  /** Epoch ms of the delivery's first failure, 0 when this is its first attempt. */
+  readonly firstFailedAt: number;
 }
 
 /** An event main learned of only through a failed delivery. */
@@ -201,7 +209,7 @@ export class InFlight {
       });
       if (e?.kind === 'tracked') {
         e.replay?.done(false); // a replayed dead letter that was dropped is still dead
-        e.remote?.();
+        e.remote?.settled();
       }
       this.#events.delete(seq);
     }
@@ -230,7 +238,7 @@ export class InFlight {
     }
     this.#events.delete(seq);
     this.settle(1);
-    if (known !== undefined && 'remote' in known) (known as TrackedEvent).remote?.();
+    if (known !== undefined && 'remote' in known) (known as TrackedEvent).remote?.settled();
   }
 
   /** The one exit: `count` accepted events settled on the main thread. */

@@ -13,7 +13,7 @@ import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
 import type { Registration, Route } from '../router.js';
 import type { RemoteEvent, Transport } from '../transport.js';
 import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
-import type { TrackedEvent } from './in_flight.js';
+import type { RemoteDelivery, TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
 import { decodeValue, encodePublish } from './payload_encoding.js';
 import { PUBLISH_ASYNC_OPTIONS, checkTimeout } from './validation.js';
@@ -21,10 +21,9 @@ import { PUBLISH_ASYNC_OPTIONS, checkTimeout } from './validation.js';
 type Reply = (result: CommandResult) => void;
 type Replay = NonNullable<TrackedEvent['replay']>;
 /** A delivery a transport brought: its attempts so far, its publish time, and who hears when it settles. */
-interface Remote {
+interface Remote extends RemoteDelivery {
   readonly attempt: number;
   readonly publishedAt: number;
-  readonly settled: () => void;
 }
 
 export class Publisher {
@@ -132,7 +131,8 @@ export class Publisher {
       payload = decodeValue(ev.payloadFlags, ev.payload, p.codec);
     }
     r.setId(ev.id);
-    this.#commit(ev.topic, payload, ev.lane, false, undefined, route, undefined, { attempt: ev.attempt, publishedAt: ev.publishedAt, settled });
+    this.#commit(ev.topic, payload, ev.lane, false, undefined, route, undefined,
+      { attempt: ev.attempt, publishedAt: ev.publishedAt, settled, firstFailedAt: ev.firstFailedAt });
   }
 
   /** The event in the encoder to the transport; false (counted as rejected when `count`) when its window is full or the bus stops. */
@@ -298,7 +298,8 @@ export class Publisher {
       p.inFlight.track({
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
         encoded: r.flags & RF_ENCODED ? r.binary : undefined,
-        sessionId: r.session, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay, remote: remote?.settled,
+        sessionId: r.session, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay,
+        remote: remote === undefined ? undefined : { settled: remote.settled, firstFailedAt: remote.firstFailedAt },
         failures: undefined,
       });
     }

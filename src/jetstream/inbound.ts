@@ -31,10 +31,21 @@ interface Held {
   gone: boolean;
 }
 
+/** On a retry: epoch ms before which its next attempt must not run. */
+export const NOT_BEFORE_HEADER = 'Ringbus-Not-Before';
+/** On a retry: epoch ms of the delivery's first failure (for its dead letter, should it come to that). */
+export const FIRST_FAILURE_HEADER = 'Ringbus-First-Failure';
+
 /** Envelopes one consumer keeps fetched ahead of feeding them. */
 const FETCH_AHEAD = 2;
-/** A fetch waits this long for envelopes before it is sent again (a long poll). */
-const FETCH_EXPIRES_MS = 5000;
+/**
+ * A fetch waits this long for envelopes before it is sent again (a long
+ * poll; the client's least). Short, because stop() waits for the fetches in
+ * flight to end before it disconnects: a fetch cannot be taken back, and
+ * what server 2.9 sends to the fetch of a connection that is gone waits
+ * ackWaitMs before another process gets it.
+ */
+export const FETCH_EXPIRES_MS = 1000;
 
 /** One handler's durable consumer in this process. */
 export class HandlerConsumer {
@@ -47,12 +58,18 @@ export class HandlerConsumer {
   readonly waiting: Held[] = [];
   #stopped = false;
   #fetch: { close(): Promise<void | Error> } | undefined;
+  /** When the fetch in flight ends on the server (performance.now() ms). */
+  fetchEndsAt = 0;
   #wake: (() => void) | undefined;
   readonly done: Promise<void>;
 
-  constructor(inbound: Inbound, name: string, reg: Registration, route: Route, consumer: Consumer) {
+  /** The handler's retries consumer: messages wait (nak with delay) until their not-before time. */
+  readonly retries: boolean;
+
+  constructor(inbound: Inbound, name: string, reg: Registration, route: Route, consumer: Consumer, retries: boolean) {
     this.#in = inbound;
     this.name = name;
+    this.retries = retries;
     this.reg = reg;
     this.route = route;
     this.#consumer = consumer;
@@ -66,10 +83,24 @@ export class HandlerConsumer {
     wake?.();
   }
 
-  stop(): void {
+  /**
+   * No new fetches. The current one stays open until it ends (`done`):
+   * closing it would drop what the server sends it, which would then wait
+   * ackWaitMs; what arrives now is handed back instead (see Inbound.take).
+   */
+  pause(): void {
     this.#stopped = true;
-    void this.#fetch?.close();
     this.poke();
+  }
+
+  get stopping(): boolean {
+    return this.#stopped;
+  }
+
+  /** Ends the current fetch (after pause(), once what was on its way arrived). */
+  close(): void {
+    this.pause();
+    void this.#fetch?.close();
   }
 
   async #run(): Promise<void> {
@@ -82,6 +113,7 @@ export class HandlerConsumer {
       }
       const batch = Math.max(1, Math.min(FETCH_AHEAD - this.waiting.length, Math.ceil(room / this.#in.options.batchEvents)));
       try {
+        this.fetchEndsAt = performance.now() + FETCH_EXPIRES_MS;
         const messages = await this.#consumer.fetch({ max_messages: batch, expires: FETCH_EXPIRES_MS });
         this.#fetch = messages;
         for await (const m of messages) this.#in.take(this, m);
@@ -157,7 +189,23 @@ export class Inbound {
       msg.term();
       return;
     }
-    if (msg.redelivered) this.redelivered++;
+    if (c.stopping) {
+      // Arrived after stop() began: for another process, once this one's fetch (which the server would
+      // otherwise hand it straight back to) has ended.
+      this.handedBack++;
+      msg.nak(Math.max(1, Math.ceil(c.fetchEndsAt - performance.now())) + 50);
+      return;
+    }
+    if (c.retries) {
+      const due = Number(msg.headers?.get(NOT_BEFORE_HEADER) ?? 0) - Date.now();
+      // Early: back to the server until its backoff is over (it holds it, not this process).
+      if (due > 5) {
+        msg.nak(due);
+        return;
+      }
+      const firstFailedAt = Number(msg.headers?.get(FIRST_FAILURE_HEADER) ?? 0);
+      for (const e of events) e.firstFailedAt = firstFailedAt;
+    } else if (msg.redelivered) this.redelivered++;
     const h: Held = { msg, events, next: 0, open: 0, consumer: c, gone: false };
     this.#unacked.add(h);
     if (events.length === 0) {
@@ -230,7 +278,7 @@ export class Inbound {
 
   /** Stops fetching; what was fetched is still fed (it is this process's to finish). */
   pause(): void {
-    for (const c of this.consumers.values()) c.stop();
+    for (const c of this.consumers.values()) c.pause();
   }
 
   /** A handler was unregistered: its consumer stops, and what it fetched and did not feed goes back to the stream. */
@@ -238,7 +286,7 @@ export class Inbound {
     const c = this.consumers.get(name);
     if (c === undefined) return;
     this.consumers.delete(name);
-    c.stop();
+    c.close();
     // Partly fed ones too: the deliveries fed already may run again elsewhere (at-least-once).
     for (const h of c.waiting.splice(0)) this.#handBack(h);
     this.#checkIdle();
@@ -261,10 +309,23 @@ export class Inbound {
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
-  /** At close: envelopes not fully settled go back to the stream at once, for another process. */
-  handBack(): void {
+  /**
+   * At close: envelopes not fully settled go back to the stream at once, for
+   * another process. `roundTrip` (a flush to the server) first lets whatever
+   * the server sent before it arrive and be handed back too.
+   */
+  async handBack(roundTrip: () => Promise<void>): Promise<void> {
     clearInterval(this.#workingTimer);
-    for (const c of this.consumers.values()) c.stop();
+    this.pause();
+    // The fetches in flight end on the server within FETCH_EXPIRES_MS; what they bring meanwhile is handed back.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.consumers.values()].map((c) => c.done)),
+      new Promise((resolve) => (timer = setTimeout(resolve, FETCH_EXPIRES_MS + 500))),
+    ]);
+    clearTimeout(timer);
+    await roundTrip().catch(() => undefined);
+    for (const c of this.consumers.values()) c.close();
     for (const h of [...this.#unacked]) this.#handBack(h);
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }

@@ -22,7 +22,11 @@ import { RateLimitedLog } from '../rate_limited_log.js';
 import type { CommandResult } from '../types.js';
 import type { ResolvedJetStreamOptions } from './options.js';
 import { Outbound } from './outbound.js';
-import { consumerName, eventSubject, streamSubjects } from './subjects.js';
+import { consumerName, eventSubject, retryConsumerName, retrySubject, streamSubjects } from './subjects.js';
+import { EnvelopeWriter } from './envelope.js';
+import { NOT_BEFORE_HEADER, FIRST_FAILURE_HEADER } from './inbound.js';
+import { RecordEncoder as Encoder } from '../protocol/record.js';
+import type { RemoteEvent } from '../transport.js';
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
@@ -46,6 +50,8 @@ export class JetStreamTransport implements Transport {
   #readyResolve!: () => void;
   #readyReject!: (err: unknown) => void;
   #reconnects = 0;
+  #headers: (() => { set(k: string, v: string): void }) | undefined;
+  readonly #retryTimers = new Set<NodeJS.Timeout>();
   #syncing: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -92,6 +98,7 @@ export class JetStreamTransport implements Transport {
       this.#nc = undefined;
       throw err;
     }
+    this.#headers = headers;
     this.deadLetterSink.attach({ nc, js: this.#js, jsm: this.#jsm, headers });
     // A dead-lettered delivery is acknowledged only once its dead letter is in the dead-letter stream.
     this.#inbound = new Inbound(o, host, host.log, () => this.deadLetterSink.stored());
@@ -102,6 +109,45 @@ export class JetStreamTransport implements Transport {
     }, nc.info?.max_payload ?? 1024 * 1024);
     await this.#sync();
     this.#readyResolve();
+  }
+
+  retryLater(event: RemoteEvent, handler: string, delayMs: number): Promise<boolean> {
+    const o = this.options;
+    const consumer = consumerName(o.subjectPrefix, event.topic, handler);
+    const r = new Encoder();
+    r.flags = event.payloadFlags;
+    r.setSession(event.sessionId);
+    r.binary = event.payload;
+    r.payloadBytes = event.payload.byteLength;
+    const w = new EnvelopeWriter(this.#codecName, event.topic, 256 + r.payloadBytes);
+    w.add(r, event.lane, event.attempt, event.id, event.publishedAt);
+    const data = w.finish();
+    const notBefore = String(Date.now() + delayMs);
+    // The same id for every resend of this attempt: stored once.
+    const msgID = `${event.id}:${consumer}:${event.attempt}`;
+    return new Promise<boolean>((resolve) => {
+      const send = (tries: number): void => {
+        if (this.#closed || this.#js === undefined) {
+          resolve(false);
+          return;
+        }
+        const h = this.#headers!();
+        h.set(NOT_BEFORE_HEADER, notBefore);
+        h.set(FIRST_FAILURE_HEADER, String(event.firstFailedAt));
+        this.#js.publish(retrySubject(o.subjectPrefix, consumer), data, { msgID, headers: h as never, timeout: o.publishTimeoutMs }).then(
+          () => resolve(true),
+          (err: unknown) => {
+            this.#log?.warn({ handler, topic: event.topic, tries, err: errorMessage(err) }, 'a retry was not stored in JetStream yet; sending again');
+            const t = setTimeout(() => {
+              this.#retryTimers.delete(t);
+              send(tries + 1);
+            }, Math.min(2000, 100 * 2 ** Math.min(tries, 5)));
+            this.#retryTimers.add(t);
+          },
+        );
+      };
+      send(1);
+    });
   }
 
   async consume(): Promise<void> {
@@ -146,7 +192,9 @@ export class JetStreamTransport implements Transport {
     this.#closed = true;
     this.#readyReject(new Error('the bus stopped before its transport connected'));
     this.#commands?.close();
-    this.#inbound?.handBack();
+    for (const t of this.#retryTimers) clearTimeout(t);
+    this.#retryTimers.clear();
+    await this.#inbound?.handBack(() => this.#nc?.flush() ?? Promise.resolve());
     const unstored = this.#outbound?.pending ?? 0;
     this.#outbound?.detach();
     if (unstored > 0) {
@@ -223,22 +271,27 @@ export class JetStreamTransport implements Transport {
     const host = this.#host!;
     this.#commands!.sync();
     if (!this.#consuming) return;
-    const wanted = new Map<string, Registration>();
-    for (const reg of host.eventRegistrations()) wanted.set(consumerName(o.subjectPrefix, reg.topic, reg.name), reg);
-    for (const [name, c] of inbound.consumers) if (wanted.get(name) !== c.reg) inbound.remove(name);
-    for (const [name, reg] of wanted) {
+    // Each handler has two consumers: its events, and its retries waiting for their backoff.
+    const wanted = new Map<string, { reg: Registration; retries: boolean; filter: string }>();
+    for (const reg of host.eventRegistrations()) {
+      const name = consumerName(o.subjectPrefix, reg.topic, reg.name);
+      wanted.set(name, { reg, retries: false, filter: eventSubject(o.subjectPrefix, reg.topic) });
+      wanted.set(retryConsumerName(name), { reg, retries: true, filter: retrySubject(o.subjectPrefix, name) });
+    }
+    for (const [name, c] of inbound.consumers) if (wanted.get(name)?.reg !== c.reg) inbound.remove(name);
+    for (const [name, { reg, retries, filter }] of wanted) {
       if (inbound.consumers.has(name) || this.#closed) continue;
-      await this.#ensureConsumer(name, reg.topic, reg.name);
+      await this.#ensureConsumer(name, reg.topic, reg.name, filter, retries);
       if (this.#closed || host.eventRegistrations().indexOf(reg) < 0) continue;
       const consumer = await this.#js!.consumers.get(o.stream, name);
-      inbound.consumers.set(name, new HandlerConsumer(inbound, name, reg, host.routeFor(reg), consumer));
+      inbound.consumers.set(name, new HandlerConsumer(inbound, name, reg, host.routeFor(reg), consumer, retries));
     }
   }
 
-  async #ensureConsumer(name: string, topic: string, handler: string): Promise<void> {
+  async #ensureConsumer(name: string, topic: string, handler: string, filter: string, retries: boolean): Promise<void> {
     const o = this.options;
     const jsm = this.#jsm!;
-    const description = `ringbus: handler '${handler}' on topic '${topic}'`;
+    const description = `ringbus: ${retries ? 'retries of ' : ''}handler '${handler}' on topic '${topic}'`;
     try {
       await jsm.consumers.info(o.stream, name);
       await jsm.consumers.update(o.stream, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, description });
@@ -247,8 +300,10 @@ export class JetStreamTransport implements Transport {
       if (!isNotFound(err)) throw err;
     }
     await jsm.consumers.add(o.stream, {
-      durable_name: name, description, filter_subject: eventSubject(o.subjectPrefix, topic), ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
-      ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, deliver_policy: 'new' as ConsumerConfig['deliver_policy'], max_deliver: -1,
+      durable_name: name, description, filter_subject: filter, ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
+      ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, max_deliver: -1,
+      // Events published from now on; a handler's retries are only ever for it, so all of them.
+      deliver_policy: (retries ? 'all' : 'new') as ConsumerConfig['deliver_policy'],
     });
   }
 }

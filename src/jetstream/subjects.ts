@@ -31,10 +31,18 @@ export function eventSubject(prefix: string, topic: string): string {
   return `${prefix}.ev.${topicSubject(topic)}`;
 }
 
-/** The stream's subjects for a prefix. */
-export function streamSubjects(prefix: string): string[] {
-  return [`${prefix}.ev.>`];
+/** Where retries of one handler's deliveries wait for their next attempt (`consumer`: its consumerName()). */
+export function retrySubject(prefix: string, consumer: string): string {
+  return `${prefix}.rt.${consumer}`;
 }
+
+/** The stream's subjects for a prefix: events, and retries waiting for their backoff. */
+export function streamSubjects(prefix: string): string[] {
+  return [`${prefix}.ev.>`, `${prefix}.rt.>`];
+}
+
+/** A handler's retry consumer: the same handler's name with a suffix. */
+export const retryConsumerName = (consumer: string): string => `${consumer}_rt`;
 
 /**
  * The durable consumer of one handler on one topic (any process that
