@@ -75,6 +75,17 @@ export interface TransportStats {
   /** Envelopes redelivered to this process (another process died, or an ack_wait ran out). */
   redelivered: number;
   reconnects: number;
+  /**
+   * Over this process's handlers' consumers (cluster-wide figures of those
+   * consumers): messages in the stream not yet delivered, and delivered but
+   * not acknowledged (at `maxAckPending` the server delivers no more). Read
+   * from the server at most once a second, when stats are read.
+   */
+  consumerPending: number;
+  consumerAckPending: number;
+  /** Time from sending a batch to the server's acknowledgement that it stored it (ms): median and 99th percentile. */
+  publishAckP50Ms: number;
+  publishAckP99Ms: number;
 }
 
 /** A transport: carries published events to the processes that handle them. @internal */

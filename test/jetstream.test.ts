@@ -80,6 +80,19 @@ describe('JetStream transport', () => {
     expect(orders.transportStats()!.received).toBe(1200);
     await orders.drain();
     expect(orders.stats()).toMatchObject({ processed: 1200, failed: 0, queueSize: 0 });
+
+    // The transport's figures, in the snapshot and the exposition (and only on a bus with a transport).
+    const snap = producer.metrics.snapshot();
+    expect(snap.transport).toMatchObject({ publishStored: 800, publishPending: 0, publishRetries: 0 });
+    expect(snap.transport!.publishAckP99Ms).toBeGreaterThan(0);
+    expect(snap.transport!.publishAckP99Ms).toBeGreaterThanOrEqual(snap.transport!.publishAckP50Ms);
+    const text = await orders.metrics.prometheus();
+    expect(text).toMatch(/^transport_received_total 1200$/m);
+    expect(text).toMatch(/^# TYPE transport_received_total counter$/m);
+    expect(text).toMatch(/^transport_consumer_ack_pending \d+$/m);
+    const plain = new MessageBus({ logger: false, pool: LEAN });
+    expect(await plain.metrics.prometheus()).not.toMatch(/transport_/);
+    expect(plain.metrics.snapshot().transport).toBeUndefined();
   });
 
   it('lets processes with the same handler compete: every delivery runs once across them', async () => {

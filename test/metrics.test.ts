@@ -164,9 +164,11 @@ describe('bus.metrics', () => {
     expect(value('events_dead_lettered_total', { handler: 'charge \\"card\\"' })).toBe(1);
     expect(value('queue_size')).toBe(0);
     expect(types.get('active_workers')).toBe('gauge');
-    expect(value('active_workers')).toBe(snap.active_workers);
-    expect(snap.active_workers).toBeGreaterThanOrEqual(0);
-    expect(snap.active_workers).toBeLessThanOrEqual(2);
+    // A live gauge: a worker may park between the snapshot and the scrape, so each read is only bounded.
+    for (const n of [value('active_workers')!, snap.active_workers]) {
+      expect(n).toBeGreaterThanOrEqual(0);
+      expect(n).toBeLessThanOrEqual(2);
+    }
     expect(value('dead_letter_queue_size')).toBe(1);
     expect(value('circuit_breaker_state', { handler: 'index-order' })).toBe(0);
     const p99 = value('event_processing_duration_seconds', { handler: 'index-order', quantile: '0.99' });

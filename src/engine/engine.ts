@@ -98,7 +98,8 @@ export class Engine {
       breakerStates: () => p.breakers.snapshot(),
       deadLetterSize: () => p.deadLetters.queue.size,
       flush: () => p.slots.flushMetrics(FLUSH_WAIT_MS),
-    }, { maxTopics: options.metrics.maxTopics, topicSeries: p.memory.topicSeries });
+      transport: () => p.transport?.stats(),
+    }, { maxTopics: options.metrics.maxTopics, topicSeries: p.memory.topicSeries, transport: p.transport !== undefined });
     p.router = new Router(p.registry, (topic, topicId) => p.metrics.topic(topic, topicId), (topic) => p.metrics.forgetTopic(topic));
     p.queue = new BoundedEventQueue(options.queue, () => p.slots.workerSettled());
     p.lanes = new Lanes(p);

@@ -50,6 +50,7 @@ export class JetStreamTransport implements Transport {
   #readyResolve!: () => void;
   #readyReject!: (err: unknown) => void;
   #reconnects = 0;
+  readonly #consumerFigures = { at: -Infinity, pending: 0, ackPending: 0 };
   #headers: (() => { set(k: string, v: string): void }) | undefined;
   readonly #retryTimers = new Set<NodeJS.Timeout>();
   #syncing: Promise<void> = Promise.resolve();
@@ -210,12 +211,38 @@ export class JetStreamTransport implements Transport {
   }
 
   stats(): TransportStats {
+    this.#refreshConsumerFigures();
     const out = this.#outbound;
     const inb = this.#inbound;
     return {
       publishPending: out?.pending ?? 0, publishStored: out?.stored ?? 0, publishRetries: out?.retries ?? 0,
       received: inb?.received ?? 0, handedBack: inb?.handedBack ?? 0, redelivered: inb?.redelivered ?? 0, reconnects: this.#reconnects,
+      consumerPending: this.#consumerFigures.pending, consumerAckPending: this.#consumerFigures.ackPending,
+      publishAckP50Ms: out?.ackMs(50) ?? 0, publishAckP99Ms: out?.ackMs(99) ?? 0,
     };
+  }
+
+  /**
+   * The consumers' backlog, from the server: asked at most once a second and
+   * only when someone reads the stats (nothing is polled while nobody looks);
+   * the figures of the previous answer meanwhile.
+   */
+  #refreshConsumerFigures(): void {
+    const jsm = this.#jsm;
+    const inbound = this.#inbound;
+    if (jsm === undefined || inbound === undefined || this.#closed || performance.now() - this.#consumerFigures.at < 1000) return;
+    this.#consumerFigures.at = performance.now();
+    const names = [...inbound.consumers.keys()];
+    void Promise.all(names.map((n) => jsm.consumers.info(this.options.stream, n).catch(() => undefined))).then((infos) => {
+      let pending = 0;
+      let ackPending = 0;
+      for (const i of infos) {
+        pending += i?.num_pending ?? 0;
+        ackPending += i?.num_ack_pending ?? 0;
+      }
+      this.#consumerFigures.pending = pending;
+      this.#consumerFigures.ackPending = ackPending;
+    });
   }
 
   async #watchStatus(nc: NatsConnection): Promise<void> {

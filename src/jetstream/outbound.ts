@@ -9,6 +9,7 @@
  * `publishAsync()` callers, never into unbounded memory.
  */
 import { randomBytes } from 'node:crypto';
+import { build, type Histogram } from 'hdr-histogram-js';
 import type { Logger } from '../logger.js';
 import { errorMessage } from '../protocol/error_text.js';
 import type { RecordEncoder } from '../protocol/record.js';
@@ -26,6 +27,8 @@ interface Sealed {
   readonly msgID: string;
   readonly count: number;
   tries: number;
+  /** performance.now() when last sent: for the publish-ack time. */
+  sentAt: number;
 }
 
 interface Batch {
@@ -45,6 +48,8 @@ export class Outbound {
   #pending = 0;
   #stored = 0;
   #retries = 0;
+  /** Publish-ack times in µs, since the start. */
+  readonly #ackTimes: Histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 2 });
   #sender: Sender | undefined;
   /** Envelopes sealed while there was no sender (before start, after close). */
   readonly #unsent: Sealed[] = [];
@@ -74,6 +79,11 @@ export class Outbound {
 
   get retries(): number {
     return this.#retries;
+  }
+
+  /** Publish-ack time percentile, ms (0 before the first ack). */
+  ackMs(percentile: number): number {
+    return this.#ackTimes.totalCount === 0 ? 0 : this.#ackTimes.getValueAtPercentile(percentile) / 1000;
   }
 
   /** The connection is up: `maxPayload` is the server's limit on one message. Sends what waited. */
@@ -153,7 +163,7 @@ export class Outbound {
   #seal(topic: string, b: Batch): void {
     this.#batches.delete(topic);
     if (b.writer.count === 0) return;
-    const s: Sealed = { subject: b.subject, data: b.writer.finish(), msgID: `${this.#producerId}.${++this.#envelopeSeq}`, count: b.writer.count, tries: 0 };
+    const s: Sealed = { subject: b.subject, data: b.writer.finish(), msgID: `${this.#producerId}.${++this.#envelopeSeq}`, count: b.writer.count, tries: 0, sentAt: 0 };
     if (this.#sender === undefined) this.#unsent.push(s);
     else this.#send(s);
   }
@@ -165,10 +175,12 @@ export class Outbound {
       return;
     }
     s.tries++;
+    s.sentAt = performance.now();
     sender(s.subject, s.data, s.msgID).then(() => this.#storedEnvelope(s), (err: unknown) => this.#failed(s, err));
   }
 
   #storedEnvelope(s: Sealed): void {
+    this.#ackTimes.recordValue(Math.max(1, Math.round((performance.now() - s.sentAt) * 1000)));
     this.#pending -= s.count;
     this.#stored += s.count;
     while (this.#roomWaiters.length > 0 && this.#pending < this.#o.publishWindow) {

@@ -6,6 +6,7 @@ import { build, type Histogram } from 'hdr-histogram-js';
 import { Registry } from 'prom-client';
 import type { WorkerMetricsReport } from '../protocol/metrics_mailbox.js';
 import type { BusStats } from '../types.js';
+import type { TransportStats } from '../transport.js';
 import type { MetricsView } from './families.js';
 import { LatencyAccumulator } from './latency_accumulator.js';
 import type { LatencySummary } from './latency_summary.js';
@@ -54,6 +55,8 @@ export interface MetricsSnapshot {
    */
   by_topic: Record<string, { published: number; rejected: number; dropped: number; end_to_end_seconds: LatencySummary }>;
   by_handler: Record<string, { processed: number; failed: number; retried: number; dead_lettered: number; processing_duration_seconds: LatencySummary }>;
+  /** With a transport: its publish window, what it took from the stream, its consumers' backlog and publish-ack times. */
+  transport?: TransportStats;
 }
 
 /** What the bus tells its metrics; read only when metrics are read (scrape time), never per event. */
@@ -67,6 +70,8 @@ export interface MetricsSource {
   deadLetterSize(): number;
   /** Resolves once every running worker has published what it measured. */
   flush(): Promise<void>;
+  /** The transport's figures (undefined: the bus has none). */
+  transport(): TransportStats | undefined;
 }
 
 /** @internal How the engine sizes the metrics. */
@@ -75,6 +80,8 @@ export interface MetricsSettings {
   maxTopics: number;
   /** The topic-series words shared with workers (topic_series.ts). */
   topicSeries: SharedArrayBuffer;
+  /** The bus has a transport: its families are registered. */
+  transport: boolean;
 }
 
 /** A cached summary, copied so a snapshot is the caller's to change (and holds the public fields only). */
@@ -131,7 +138,7 @@ export class BusMetrics {
         queueMicrotask(() => (this.#view = undefined));
       }
       return this.#view;
-    });
+    }, settings.transport);
   }
 
   /**
@@ -206,6 +213,7 @@ export class BusMetrics {
       metrics_folded_topics: this.#topics.folded,
       by_topic: byTopic,
       by_handler: byHandler,
+      ...(view.transport() === undefined ? {} : { transport: view.transport() }),
     };
   }
 
@@ -244,6 +252,7 @@ export class BusMetrics {
       deadLetterQueueSize: () => this.#source.deadLetterSize(),
       foldedTopics: () => this.#topics.folded,
       breakers: () => this.#breakerRows(),
+      transport: () => this.#source.transport(),
     };
   }
 

@@ -6,6 +6,7 @@
  */
 import type { BucketedSummary } from './latency_summary.js';
 import type { HandlerSeries, TopicSeries } from './series.js';
+import type { TransportStats } from '../transport.js';
 
 /** What the families are read from: one consistent read of the bus's metrics. */
 export interface MetricsView {
@@ -18,6 +19,8 @@ export interface MetricsView {
   foldedTopics(): number;
   /** One row per handler of each topic (topics under their series' label; shared labels keep their least healthy state). */
   breakers(): readonly { topic: string; handler: string; state: number }[];
+  /** The transport's figures; undefined without one. */
+  transport(): TransportStats | undefined;
 }
 
 /** A counter or gauge with one series per topic or per handler. */
@@ -40,11 +43,15 @@ export interface SummaryFamily {
   readonly summary: (s: TopicSeries & HandlerSeries) => BucketedSummary;
 }
 
-/** An unlabelled gauge. */
+/** An unlabelled gauge (or counter). */
 export interface ScalarFamily {
   readonly name: string;
   readonly help: string;
   readonly value: (view: MetricsView) => number;
+  /** @default 'gauge' */
+  readonly type?: 'counter' | 'gauge';
+  /** Whether the bus has it at all (the transport's families, only with a transport). */
+  readonly present?: (view: MetricsView) => boolean;
 }
 
 export type Family =
@@ -58,6 +65,9 @@ const topicFamily = (name: string, help: string, slot: number, value: (s: TopicS
 const handlerFamily = (name: string, help: string, slot: number, value: (s: HandlerSeries) => number): Family =>
   ({ kind: 'series', family: { name, help, type: 'counter', label: 'handler', slot, value } });
 const scalar = (name: string, help: string, value: (view: MetricsView) => number): Family => ({ kind: 'scalar', family: { name, help, value } });
+const withTransport = (view: MetricsView): boolean => view.transport() !== undefined;
+const transportFamily = (name: string, help: string, type: 'counter' | 'gauge', value: (t: TransportStats) => number): Family =>
+  ({ kind: 'scalar', family: { name, help, type, present: withTransport, value: (v) => value(v.transport()!) } });
 
 /** Every family, in exposition order. */
 export const FAMILIES: readonly Family[] = [
@@ -82,6 +92,17 @@ export const FAMILIES: readonly Family[] = [
     family: { name: 'event_end_to_end_seconds', help: 'Publish to settled (HDR percentiles).', label: 'topic', slot: 3, summary: (s) => s.summary.get() },
   },
   scalar('metrics_folded_topics', 'Topics with handlers counted under topic="other", beyond metrics.maxTopics.', (v) => v.foldedTopics()),
+  transportFamily('transport_publish_pending', 'Events published and not yet stored by the server (the publish window in use).', 'gauge', (t) => t.publishPending),
+  transportFamily('transport_published_total', 'Events the server confirmed stored.', 'counter', (t) => t.publishStored),
+  transportFamily('transport_publish_retries_total', 'Batches sent again after no acknowledgement (stored once).', 'counter', (t) => t.publishRetries),
+  transportFamily('transport_publish_ack_p50_seconds', 'Median time from sending a batch to its acknowledgement.', 'gauge', (t) => t.publishAckP50Ms / 1000),
+  transportFamily('transport_publish_ack_p99_seconds', '99th percentile time from sending a batch to its acknowledgement.', 'gauge', (t) => t.publishAckP99Ms / 1000),
+  transportFamily('transport_received_total', 'Deliveries taken from the stream by this process.', 'counter', (t) => t.received),
+  transportFamily('transport_redelivered_total', 'Batches redelivered to this process (another process died, or an ack wait ran out).', 'counter', (t) => t.redelivered),
+  transportFamily('transport_handed_back_total', 'Deliveries handed back to the stream unsettled (stop, unregister).', 'counter', (t) => t.handedBack),
+  transportFamily('transport_reconnects_total', 'Reconnections to the NATS server.', 'counter', (t) => t.reconnects),
+  transportFamily('transport_consumer_pending', "Messages not yet delivered to this process's handlers' consumers.", 'gauge', (t) => t.consumerPending),
+  transportFamily('transport_consumer_ack_pending', "Messages delivered and not acknowledged on those consumers (deliveries stop at maxAckPending).", 'gauge', (t) => t.consumerAckPending),
 ];
 
 export const QUANTILES = [0.5, 0.95, 0.99] as const;

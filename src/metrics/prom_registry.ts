@@ -18,9 +18,10 @@ type Series = TopicSeries & HandlerSeries;
  * Registers each family as a prom-client metric computed when the registry
  * is read. `read()` returns one view per scrape: prom-client asks every
  * family within one turn of the event loop, and the view is read once per
- * turn, so all families of a scrape come from the same figures.
+ * turn, so all families of a scrape come from the same figures. The
+ * transport's families are registered only on a bus with a transport.
  */
-export function registerFamilies(registry: Registry, read: () => MetricsView): void {
+export function registerFamilies(registry: Registry, read: () => MetricsView, hasTransport: boolean): void {
   const add = (name: string, help: string, type: string, values: () => Sample[]): void => {
     // prom-client's metric interface is wider than what a Registry calls: name, get() and reset().
     registry.registerMetric({
@@ -56,8 +57,9 @@ export function registerFamilies(registry: Registry, read: () => MetricsView): v
         break;
       }
       case 'scalar': {
-        const { name, help, value } = f.family;
-        add(name, help, 'gauge', () => [{ labels: {}, value: value(read()) }]);
+        const { name, help, value, type = 'gauge', present } = f.family;
+        if (present !== undefined && !hasTransport) break;
+        add(name, help, type, () => [{ labels: {}, value: value(read()) }]);
         break;
       }
       case 'breakers':

@@ -4,7 +4,7 @@
  * formats again only the groups where something moved, in slices that let
  * the event loop run.
  */
-import { FAMILIES, QUANTILES, formatValue, type MetricsView } from './families.js';
+import { FAMILIES, QUANTILES, formatValue, type MetricsView, type ScalarFamily } from './families.js';
 import { reportedSeconds, type BucketedSummary } from './latency_summary.js';
 import { escapeLabel, type HandlerSeries, type MetricsWork, type TopicSeries } from './series.js';
 
@@ -24,7 +24,7 @@ type SeriesBlock = {
   prefixes: (s: Series) => string[];
   format: (key: never, prefixes: string[]) => string;
 };
-type Block = SeriesBlock | { kind: 'scalar'; name: string; help: string; value: (view: MetricsView) => number } | { kind: 'breakers'; name: string; help: string };
+type Block = SeriesBlock | ({ kind: 'scalar' } & ScalarFamily) | { kind: 'breakers'; name: string; help: string };
 
 /**
  * Quantiles and maxima take one of a few thousand values (one per bucket:
@@ -77,7 +77,7 @@ const BLOCKS: readonly Block[] = FAMILIES.flatMap((f): Block[] => {
   }
 });
 
-const HEADS = BLOCKS.map((b) => `# HELP ${b.name} ${escapeHelp(b.help)}\n# TYPE ${b.name} ${b.kind === 'series' ? b.type : 'gauge'}`);
+const HEADS = BLOCKS.map((b) => `# HELP ${b.name} ${escapeHelp(b.help)}\n# TYPE ${b.name} ${b.kind === 'breakers' ? 'gauge' : b.type ?? 'gauge'}`);
 
 /**
  * Series per cached group. Large enough that a group of summaries (~300
@@ -141,6 +141,8 @@ export class TextExposition {
     const parts: string[] = [];
     for (let k = 0; k < BLOCKS.length; k++) {
       const b = BLOCKS[k];
+      // A family this bus does not have (the transport's, without one): not even its help line.
+      if (b.kind === 'scalar' && b.present !== undefined && !b.present(view)) continue;
       if (k > 0) parts.push('');
       parts.push(HEADS[k]);
       switch (b.kind) {
