@@ -166,14 +166,11 @@ describe('JetStream transport across a server restart', () => {
   });
 
   /*
-   * KNOWN BUG (src/jetstream/jetstream_transport.ts): the stream and the handlers' consumers are made only in
-   * start() (#ensureStream, #sync); a reconnect only counts (#watchStatus). A server that comes back without
-   * them (storage 'memory', a store lost, a stream or consumer deleted by an operator) wedges the bus for good:
-   * every publish is resent forever ("jetstream is not enabled": no stream takes the subject) until the window
-   * is full, and every fetch fails forever. `it.fails` keeps the suite green while the bug is there: once the
-   * transport makes them again after a reconnect, this test fails, and `.fails` goes.
+   * A server that comes back without the stream and the handlers' consumers (storage 'memory', a lost store, a
+   * stream or consumer deleted by an operator): after the reconnect the transport makes them again, holding
+   * publishes back until the consumers exist (Interest retention would drop what is stored before them).
    */
-  it.fails('makes the stream and its consumers again when the server comes back without them (storage: memory)', async () => {
+  it('makes the stream and its consumers again when the server comes back without them (storage: memory)', async () => {
     server = new OwnNatsServer();
     await server.start();
     const where = { servers: server.url, stream: 'RESTART_MEM', subjectPrefix: 'restart_mem', storage: 'memory' as const, ackWaitMs: ACK_WAIT_MS };

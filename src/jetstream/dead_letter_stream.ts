@@ -63,6 +63,8 @@ export class DeadLetterStream implements DeadLetterSink {
   #tail: { close(): Promise<void | Error> } | undefined;
   readonly #tombstoneTimers = new Set<NodeJS.Timeout>();
   #closed = false;
+  #opened = false;
+  #tailEnded = false;
 
   constructor(o: ResolvedJetStreamOptions) {
     this.#o = o;
@@ -89,9 +91,22 @@ export class DeadLetterStream implements DeadLetterSink {
 
   /** Makes sure the stream exists, reads what is live in it, and starts tailing it. */
   async open(log: Logger): Promise<void> {
-    const c = this.#c;
-    if (c === undefined) throw new Error('the JetStream transport is not connected');
+    if (this.#c === undefined) throw new Error('the JetStream transport is not connected');
     this.#log = new RateLimitedLog(log, 5000);
+    await this.#ensureStream();
+    await this.#startTail();
+    this.#opened = true;
+  }
+
+  /** After the server came back: the stream again if it lost it, and the tail again if it ended. */
+  async recover(): Promise<void> {
+    if (!this.#opened || this.#closed) return;
+    await this.#ensureStream();
+    if (this.#tailEnded) await this.#startTail();
+  }
+
+  async #ensureStream(): Promise<void> {
+    const c = this.#c!;
     const o = this.#o;
     const subjects = [`${o.subjectPrefix}.dlq.>`];
     let config: StreamConfig | undefined;
@@ -110,7 +125,6 @@ export class DeadLetterStream implements DeadLetterSink {
       throw new Error(`dead-letter stream '${this.#stream}' exists with other settings (subjects ${JSON.stringify(config.subjects)}, ` +
         `max_msgs_per_subject ${config.max_msgs_per_subject}); it needs ${JSON.stringify(subjects)} and 1`);
     }
-    await this.#startTail();
   }
 
   /** Reads the stream from its start; resolves once caught up, then keeps applying what others write. */
@@ -125,6 +139,7 @@ export class DeadLetterStream implements DeadLetterSink {
     const consumer = await c.js.consumers.get(this.#stream);
     const messages = await consumer.consume();
     this.#tail = messages;
+    this.#tailEnded = false;
     void (async () => {
       try {
         for await (const m of messages) {
@@ -134,6 +149,8 @@ export class DeadLetterStream implements DeadLetterSink {
       } catch (err) {
         if (!this.#closed) this.#log?.warn({ stream: this.#stream, err: errorMessage(err) }, 'dead-letter stream tail ended');
       }
+      this.#tailEnded = true;
+      caughtUp();
     })();
     await ready;
   }

@@ -53,7 +53,9 @@ export class HandlerConsumer {
   readonly reg: Registration;
   readonly route: Route;
   readonly #in: Inbound;
-  readonly #consumer: Consumer;
+  #consumer: Consumer;
+  /** The subject its consumer takes (to make it again after a server lost it). */
+  readonly filter: string;
   /** Fetched envelopes not fully fed yet, oldest first. */
   readonly waiting: Held[] = [];
   #stopped = false;
@@ -66,14 +68,21 @@ export class HandlerConsumer {
   /** The handler's retries consumer: messages wait (nak with delay) until their not-before time. */
   readonly retries: boolean;
 
-  constructor(inbound: Inbound, name: string, reg: Registration, route: Route, consumer: Consumer, retries: boolean) {
+  constructor(inbound: Inbound, name: string, reg: Registration, route: Route, consumer: Consumer, retries: boolean, filter: string) {
     this.#in = inbound;
     this.name = name;
+    this.filter = filter;
     this.retries = retries;
     this.reg = reg;
     this.route = route;
     this.#consumer = consumer;
     this.done = this.#run();
+  }
+
+  /** The consumer was made again on the server (after it lost it): fetch from the new one. */
+  rebind(consumer: Consumer): void {
+    this.#consumer = consumer;
+    this.poke();
   }
 
   /** Room or a need for envelopes may have appeared. */
@@ -123,6 +132,7 @@ export class HandlerConsumer {
         this.#fetch = undefined;
         if (this.#stopped) break;
         failures++;
+        this.#in.onTrouble?.();
         this.#in.log.warn({ consumer: this.name, err: errorMessage(err) }, 'fetching from JetStream failed; trying again');
         await new Promise((resolve) => setTimeout(resolve, Math.min(2000, 100 * 2 ** Math.min(failures, 5))));
       }
@@ -142,6 +152,8 @@ export class Inbound {
   #pumpScheduled = false;
   readonly #workingTimer: NodeJS.Timeout;
   readonly #idleWaiters: (() => void)[] = [];
+  /** Told when a fetch fails (the transport checks the stream and consumers still exist). */
+  onTrouble: (() => void) | undefined;
   received = 0;
   redelivered = 0;
   handedBack = 0;

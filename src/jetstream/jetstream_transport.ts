@@ -50,6 +50,8 @@ export class JetStreamTransport implements Transport {
   #readyResolve!: () => void;
   #readyReject!: (err: unknown) => void;
   #reconnects = 0;
+  #recovering = false;
+  #lastRecovery = -Infinity;
   readonly #consumerFigures = { at: -Infinity, pending: 0, ackPending: 0 };
   #headers: (() => { set(k: string, v: string): void }) | undefined;
   readonly #retryTimers = new Set<NodeJS.Timeout>();
@@ -103,6 +105,8 @@ export class JetStreamTransport implements Transport {
     this.deadLetterSink.attach({ nc, js: this.#js, jsm: this.#jsm, headers });
     // A dead-lettered delivery is acknowledged only once its dead letter is in the dead-letter stream.
     this.#inbound = new Inbound(o, host, host.log, () => this.deadLetterSink.stored());
+    this.#inbound.onTrouble = () => this.#recover();
+    this.#outbound!.onFailure = () => this.#recover();
     this.#commands = new Commands(o, host, nc, new RateLimitedLog(host.log, 5000));
     const js = this.#js;
     this.#outbound!.attach(async (subject, data, msgID) => {
@@ -250,9 +254,53 @@ export class JetStreamTransport implements Transport {
       if (s.type === 'reconnect') {
         this.#reconnects++;
         this.#log?.warn({ server: s.server }, 'reconnected to NATS');
+        this.#recover();
       } else if (s.type === 'disconnect') {
         this.#log?.warn({ server: s.server }, 'disconnected from NATS; reconnecting');
       }
+    }
+  }
+
+  /**
+   * After a reconnect, or a publish or fetch that failed: makes sure the
+   * streams and this process's consumers still exist, and makes them again if
+   * the server lost them (memory storage, a lost store, an operator deleted
+   * them). Publishing waits meanwhile, so nothing is stored before the
+   * consumers that keep it exist. At most once a second; again later if the
+   * server is still away.
+   */
+  #recover(): void {
+    if (this.#closed || this.#jsm === undefined || this.#recovering) return;
+    const wait = Math.max(0, this.#lastRecovery + 1000 - performance.now());
+    this.#recovering = true;
+    setTimeout(() => {
+      void this.#recoverNow().finally(() => {
+        this.#lastRecovery = performance.now();
+        this.#recovering = false;
+      });
+    }, wait).unref();
+  }
+
+  async #recoverNow(): Promise<void> {
+    if (this.#closed) return;
+    const inbound = this.#inbound!;
+    const out = this.#outbound!;
+    out.suspend();
+    try {
+      await this.#ensureStream();
+      await this.deadLetterSink.recover();
+      for (const c of [...inbound.consumers.values()]) {
+        if (this.#closed) return;
+        if (await this.#ensureConsumer(c.name, c.reg.topic, c.reg.name, c.filter, c.retries)) {
+          this.#log?.warn({ consumer: c.name }, `the consumer of handler '${c.reg.name}' on topic '${c.reg.topic}' was gone from the server; made again`);
+          c.rebind(await this.#js!.consumers.get(this.options.stream, c.name));
+        }
+      }
+    } catch (err) {
+      // Still away (or refusing): the next failure or reconnect tries again.
+      this.#log?.warn({ err: errorMessage(err) }, 'could not check the JetStream stream and consumers yet');
+    } finally {
+      out.resume();
     }
   }
 
@@ -311,18 +359,19 @@ export class JetStreamTransport implements Transport {
       await this.#ensureConsumer(name, reg.topic, reg.name, filter, retries);
       if (this.#closed || host.eventRegistrations().indexOf(reg) < 0) continue;
       const consumer = await this.#js!.consumers.get(o.stream, name);
-      inbound.consumers.set(name, new HandlerConsumer(inbound, name, reg, host.routeFor(reg), consumer, retries));
+      inbound.consumers.set(name, new HandlerConsumer(inbound, name, reg, host.routeFor(reg), consumer, retries, filter));
     }
   }
 
-  async #ensureConsumer(name: string, topic: string, handler: string, filter: string, retries: boolean): Promise<void> {
+  /** Makes the consumer, or updates the settings it may change; true when it had to be made. */
+  async #ensureConsumer(name: string, topic: string, handler: string, filter: string, retries: boolean): Promise<boolean> {
     const o = this.options;
     const jsm = this.#jsm!;
     const description = `ringbus: ${retries ? 'retries of ' : ''}handler '${handler}' on topic '${topic}'`;
     try {
       await jsm.consumers.info(o.stream, name);
       await jsm.consumers.update(o.stream, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, description });
-      return;
+      return false;
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -332,6 +381,7 @@ export class JetStreamTransport implements Transport {
       // Events published from now on; a handler's retries are only ever for it, so all of them.
       deliver_policy: (retries ? 'all' : 'new') as ConsumerConfig['deliver_policy'],
     });
+    return true;
   }
 }
 

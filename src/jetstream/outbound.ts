@@ -51,6 +51,10 @@ export class Outbound {
   /** Publish-ack times in µs, since the start. */
   readonly #ackTimes: Histogram = build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 2 });
   #sender: Sender | undefined;
+  /** While the transport makes the stream and consumers again: sealed envelopes wait (see suspend()). */
+  #suspended = false;
+  /** Told of a publish that failed (the transport checks the stream still exists). */
+  onFailure: (() => void) | undefined;
   /** Envelopes sealed while there was no sender (before start, after close). */
   readonly #unsent: Sealed[] = [];
   readonly #resendTimers = new Set<NodeJS.Timeout>();
@@ -91,6 +95,20 @@ export class Outbound {
     this.#sender = sender;
     // Room for NATS headers (the message id) under the server's limit.
     this.#maxBytes = Math.min(this.#o.batchBytes, maxPayload - 1024);
+    for (const s of this.#unsent.splice(0)) this.#send(s);
+  }
+
+  /**
+   * Holds sends back until resume(): after a server came back without the
+   * stream, an event stored before its handlers' consumers exist again would
+   * be dropped (Interest retention keeps messages only for consumers).
+   */
+  suspend(): void {
+    this.#suspended = true;
+  }
+
+  resume(): void {
+    this.#suspended = false;
     for (const s of this.#unsent.splice(0)) this.#send(s);
   }
 
@@ -170,7 +188,7 @@ export class Outbound {
 
   #send(s: Sealed): void {
     const sender = this.#sender;
-    if (sender === undefined) {
+    if (sender === undefined || this.#suspended) {
       this.#unsent.push(s);
       return;
     }
@@ -194,6 +212,7 @@ export class Outbound {
   /** Not stored (timeout, server unreachable, no stream): sent again with the same id, backing off. */
   #failed(s: Sealed, err: unknown): void {
     this.#retries++;
+    this.onFailure?.();
     this.#log.warn({ subject: s.subject, events: s.count, tries: s.tries, err: errorMessage(err) },
       'publish to JetStream not acknowledged; sending again (same message id: stored once)');
     if (this.#sender === undefined) {
