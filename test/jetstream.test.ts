@@ -15,6 +15,7 @@ import { RecordEncoder } from '../src/protocol/record.js';
 import { SILENT_LOGGER } from '../src/logger.js';
 import { memoryLogger, recorder, Recording } from './helpers.js';
 import { natsConnection, StreamNames, until } from './fixtures/jetstream_kit.js';
+import { ringbus } from './fixtures/dlq_test_kit.js';
 
 const names = new StreamNames();
 const buses: MessageBus[] = [];
@@ -362,6 +363,40 @@ describe('JetStream transport', () => {
       expect(d.attempts).toBe(2);
       expect(Math.abs(d.firstAttemptAt - failedAt.get(d.id)!)).toBeLessThan(50);
     }
+  });
+
+  it('ringbus dlq list, count and replay work on the dead-letter stream: replay hands them back to the cluster', async () => {
+    const where = names.next();
+    const cli = (action: string, ...more: string[]): ReturnType<typeof ringbus> =>
+      ringbus(['dlq', action, '--jetstream', '--stream', where.stream!, '--subject-prefix', where.subjectPrefix!, ...more]);
+    let healthy = false;
+    const ran: number[] = [];
+    const worker = new ResilientMessageBus({ logger: false, pool: LEAN, transport: jetstream(where), retry: { maxRetries: 0 } });
+    buses.push(worker);
+    worker.registerEventHandler('mail', (e: BusEvent<{ n: number }>) => {
+      if (!healthy) throw new Error(`smtp down for ${e.payload.n}`);
+      ran.push(e.payload.n);
+    }, { name: 'send' });
+    await worker.start();
+    for (let n = 0; n < 3; n++) worker.publish('mail', { n });
+    await until(() => worker.stats().deadLettered === 3, 'three dead letters');
+    await worker.drain();
+
+    expect((await cli('count')).stdout).toBe('3\n');
+    const list = await cli('list');
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/mail → send {2}attempts=1 {2}smtp down for 0/);
+    expect(list.stdout).toMatch(/^3 dead letters$/m);
+    const json = JSON.parse((await cli('list', '--json')).stdout) as { event: { payload: { n: number } } }[];
+    expect(json.map((e) => e.event.payload.n).sort()).toEqual([0, 1, 2]);
+
+    healthy = true;
+    const replayed = await cli('replay');
+    expect(replayed.stdout).toBe('handed 3 dead letters back to the cluster\n');
+    expect(replayed.code).toBe(0);
+    await until(() => ran.length === 3, 'the running process ran them again');
+    expect(ran.sort()).toEqual([0, 1, 2]);
+    await until(() => worker.deadLetters.size === 0, 'the running process heard they were replayed');
   });
 
   it('fails start() naming the servers when none answers, and the bus can be stopped', async () => {

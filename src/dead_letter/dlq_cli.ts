@@ -1,5 +1,6 @@
 /**
- * `ringbus dlq list|count|replay`: the dead-letter file from the command line.
+ * `ringbus dlq list|count|replay`: the dead-letter file (or, with --jetstream,
+ * the cluster's dead-letter stream) from the command line.
  * list and count only read (no lock, nothing written, safe while a bus runs);
  * replay owns the file like a bus (it takes the lock), with the same config
  * file and environment as the bus. Exit codes: 0 done, 1 some entries are
@@ -18,9 +19,18 @@ import { DeadLetterQueue, type ReplayReport } from './dead_letter_queue.js';
 import { DeadLetterFileMissing, readDeadLetterLog } from './dead_letter_reader.js';
 import { FileLock } from './file_lock.js';
 import { listSegments } from './segment_files.js';
+import { BusCodec, encodeValue } from '../engine/payload_encoding.js';
+import { JetStreamTransport } from '../jetstream/jetstream_transport.js';
+import { resolveJetStreamOptions, type JetStreamOptions } from '../jetstream/options.js';
+import type { BusOptions } from '../options.js';
+import { resolveOptions } from '../resolve_options.js';
 
 export const DLQ_HELP = `  dlq list --path FILE [--json]           dead letters still in a dead-letter file (read only: safe while a bus runs)
   dlq count --path FILE                   how many dead letters it holds
+  dlq list|count|replay --jetstream [--servers URL] [--stream NAME] [--subject-prefix P] [--config PATH] [--json]
+                                          the same over the cluster's dead-letter stream (the default when the
+                                          config has transport.jetstream and no --path); replay hands each one
+                                          back to the cluster, to run in a process that has its handler
   dlq replay --path FILE --handlers MODULE [--config PATH] [--timeout-ms N]
                                           replay them: MODULE exports each handler under the name it was
                                           registered with; the bus's config file and env apply (--config,
@@ -65,9 +75,51 @@ function filePath(given: unknown, configPath: unknown): string {
   return resolve(path);
 }
 
+const STREAM_OPTIONS = {
+  jetstream: { type: 'boolean' }, servers: { type: 'string' }, stream: { type: 'string' }, 'subject-prefix': { type: 'string' },
+} as const;
+
+/** The JetStream options of the config file and environment, with the command line's over them; undefined when the stream is not the source. */
+function streamSource(v: Record<string, unknown>): { options: BusOptions; jetstream: JetStreamOptions } | undefined {
+  const streamFlags = v.jetstream === true || v.servers !== undefined || v.stream !== undefined || v['subject-prefix'] !== undefined;
+  if (v.path !== undefined) {
+    if (streamFlags) throw new UsageError('--path (a dead-letter file) and --jetstream/--servers/--stream/--subject-prefix (the stream) do not go together');
+    return undefined;
+  }
+  const { options } = loadConfig({ configPath: v.config as string | undefined });
+  const configured = typeof options.transport === 'object' && 'jetstream' in options.transport ? options.transport.jetstream : undefined;
+  if (!streamFlags && configured === undefined) return undefined;
+  return {
+    options,
+    jetstream: {
+      ...(typeof configured === 'object' ? configured : {}),
+      ...(v.servers !== undefined ? { servers: v.servers as string } : {}),
+      ...(v.stream !== undefined ? { stream: v.stream as string } : {}),
+      ...(v['subject-prefix'] !== undefined ? { subjectPrefix: v['subject-prefix'] as string } : {}),
+    },
+  };
+}
+
+/** A bus with no handlers on the cluster's stream (it takes no deliveries), for the dead-letter commands. */
+async function withStream<T>(source: { options: BusOptions; jetstream: JetStreamOptions },
+  run: (t: JetStreamTransport, codec: BusCodec) => Promise<T>): Promise<T> {
+  const t = new JetStreamTransport(resolveJetStreamOptions(source.jetstream));
+  const dl = typeof source.options.deadLetter === 'object' ? { ...source.options.deadLetter, path: undefined } : {};
+  const options: BusOptions = { ...source.options, transport: t, logger: stderrLog, pool: { minThreads: 0, maxThreads: 1 }, deadLetter: dl };
+  const codec = new BusCodec(resolveOptions(options));
+  await codec.load();
+  const bus = new MessageBus(options);
+  await bus.start();
+  try {
+    return await run(t, codec);
+  } finally {
+    await bus.stop();
+  }
+}
+
 async function listOrCount(action: 'list' | 'count', args: string[]): Promise<number> {
-  const v = parse(args, { path: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' } });
-  const file = filePath(v.path, v.config);
+  const v = parse(args, { path: { type: 'string' }, config: { type: 'string' }, json: { type: 'boolean' }, ...STREAM_OPTIONS });
+  const source = streamSource(v);
   let n = 0;
   const onEntry = action === 'count' ? undefined : v.json
     ? (e: unknown) => out(`${n++ === 0 ? '[\n' : ',\n'}${JSON.stringify(e, binaryAsBase64, 2).replace(/^/gm, '  ')}`)
@@ -75,7 +127,12 @@ async function listOrCount(action: 'list' | 'count', args: string[]): Promise<nu
       n++;
       return out(`${e.id}  ${new Date(e.lastAttemptAt).toISOString()}  ${e.event.topic} → ${e.handler}  attempts=${e.attempts}  ${e.error}\n`);
     };
-  const summary = await readDeadLetterLog(file, stderrLog, onEntry as ((e: unknown) => Promise<void>) | undefined);
+  const summary = source !== undefined
+    ? await withStream(source, async (t) => {
+      if (onEntry !== undefined) await t.deadLetterSink.scan({}, onEntry as (e: unknown) => Promise<void>);
+      return { live: t.deadLetterSink.liveCount };
+    })
+    : await readDeadLetterLog(filePath(v.path, v.config), stderrLog, onEntry as ((e: unknown) => Promise<void>) | undefined);
   if (action === 'count') await out(`${summary.live}\n`);
   else if (v.json) await out(n === 0 ? '[]\n' : '\n]\n');
   else await out(`${summary.live} dead letter${summary.live === 1 ? '' : 's'}\n`);
@@ -103,8 +160,21 @@ function stallGuard(bus: MessageBus, stallMs: number, onStall: () => void): () =
   return () => clearInterval(timer);
 }
 
+/** Replay over the stream: every dead letter back to the cluster, as a fresh retry of its handler. */
+async function requeue(source: { options: BusOptions; jetstream: JetStreamOptions }): Promise<number> {
+  const report = await withStream(source, (t, codec) => t.requeueDeadLetters((payload) => encodeValue(payload, codec)));
+  const parts = [`handed ${report.requeued} dead letter${report.requeued === 1 ? '' : 's'} back to the cluster`];
+  if (report.skipped.length > 0) parts.push(`${report.skipped.length} stay dead (${report.skipped[0].reason})`);
+  await out(`${parts.join('; ')}\n`);
+  return report.skipped.length > 0 ? 1 : 0;
+}
+
 async function replay(args: string[]): Promise<number> {
-  const v = parse(args, { path: { type: 'string' }, handlers: { type: 'string' }, config: { type: 'string' }, 'timeout-ms': { type: 'string' } });
+  const v = parse(args, {
+    path: { type: 'string' }, handlers: { type: 'string' }, config: { type: 'string' }, 'timeout-ms': { type: 'string' }, ...STREAM_OPTIONS,
+  });
+  const source = streamSource(v);
+  if (source !== undefined) return requeue(source);
   let timeoutMs: number | undefined;
   if (v['timeout-ms'] !== undefined) {
     timeoutMs = Number(v['timeout-ms']);

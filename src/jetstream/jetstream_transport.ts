@@ -27,6 +27,9 @@ import { EnvelopeWriter } from './envelope.js';
 import { NOT_BEFORE_HEADER, FIRST_FAILURE_HEADER } from './inbound.js';
 import { RecordEncoder as Encoder } from '../protocol/record.js';
 import type { RemoteEvent } from '../transport.js';
+import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
+import { EncodedPayload } from '../dead_letter/line_codec.js';
+import { PRIORITY_NAMES } from '../protocol/task.js';
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
@@ -153,6 +156,53 @@ export class JetStreamTransport implements Transport {
       };
       send(1);
     });
+  }
+
+  /**
+   * `ringbus dlq replay` against the stream: hands every live dead letter
+   * back to the cluster as a fresh retry of its handler (attempt 0, due now),
+   * which whichever process has that handler runs, then ends the entry. An
+   * entry whose handler no process ever registered (no consumer to keep it)
+   * is left dead, with the reason. `encode`: a payload as bytes under the
+   * bus's codec.
+   */
+  async requeueDeadLetters(encode: (payload: unknown) => { flags: number; bytes: Uint8Array }):
+    Promise<{ requeued: number; skipped: { id: string; reason: string }[] }> {
+    const o = this.options;
+    const sink = this.deadLetterSink;
+    const entries: DeadLetterEntry[] = [];
+    await sink.scan({}, (e) => void entries.push(e));
+    const skipped: { id: string; reason: string }[] = [];
+    const known = new Map<string, boolean>();
+    let requeued = 0;
+    for (const entry of entries) {
+      const consumer = consumerName(o.subjectPrefix, entry.event.topic, entry.handler);
+      if (!known.has(consumer)) {
+        known.set(consumer, await this.#jsm!.consumers.info(o.stream, retryConsumerName(consumer)).then(() => true, () => false));
+      }
+      if (!known.get(consumer)) {
+        skipped.push({ id: entry.id, reason: `no process has registered handler '${entry.handler}' on topic '${entry.event.topic}'` });
+        continue;
+      }
+      let payload: { flags: number; bytes: Uint8Array };
+      try {
+        if (entry.event.payload instanceof EncodedPayload) throw new Error(`its payload was stored by codec ${entry.event.payload.codec}, which this codec cannot decode`);
+        payload = encode(entry.event.payload);
+      } catch (err) {
+        skipped.push({ id: entry.id, reason: errorMessage(err) });
+        continue;
+      }
+      const e = entry.event;
+      const kept = await this.retryLater({
+        id: e.id, topic: e.topic, lane: PRIORITY_NAMES.indexOf(e.priority), sessionId: e.sessionId ?? undefined, attempt: 0,
+        publishedAt: e.publishedAt, payloadFlags: payload.flags, payload: payload.bytes, firstFailedAt: 0,
+      }, entry.handler, 0);
+      if (!kept) break;
+      sink.mark('replayed', [entry.id]);
+      requeued++;
+    }
+    await sink.stored();
+    return { requeued, skipped };
   }
 
   async consume(): Promise<void> {
