@@ -72,6 +72,8 @@ export interface TransportStats {
   received: number;
   /** Deliveries handed back to the stream unsettled (at stop). */
   handedBack: number;
+  /** Messages or events that could not be read (not a ringbus batch, or a payload the codec refuses): dropped, logged. */
+  malformed: number;
   /** Envelopes redelivered to this process (another process died, or an ack_wait ran out). */
   redelivered: number;
   reconnects: number;
@@ -124,7 +126,7 @@ export interface Transport {
   waitForRoom(timeoutMs: number): Promise<boolean>;
   /** Handlers (event or command) were registered or unregistered: consume and answer for the new set. */
   handlersChanged(): void;
-  /** Resolves once every offered event is stored by the server. */
+  /** Resolves once every offered event is stored by the server, and every delivery taken is fed to the engine. */
   flushed(): Promise<void>;
   /** Stops taking new deliveries (stop() begins). */
   pause(): void;

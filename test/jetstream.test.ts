@@ -399,6 +399,41 @@ describe('JetStream transport', () => {
     await until(() => worker.deadLetters.size === 0, 'the running process heard they were replayed');
   });
 
+  it('stops without waiting for deliveries its open circuit holds: they go back to the stream for another process', async () => {
+    const where = names.next();
+    const tripped = new ResilientMessageBus({
+      logger: false, pool: LEAN, transport: jetstream(where), retry: false,
+      circuitBreaker: { minimumCalls: 1, failureRateThreshold: 0.5, recoveryTimeoutMs: 60_000 },
+    });
+    buses.push(tripped);
+    tripped.registerEventHandler('jobs', () => {
+      throw new Error('dependency down');
+    }, { name: 'work' });
+    await tripped.start();
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    for (let n = 0; n < 5; n++) producer.publish('jobs', n);
+    await producer.drain();
+    await until(() => tripped.stats().held === 4 && tripped.stats().deadLettered === 1, 'one dead letter, four held by the open circuit');
+    const stopping = performance.now();
+    await tripped.stop();
+    expect(performance.now() - stopping).toBeLessThan(5000);
+    expect(tripped.stats()).toMatchObject({ deadLettered: 1, abandoned: 4 });
+
+    const healthy = bus({ transport: jetstream(where) });
+    const ran: number[] = [];
+    healthy.registerEventHandler('jobs', (e: BusEvent<number>) => {
+      ran.push(e.payload);
+    }, { name: 'work' });
+    await healthy.start();
+    await until(() => ran.length === 4, 'another process ran the four held ones');
+    // Only those: the delivery that settled (dead-lettered) in the stopped process does not run again.
+    await healthy.drain();
+    expect(healthy.transportStats()!.received).toBe(4);
+    expect(new Set(ran).size).toBe(4);
+    expect(tripped.transportStats()!.handedBack).toBe(4);
+  });
+
   it('fails start() naming the servers when none answers, and the bus can be stopped', async () => {
     const log = memoryLogger();
     const b = bus({ transport: jetstream({ servers: 'nats://127.0.0.1:1', connectTimeoutMs: 300 }), logger: log });

@@ -270,6 +270,9 @@ export class FailurePolicy {
     }
     for (const h of p.breakers.takeHeld()) {
       p.inFlight.holdEnded(h.seq);
+      // From a transport: not dead, only not run here. Abandoned, it goes back to the stream for another process.
+      const e = p.inFlight.get(h.seq);
+      if (e?.kind === 'tracked' && e.remote !== undefined) continue;
       this.#deadLetterHeld(h, now);
     }
   }

@@ -19,6 +19,9 @@ import type { RemoteEvent, TransportHost } from '../transport.js';
 import { readEnvelope } from './envelope.js';
 import type { ResolvedJetStreamOptions } from './options.js';
 
+/** Sends events of one handler to its retry consumer in one message; true once stored. */
+type Requeue = (handler: string, events: RemoteEvent[], msgID: string) => Promise<boolean>;
+
 /** A fetched envelope: fed to the engine from `next`, acknowledged when nothing is open and all were fed. */
 interface Held {
   readonly msg: JsMsg;
@@ -29,6 +32,8 @@ interface Held {
   readonly consumer: HandlerConsumer;
   /** Handed back (nak): deliveries of it that settle later must not acknowledge it. */
   gone: boolean;
+  /** 1 for each event whose delivery settled here. */
+  readonly settled: Uint8Array;
 }
 
 /** On a retry: epoch ms before which its next attempt must not run. */
@@ -160,11 +165,18 @@ export class Inbound {
   malformed = 0;
 
   readonly #durable: () => Promise<void> | undefined;
+  readonly #requeue: Requeue;
 
-  /** `durable`: resolves once what this process dead-lettered so far is stored (undefined: it is). */
-  constructor(options: ResolvedJetStreamOptions, host: TransportHost, log: Logger, durable: () => Promise<void> | undefined) {
+  /**
+   * `durable`: resolves once what this process dead-lettered so far is stored
+   * (undefined: it is). `requeue`: at close, a batch's unsettled deliveries as
+   * one message for their handler's retry consumer (due at once), so the
+   * batch can be acknowledged and what settled here does not run again.
+   */
+  constructor(options: ResolvedJetStreamOptions, host: TransportHost, log: Logger, durable: () => Promise<void> | undefined, requeue: Requeue) {
     this.options = options;
     this.#durable = durable;
+    this.#requeue = requeue;
     this.#host = host;
     this.log = new RateLimitedLog(log, 5000);
     this.#workingTimer = setInterval(() => {
@@ -218,7 +230,7 @@ export class Inbound {
       const firstFailedAt = Number(msg.headers?.get(FIRST_FAILURE_HEADER) ?? 0);
       for (const e of events) e.firstFailedAt = firstFailedAt;
     } else if (msg.redelivered) this.redelivered++;
-    const h: Held = { msg, events, next: 0, open: 0, consumer: c, gone: false };
+    const h: Held = { msg, events, next: 0, open: 0, consumer: c, gone: false, settled: new Uint8Array(events.length) };
     this.#unacked.add(h);
     if (events.length === 0) {
       this.#ack(h);
@@ -247,14 +259,24 @@ export class Inbound {
   }
 
   #feed(h: Held): void {
+    const i = h.next;
     const event = h.events[h.next++];
     h.open++;
     this.#open++;
     this.received++;
-    this.#host.deliver(event, h.consumer.route, () => this.#settled(h));
+    try {
+      this.#host.deliver(event, h.consumer.route, () => this.#settled(h, i));
+    } catch (err) {
+      // Its payload cannot be read here (corrupt, or a codec that refuses it): not a delivery that can run anywhere.
+      this.malformed++;
+      this.log.warn({ consumer: h.consumer.name, eventId: event.id, err: errorMessage(err) },
+        `event ${event.id} for handler '${h.consumer.reg.name}' cannot be decoded; dropped`);
+      this.#settled(h, i);
+    }
   }
 
-  #settled(h: Held): void {
+  #settled(h: Held, i: number): void {
+    h.settled[i] = 1;
     h.open--;
     this.#open--;
     if (h.open === 0 && h.next === h.events.length) this.#ack(h);
@@ -304,14 +326,17 @@ export class Inbound {
     this.#checkIdle();
   }
 
-  /** Resolves once everything fetched was fed and settled. */
-  idle(): Promise<void> {
+  /**
+   * Resolves once everything fetched was fed to the engine (which then
+   * settles it: a delivery an open circuit holds may never, and stop() does
+   * not wait for those: they are handed back).
+   */
+  fed(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
   #isIdle(): boolean {
-    if (this.#open > 0) return false;
     for (const c of this.consumers.values()) if (c.waiting.length > 0) return false;
     return true;
   }
@@ -338,7 +363,29 @@ export class Inbound {
     clearTimeout(timer);
     await roundTrip().catch(() => undefined);
     for (const c of this.consumers.values()) c.close();
-    for (const h of [...this.#unacked]) this.#handBack(h);
+    const requeued: Promise<void>[] = [];
+    for (const h of [...this.#unacked]) {
+      const settledHere = h.settled.reduce((n, s) => n + s, 0);
+      // Part of it settled here: only the rest goes back (as one retry message), so that part does not run again.
+      if (settledHere === 0 || h.consumer.retries) this.#handBack(h);
+      else requeued.push(this.#handBackRest(h, settledHere));
+    }
+    await Promise.all(requeued);
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  async #handBackRest(h: Held, settledHere: number): Promise<void> {
+    h.gone = true;
+    this.#unacked.delete(h);
+    const rest = h.events.filter((_, i) => h.settled[i] === 0);
+    const msgID = `${h.msg.info.stream}:${h.msg.info.streamSequence}:rest`;
+    if (await this.#requeue(h.consumer.reg.name, rest, msgID)) {
+      this.handedBack += rest.length;
+      h.msg.ack();
+    } else {
+      this.handedBack += h.events.length;
+      this.log.warn({ consumer: h.consumer.name, settled: settledHere }, 'could not hand back a partly settled batch on its own; handed back whole');
+      h.msg.nak();
+    }
   }
 }

@@ -107,7 +107,8 @@ export class JetStreamTransport implements Transport {
     this.#headers = headers;
     this.deadLetterSink.attach({ nc, js: this.#js, jsm: this.#jsm, headers });
     // A dead-lettered delivery is acknowledged only once its dead letter is in the dead-letter stream.
-    this.#inbound = new Inbound(o, host, host.log, () => this.deadLetterSink.stored());
+    this.#inbound = new Inbound(o, host, host.log, () => this.deadLetterSink.stored(),
+      (handler, events, msgID) => this.#toRetries(events, handler, Date.now(), msgID, true));
     this.#inbound.onTrouble = () => this.#recover();
     this.#outbound!.onFailure = () => this.#recover();
     this.#commands = new Commands(o, host, nc, new RateLimitedLog(host.log, 5000));
@@ -120,32 +121,48 @@ export class JetStreamTransport implements Transport {
   }
 
   retryLater(event: RemoteEvent, handler: string, delayMs: number): Promise<boolean> {
-    const o = this.options;
-    const consumer = consumerName(o.subjectPrefix, event.topic, handler);
-    const r = new Encoder();
-    r.flags = event.payloadFlags;
-    r.setSession(event.sessionId);
-    r.binary = event.payload;
-    r.payloadBytes = event.payload.byteLength;
-    const w = new EnvelopeWriter(this.#codecName, event.topic, 256 + r.payloadBytes);
-    w.add(r, event.lane, event.attempt, event.id, event.publishedAt);
-    const data = w.finish();
-    const notBefore = String(Date.now() + delayMs);
     // The same id for every resend of this attempt: stored once.
-    const msgID = `${event.id}:${consumer}:${event.attempt}`;
+    const consumer = consumerName(this.options.subjectPrefix, event.topic, handler);
+    return this.#toRetries([event], handler, Date.now() + delayMs, `${event.id}:${consumer}:${event.attempt}`, false);
+  }
+
+  /**
+   * Deliveries to `handler` into its retry subject, in one message, due at
+   * `notBefore`; resolves true once stored. Sent again until stored, unless
+   * `once` (at close: one try, the caller hands the original back if it fails).
+   */
+  #toRetries(events: RemoteEvent[], handler: string, notBefore: number, msgID: string, once: boolean): Promise<boolean> {
+    const o = this.options;
+    const topic = events[0].topic;
+    const consumer = consumerName(o.subjectPrefix, topic, handler);
+    const r = new Encoder();
+    const w = new EnvelopeWriter(this.#codecName, topic, 256 + events.reduce((n, e) => n + e.payload.byteLength + 64, 0));
+    for (const event of events) {
+      r.clear();
+      r.flags = event.payloadFlags;
+      r.setSession(event.sessionId);
+      r.binary = event.payload;
+      r.payloadBytes = event.payload.byteLength;
+      w.add(r, event.lane, event.attempt, event.id, event.publishedAt);
+    }
+    const data = w.finish();
     return new Promise<boolean>((resolve) => {
       const send = (tries: number): void => {
-        if (this.#closed || this.#js === undefined) {
+        if ((this.#closed && !once) || this.#js === undefined) {
           resolve(false);
           return;
         }
         const h = this.#headers!();
-        h.set(NOT_BEFORE_HEADER, notBefore);
-        h.set(FIRST_FAILURE_HEADER, String(event.firstFailedAt));
+        h.set(NOT_BEFORE_HEADER, String(notBefore));
+        h.set(FIRST_FAILURE_HEADER, String(events[0].firstFailedAt));
         this.#js.publish(retrySubject(o.subjectPrefix, consumer), data, { msgID, headers: h as never, timeout: o.publishTimeoutMs }).then(
           () => resolve(true),
           (err: unknown) => {
-            this.#log?.warn({ handler, topic: event.topic, tries, err: errorMessage(err) }, 'a retry was not stored in JetStream yet; sending again');
+            if (once) {
+              resolve(false);
+              return;
+            }
+            this.#log?.warn({ handler, topic, tries, err: errorMessage(err) }, 'a retry was not stored in JetStream yet; sending again');
             const t = setTimeout(() => {
               this.#retryTimers.delete(t);
               send(tries + 1);
@@ -233,7 +250,7 @@ export class JetStreamTransport implements Transport {
 
   async flushed(): Promise<void> {
     await this.#outbound?.flushed();
-    await this.#inbound?.idle();
+    await this.#inbound?.fed();
   }
 
   pause(): void {
@@ -270,7 +287,7 @@ export class JetStreamTransport implements Transport {
     const inb = this.#inbound;
     return {
       publishPending: out?.pending ?? 0, publishStored: out?.stored ?? 0, publishRetries: out?.retries ?? 0,
-      received: inb?.received ?? 0, handedBack: inb?.handedBack ?? 0, redelivered: inb?.redelivered ?? 0, reconnects: this.#reconnects,
+      received: inb?.received ?? 0, handedBack: inb?.handedBack ?? 0, malformed: inb?.malformed ?? 0, redelivered: inb?.redelivered ?? 0, reconnects: this.#reconnects,
       consumerPending: this.#consumerFigures.pending, consumerAckPending: this.#consumerFigures.ackPending,
       publishAckP50Ms: out?.ackMs(50) ?? 0, publishAckP99Ms: out?.ackMs(99) ?? 0,
     };

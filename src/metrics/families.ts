@@ -100,6 +100,7 @@ export const FAMILIES: readonly Family[] = [
   transportFamily('transport_received_total', 'Deliveries taken from the stream by this process.', 'counter', (t) => t.received),
   transportFamily('transport_redelivered_total', 'Batches redelivered to this process (another process died, or an ack wait ran out).', 'counter', (t) => t.redelivered),
   transportFamily('transport_handed_back_total', 'Deliveries handed back to the stream unsettled (stop, unregister).', 'counter', (t) => t.handedBack),
+  transportFamily('transport_malformed_total', 'Messages or events that could not be read (not a ringbus batch, a payload the codec refuses): dropped.', 'counter', (t) => t.malformed),
   transportFamily('transport_reconnects_total', 'Reconnections to the NATS server.', 'counter', (t) => t.reconnects),
   transportFamily('transport_consumer_pending', "Messages not yet delivered to this process's handlers' consumers.", 'gauge', (t) => t.consumerPending),
   transportFamily('transport_consumer_ack_pending', "Messages delivered and not acknowledged on those consumers (deliveries stop at maxAckPending).", 'gauge', (t) => t.consumerAckPending),
