@@ -1,5 +1,6 @@
 /**
  * The package's public entry point: everything users import from 'ringbus'.
+ * @module ringbus
  */
 export { MessageBus, type MessageBusEvents } from './message_bus.js';
 export { ResilientMessageBus } from './resilient_message_bus.js';

@@ -8,6 +8,7 @@
  * import { jetstream } from 'ringbus/jetstream';
  * const bus = new ResilientMessageBus({ transport: jetstream({ servers: 'nats://127.0.0.1:4222' }) });
  * ```
+ * @module ringbus/jetstream
  */
 import { JetStreamTransport } from './jetstream_transport.js';
 import { resolveJetStreamOptions, type JetStreamOptions } from './options.js';
