@@ -8,6 +8,9 @@ import { parseArgs } from 'node:util';
 
 export const PHASES = ['sustained', 'max', 'cpu', 'idle', 'baselines'] as const;
 export type Phase = (typeof PHASES)[number];
+/** The parts of the JetStream phase (`--transport jetstream`, bench/phases/jetstream.ts). */
+export const JS_PARTS = ['throughput', 'latency', 'kill', 'baseline'] as const;
+export type JsPart = (typeof JS_PARTS)[number];
 
 /** Everything a run is configured by, parsed and checked. */
 export interface BenchConfig {
@@ -36,6 +39,19 @@ export interface BenchConfig {
   baselineSeconds: number;
   piscinaInFlight: number;
   phases: Set<Phase>;
+  /** 'jetstream': only the JetStream phase runs (phases is then empty). */
+  transport: 'local' | 'jetstream';
+  /** NATS server URL(s), comma-separated. */
+  servers: string;
+  /** Consumer process counts of the JetStream throughput and latency parts, in order. */
+  consumers: number[];
+  jsParts: Set<JsPart>;
+  jsRounds: number;
+  jsEvents: number;
+  jsRate: number;
+  jsSeconds: number;
+  jsAckWaitMs: number;
+  jsBaselineSeconds: number;
   json: boolean;
   report: string;
   /** The command that reproduces this run, with its flags. */
@@ -75,6 +91,19 @@ const FLAGS = {
   'piscina-in-flight': { type: 'string', default: '1024', help: 'baselines: Piscina tasks kept outstanding' },
   phases: { type: 'string', default: PHASES.join(','), help: 'which phases to run (comma-separated subset)' },
   'skip-baselines': { type: 'boolean', help: 'leave out the baselines phase (same as --phases without it)' },
+  transport: { type: 'string', default: 'local', help: "'jetstream': instead of the phases above, ringbus across processes through " +
+    'NATS JetStream (consumer processes, throughput, latency, the cost of a SIGKILL, per-event messages); the flags below' },
+  servers: { type: 'string', help: 'jetstream: NATS server URL(s), comma-separated (default: NATS_URL, else nats://127.0.0.1:4222)' },
+  consumers: { type: 'string', default: '1,2', help: 'jetstream: consumer process counts, comma-separated: throughput and latency run ' +
+    'with each; the first is judged' },
+  'js-parts': { type: 'string', default: JS_PARTS.join(','), help: 'jetstream: which parts to run (comma-separated subset)' },
+  'js-rounds': { type: 'string', default: '5', help: 'jetstream: rounds of throughput per consumer count, and of the per-event baseline' },
+  'js-events': { type: 'string', default: '300000', help: 'jetstream: events per throughput round' },
+  'js-rate': { type: 'string', default: '10000', help: 'jetstream: events/s offered in the latency and kill parts' },
+  'js-seconds': { type: 'string', default: '5', help: 'jetstream: measured seconds of the latency part (after 1 s warm-up)' },
+  'js-ack-wait-ms': { type: 'string', default: '5000', help: "jetstream: the consumers' ackWaitMs in the kill part only " +
+    '(the library default is 30000; labelled in the report)' },
+  'js-baseline-seconds': { type: 'string', default: '2', help: 'jetstream: seconds per round of per-event js.publish' },
   json: { type: 'boolean', help: 'print the result as one JSON object (BenchResult, bench/report_types.ts) on stdout' },
   report: { type: 'string', default: '', help: 'write a self-contained HTML report (charts inline) to this file' },
   help: { type: 'boolean', short: 'h', help: 'print this help' },
@@ -119,7 +148,8 @@ export function usage(): string {
   const name = commandName();
   const lines = [`usage: ${name} [flags]${name.includes('tsx') ? '   (also: npm run bench -- [flags])' : ''}`, '',
     'Runs ResilientMessageBus at its default options (what an app gets), then a tuned configuration, labelled,',
-    'and Piscina and an inline EventEmitter as baselines. Exit code: 0 every target met, 1 accounting broken',
+    'and Piscina and an inline EventEmitter as baselines. With --transport jetstream: the same bus across processes',
+    'through NATS JetStream instead (the --js-* flags). Exit code: 0 every target met, 1 accounting broken',
     'or the bench failed, 2 bad flags, 3 a performance target missed.', ''];
   for (const [flagName, f] of Object.entries(FLAGS) as [FlagName, FlagSpec][]) {
     const left = `  --${flagName}${f.short ? `, -${f.short}` : ''}${f.type === 'string' ? ' VALUE' : ''}`;
@@ -163,6 +193,27 @@ export function parseBenchFlags(argv: string[]): BenchConfig | null {
     phases.add(p as Phase);
   }
   if (values['skip-baselines'] === true) phases.delete('baselines');
+  const transport = text('transport').trim() as BenchConfig['transport'];
+  if (transport !== 'local' && transport !== 'jetstream') throw new FlagError(`--transport takes local or jetstream, got '${transport}'`);
+  if (transport === 'jetstream') {
+    if (values.phases !== undefined || values['skip-baselines'] === true) {
+      throw new FlagError(`--phases and --skip-baselines choose among the in-process phases; --transport jetstream runs its own parts ` +
+        `(--js-parts ${JS_PARTS.join(',')})`);
+    }
+    phases.clear();
+  }
+  const jsParts = new Set<JsPart>();
+  for (const p of text('js-parts').split(',').map((s) => s.trim()).filter((s) => s.length > 0)) {
+    if (!(JS_PARTS as readonly string[]).includes(p)) throw new FlagError(`--js-parts takes a subset of ${JS_PARTS.join(',')}, got '${p}'`);
+    jsParts.add(p as JsPart);
+  }
+  if (transport === 'jetstream' && jsParts.size === 0) throw new FlagError(`no part left to run (--js-parts ${text('js-parts')})`);
+  const consumers = text('consumers').split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  if (consumers.length === 0 || consumers.some((n) => !Number.isInteger(n) || n < 1 || n > 16)) {
+    throw new FlagError(`--consumers takes process counts from 1 to 16, comma-separated, got '${text('consumers')}'`);
+  }
+  const servers = typeof values.servers === 'string' ? values.servers.trim() : (process.env.NATS_URL ?? 'nats://127.0.0.1:4222');
+  if (servers.length === 0) throw new FlagError("--servers takes NATS URL(s), got ''");
   const rateText = text('rate').trim().toLowerCase();
   const failureRate = num('failure-rate', { max: 1 });
   const crashRate = num('crash-rate', { max: 1 });
@@ -170,7 +221,7 @@ export function parseBenchFlags(argv: string[]): BenchConfig | null {
   const cpuRates = rates('cpu-rates');
   if (cpuRates.length === 0) phases.delete('cpu');
   // A run that measures nothing must not report every target met.
-  if (phases.size === 0) throw new FlagError(`no phase left to run (--phases ${text('phases')}${values['skip-baselines'] === true ? ' with --skip-baselines' : ''})`);
+  if (phases.size === 0 && transport === 'local') throw new FlagError(`no phase left to run (--phases ${text('phases')}${values['skip-baselines'] === true ? ' with --skip-baselines' : ''})`);
   return {
     rate: rateText === 'max' || rateText === '0' ? null : num('rate', { min: 1 }),
     duration: num('duration', { min: 0.5 }),
@@ -194,6 +245,16 @@ export function parseBenchFlags(argv: string[]): BenchConfig | null {
     baselineSeconds: num('baseline-seconds', { min: 0.2, max: 600 }),
     piscinaInFlight: num('piscina-in-flight', { min: 1, max: 1e6, integer: true }),
     phases,
+    transport,
+    servers,
+    consumers,
+    jsParts,
+    jsRounds: num('js-rounds', { min: 1, max: 100, integer: true }),
+    jsEvents: num('js-events', { min: 1000, max: 1e9, integer: true }),
+    jsRate: num('js-rate', { min: 1, max: 1e7 }),
+    jsSeconds: num('js-seconds', { min: 0.5, max: 3600 }),
+    jsAckWaitMs: num('js-ack-wait-ms', { min: 1000, max: 86_400_000, integer: true }),
+    jsBaselineSeconds: num('js-baseline-seconds', { min: 0.2, max: 600 }),
     json: values.json === true,
     report: text('report'),
     command: [commandName(), ...argv].join(' '),

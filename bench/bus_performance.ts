@@ -11,6 +11,9 @@
  *  idle       CPU of a started, idle bus, and at 100 events/s
  *  baselines  Piscina at its defaults (1,024 in flight) and an inline EventEmitter
  *
+ * With --transport jetstream none of these runs, but bench/phases/jetstream.ts: the same bus across
+ * processes through NATS JetStream (consumer processes, throughput, latency, a SIGKILL, per-event messages).
+ *
  * The summary (bench/report.ts) marks every target ✓ or ✗ and ends with
  * `result: OK` only when all are met; --json prints BenchResult
  * (bench/report_types.ts), --report writes an HTML report with charts.
@@ -25,6 +28,7 @@ import { FlagError, parseBenchFlags, usage, type BenchConfig, type Phase } from 
 import { baselinesPhase } from './phases/baselines.js';
 import { cpuPhase } from './phases/cpu.js';
 import { idlePhase } from './phases/idle.js';
+import { jetstreamPhase } from './phases/jetstream.js';
 import { maxRatePhase } from './phases/max_rate.js';
 import { sustainedPhase } from './phases/sustained.js';
 import { renderReport, summaryRows, summaryText } from './report.js';
@@ -55,6 +59,12 @@ async function run(cfg: BenchConfig): Promise<BenchResult> {
   const idle = await phase('idle', () => idlePhase(ctx));
   const natural = maxRate?.modes.find((m) => m.key === 'defaults')?.spread.median ?? null;
   const baselines = await phase('baselines', () => baselinesPhase(ctx, natural));
+  let jetstream: BenchResult['jetstream'] = null;
+  if (cfg.transport === 'jetstream') {
+    const t0 = performance.now();
+    jetstream = await jetstreamPhase(ctx);
+    say(`jetstream: phase done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
   const threads = cfg.threads ?? DEFAULT_OPTIONS.pool.maxThreads;
   const efficiency: BenchResult['efficiency'] = cfg.costUs > 0 && natural !== null
     ? { costUs: cfg.costUs, threads, idealRate: (threads * 1e6) / cfg.costUs, achievedRate: natural, pct: (natural / ((threads * 1e6) / cfg.costUs)) * 100 }
@@ -77,7 +87,7 @@ async function run(cfg: BenchConfig): Promise<BenchResult> {
       overrides: ctx.describe({ threads: cfg.threads, metrics: true, handler: 'work' }),
       threads: cfg.threads,
       defaultMaxThreads: DEFAULT_OPTIONS.pool.maxThreads,
-      phases: [...cfg.phases],
+      phases: cfg.transport === 'jetstream' ? ['jetstream'] : [...cfg.phases],
       rate: cfg.rate,
       duration: cfg.duration,
       warmup: cfg.warmup,
@@ -101,8 +111,13 @@ async function run(cfg: BenchConfig): Promise<BenchResult> {
       idleRate: cfg.idleRate,
       baselineSeconds: cfg.baselineSeconds,
       piscinaInFlight: cfg.piscinaInFlight,
+      transport: cfg.transport,
+      jetstreamFlags: cfg.transport === 'jetstream' ? {
+        servers: cfg.servers, consumers: cfg.consumers, parts: [...cfg.jsParts], rounds: cfg.jsRounds, events: cfg.jsEvents, rate: cfg.jsRate,
+        seconds: cfg.jsSeconds, ackWaitMs: cfg.jsAckWaitMs, baselineSeconds: cfg.jsBaselineSeconds,
+      } : null,
     },
-    sustained, maxRate, cpu, idle, baselines, efficiency, chaos,
+    sustained, maxRate, cpu, idle, baselines, efficiency, jetstream, chaos,
     accounting: ctx.accounting,
     errorLogs: ctx.errorLogs(),
     targets: [],

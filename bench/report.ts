@@ -35,6 +35,8 @@ const signed = (n: number, d: number): string => `${n >= 0 ? '+' : ''}${fix(n, d
 
 /** Targets of the issue-11 reference configuration (no-op handler, ~100 B payload). */
 export const TARGETS = { json: 700_000, binary: 3_000_000, naturalToTuned: 0.85, piscina: 20, idlePct: 0.5, lowRatePct: 2 } as const;
+/** Targets of `--transport jetstream`: end-to-end events/s with the first consumer count, and that ÷ per-event messages. */
+export const JETSTREAM_TARGETS = { rate: 150_000, perEventRatio: 5 } as const;
 
 const MODE_NAMES: Record<MaxRateMode['key'], (m: MaxRateMode) => string> = {
   defaults: () => 'defaults, natural loop',
@@ -115,6 +117,7 @@ export function summaryRows(r: BenchResult): SummaryRow[] {
       noCost ? `≥ ${TARGETS.piscina}× (no-op handler)` : '', b.ratioToPiscina === null || !noCost ? undefined : b.ratioToPiscina >= TARGETS.piscina);
     add(sec, 'ringbus defaults ÷ inline', b.ratioToInline === null ? 'n/a (no max-rate phase)' : `${fix(b.ratioToInline, 3)}×`);
   }
+  if (r.jetstream) jetstreamRows(r, add, reference);
   if (r.efficiency) {
     const e = r.efficiency;
     add('CPU-heavy handler', `efficiency (${e.costUs} µs × ${e.threads} thr)`,
@@ -158,6 +161,64 @@ export function summaryRows(r: BenchResult): SummaryRow[] {
   return rows;
 }
 
+const plural = (n: number, what: string): string => `${int(n)} ${what}${n === 1 ? '' : 's'}`;
+const consumersText = (n: number): string => plural(n, 'consumer');
+
+/** The JetStream phase's rows (`--transport jetstream`): targets judged on the reference configuration only. */
+function jetstreamRows(r: BenchResult, add: (section: string, metric: string, value: string, target?: string, ok?: boolean) => void,
+  reference: boolean): void {
+  const j = r.jetstream!;
+  const counts = j.consumerCounts;
+  const sec = `jetstream: ${counts.join(' and ')} consumer process${counts.length === 1 && counts[0] === 1 ? '' : 'es'} through NATS ` +
+    `${j.serverVersion}, default options`;
+  j.throughput.forEach((t, k) => {
+    const first = k === 0;
+    const total = t.shares.reduce((acc, round) => round.map((x, i) => (acc[i] ?? 0) + x), [] as number[]);
+    const sum = total.reduce((a, b) => a + b, 0);
+    const split = t.consumers > 1 && sum > 0 ? `; split ${total.map((x) => `${fix((100 * x) / sum, 0)}%`).join('/')}` : '';
+    add(sec, `events/s end to end, ${consumersText(t.consumers)}`, `median ${rateText(t.spread.median)} (min ${rateText(t.spread.min)}, ` +
+      `max ${rateText(t.spread.max)}); rounds ${t.rates.map(roundText).join(' ')} of ${int(t.eventsPerRound)} events${split}`,
+    first && reference ? `≥ ${JETSTREAM_TARGETS.rate / 1e3}k/s (no-op, ~100 B)` : '', first && reference ? t.spread.median >= JETSTREAM_TARGETS.rate : undefined);
+    add(sec, `stored/s, ${consumersText(t.consumers)}`, `median ${rateText(t.storeSpread.median)} (min ${rateText(t.storeSpread.min)}, ` +
+      `max ${rateText(t.storeSpread.max)}): first publish → the server stored the last event`);
+    const cpu = t.cpuUsPerEvent;
+    add(sec, `CPU µs/event, ${consumersText(t.consumers)}`, `producer process ${fix(cpu.producer.median, 1)} (${fix(cpu.producer.min, 1)}–` +
+      `${fix(cpu.producer.max, 1)}), consumer processes together ${fix(cpu.consumers.median, 1)} (${fix(cpu.consumers.min, 1)}–` +
+      `${fix(cpu.consumers.max, 1)}); the NATS server's not counted`);
+  });
+  for (const l of j.latency) {
+    const n = consumersText(l.consumers);
+    add(sec, `e2e ms @ ${roundText(l.offeredRate)}/s, ${n}`, l.endToEndMs.count === 0 ? 'no samples: the consumers\' histograms are empty'
+      : `${lat(l.endToEndMs, 'ms', 2)} (publish → settled in the consumer, ${int(l.endToEndMs.count)} events)`);
+    add(sec, `producer @ ${roundText(l.offeredRate)}/s, ${n}`, `achieved ${int(l.achievedRate)}/s; publish() p99 ${fix(l.publishUs.p99, 1)} µs ` +
+      `(CO-aware); send lag vs schedule p50 ${fix(l.sendLagUs.p50, 0)} µs, p99 ${fix(l.sendLagUs.p99, 0)} µs`);
+  }
+  const k = j.kill;
+  if (k) {
+    const ack = `ackWaitMs ${int(k.ackWaitMs)}${k.ackWaitIsDefault ? ' (the default)' : ` (this part only; the default is ${int(30_000)})`}`;
+    const sec2 = (ms: number | null): string => (ms === null ? 'never' : `${fix(ms / 1000, 2)} s`);
+    add(sec, 'SIGKILL 1 of 2 consumers', `the survivor had processed what the dead one held ${sec2(k.recoveredMs)} after the kill ` +
+      `(first redelivery after ${sec2(k.firstRedeliveryMs)}); ${ack}; at ${int(k.rate)}/s; the dead one had processed ` +
+      `${int(k.deadProcessed)} events, the survivor ${int(k.survivorProcessed)}; ${plural(k.unackedAtKill, 'envelope')} ` +
+      `unacknowledged 250 ms after the kill, ${int(k.redeliveredEnvelopes)} redelivered; ${plural(k.duplicates, 'event')} ran twice`,
+    '≈ ackWaitMs');
+  }
+  const b = j.baseline;
+  if (b) {
+    add(sec, 'per-event messages, js.publish', `median ${rateText(b.spread.median)} (min ${rateText(b.spread.min)}, ` +
+      `max ${rateText(b.spread.max)}); rounds ${b.rates.map(roundText).join(' ')} of ${fix(b.seconds, 1)} s; one message per event, ` +
+      `${int(b.inFlight)} awaited at once, ${b.msgId ? 'msgID each' : 'no msgID'}, publishing only (no consumer)` +
+      `${b.interleaved ? `; each round right after a throughput round with ${consumersText(j.consumerCounts[0])}` : ''}`);
+  }
+  if (j.ratioToPerEvent !== null) {
+    add(sec, 'ringbus ÷ per-event (medians)', `${fix(j.ratioToPerEvent, 1)}× (end to end with ${consumersText(j.consumerCounts[0])} ` +
+      '÷ per-event publishing alone)', reference ? `≥ ${JETSTREAM_TARGETS.perEventRatio}×` : '',
+    reference ? j.ratioToPerEvent >= JETSTREAM_TARGETS.perEventRatio : undefined);
+  }
+  add(sec, 'logged', `producer ${j.producerWarnings} warnings; consumer processes ${j.consumerWarnings} warnings, ${j.consumerErrors} errors; ` +
+    `load average ${r.meta.loadAvg.map((l) => fix(l, 2)).join(' ')} at start, ${j.loadAvgEnd.map((l) => fix(l, 2)).join(' ')} at the end`);
+}
+
 /** Why the run is OK or FAIL, e.g. "all 12 targets met; accounting holds". */
 function verdictDetail(r: BenchResult): string {
   const missed = r.targets.filter((t) => !t.pass);
@@ -174,6 +235,22 @@ export function verdict(r: BenchResult): string {
 /** What was run, in lines of at most COLUMNS. */
 function header(r: BenchResult): string[] {
   const c = r.config;
+  const j = r.jetstream;
+  if (j) {
+    const d = j.transportDefaults;
+    const kill = j.kill && !j.kill.ackWaitIsDefault ? ` (the kill part: ${j.kill.ackWaitMs}, labelled)` : '';
+    return [
+      ...wrap(`ringbus bench --transport jetstream: ${c.bus} at its default options in every process, transport ` +
+        `jetstream({ servers, stream, subjectPrefix }): where only, a unique stream per part, deleted after. The transport's ` +
+        `defaults: batchEvents ${d.batchEvents}, batchBytes ${d.batchBytes}, publishWindow ${d.publishWindow}, maxAckPending ` +
+        `${d.maxAckPending}, ackWaitMs ${d.ackWaitMs}${kill}, storage ${d.storage}, replicas ${d.replicas}. Producer: this process, ` +
+        `the natural loop; consumers: separate processes, each with the no-op worker handler` +
+        `${c.handlerCostUs > 0 ? ` (${c.handlerCostUs} µs of CPU)` : ''}; ${c.payload}; NATS at ${j.servers}.`, COLUMNS),
+      ...wrap(`${r.meta.node} on ${r.meta.cores} cores (${r.meta.cpuModel}), load average ${r.meta.loadAvg.map((l) => fix(l, 2)).join(' ')} ` +
+        `at start, ${fix(r.meta.wallSeconds, 1)} s wall; producer, consumers and the NATS server share the machine`, COLUMNS),
+      ...wrap(`command: ${r.meta.command}`, COLUMNS),
+    ];
+  }
   const pool = c.threads === null ? `the library's default (maxThreads ${c.defaultMaxThreads} on this machine)` : `${c.threads} threads (--threads)`;
   return [
     ...wrap(`ringbus bench: ${c.bus} at its default options (overrides: ${c.overrides}), ${c.payload}, handler ` +
@@ -246,6 +323,21 @@ export function renderReport(r: BenchResult): string {
   const data = JSON.stringify(r).replace(/</g, '\\u003c');
   const c = r.config;
   const idle = r.idle ? `idle, and ${int(r.idle.lowRate.rate)}/s, ` : '';
+  // --transport jetstream runs none of the in-process phases: its figures are all in the summary table.
+  const charts = r.jetstream ? '' : `<h2>Sustained phase</h2>
+<div class="charts">
+${figure('chart-throughput', 'Throughput over time (events/s, per second)')}
+${figure('chart-latency', 'Latency percentile distribution (µs, log scale)')}
+${figure('chart-rss', 'Memory over time (MB, every 250 ms)')}
+</div>
+
+<h2>Max rate, baselines and CPU</h2>
+<div class="charts">
+${figure('chart-maxrate', 'Max rate: events/s delivered in each round, per mode (a fresh bus per round)')}
+${figure('chart-baselines', 'ringbus against Piscina (its defaults) and an inline EventEmitter (events/s, log scale)')}
+${figure('chart-cpu', `CPU against rate: ${idle}the CPU phase's rates (% of one core, whole process)`)}
+</div>
+`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -265,7 +357,8 @@ ${c.retry.initialDelayMs}–${c.retry.maxDelayMs} ms), circuit breaker (opens at
 ≥ ${c.breaker.minimumCalls} calls in ${c.breaker.windowMs} ms), dead-letter queue, handler timeout ${c.handlerTimeoutMs} ms,
 pool ${c.threads === null ? `default (maxThreads ${c.defaultMaxThreads})` : `${c.threads} threads`} · ${esc(c.payload)} ·
 handler ${c.handlerCostUs > 0 ? `${c.handlerCostUs} µs of CPU` : 'no-op'} · queue capacity ${int(c.queueCapacity)}.
-Only the mode labelled TUNED is tuned.</div>
+${r.jetstream ? `Transport: jetstream({ servers, stream, subjectPrefix }), the transport's defaults otherwise (NATS at
+${esc(r.jetstream.servers)}); consumers in separate processes.` : 'Only the mode labelled TUNED is tuned.'}</div>
 <p class="verdict">${r.ok ? '<span class="ok">OK</span>' : '<span class="bad">FAIL</span>'}: ${esc(verdictDetail(r))}</p>
 
 <h2>Summary</h2>
@@ -274,20 +367,7 @@ Only the mode labelled TUNED is tuned.</div>
 ${table}
 </table>
 
-<h2>Sustained phase</h2>
-<div class="charts">
-${figure('chart-throughput', 'Throughput over time (events/s, per second)')}
-${figure('chart-latency', 'Latency percentile distribution (µs, log scale)')}
-${figure('chart-rss', 'Memory over time (MB, every 250 ms)')}
-</div>
-
-<h2>Max rate, baselines and CPU</h2>
-<div class="charts">
-${figure('chart-maxrate', 'Max rate: events/s delivered in each round, per mode (a fresh bus per round)')}
-${figure('chart-baselines', 'ringbus against Piscina (its defaults) and an inline EventEmitter (events/s, log scale)')}
-${figure('chart-cpu', `CPU against rate: ${idle}the CPU phase's rates (% of one core, whole process)`)}
-</div>
-<noscript><p>The charts are drawn by the page's own inline script; enable JavaScript to see them.</p></noscript>
+${charts}<noscript><p>The charts are drawn by the page's own inline script; enable JavaScript to see them.</p></noscript>
 
 <script id="bench-data" type="application/json">${data}</script>
 <script>

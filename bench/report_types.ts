@@ -68,6 +68,81 @@ export interface CpuPoint {
   seconds: number;
 }
 
+/** `--transport jetstream`: end-to-end throughput with one consumer count (a process each). */
+export interface JetStreamThroughput {
+  /** Consumer processes, each a bus at its defaults with the no-op worker handler, competing on one durable consumer. */
+  consumers: number;
+  eventsPerRound: number;
+  /** Per round: events ÷ (first publish → every consumer processed every event), events/s. */
+  rates: number[];
+  spread: Spread;
+  /** Per round: events ÷ (first publish → the server stored every event: the producer's drain), events/s. */
+  storeRates: number[];
+  storeSpread: Spread;
+  /** Per round, the events each consumer process processed. */
+  shares: number[][];
+  /**
+   * CPU time per event over a round (process.cpuUsage(): every thread), µs: this process (the producer bus and
+   * the bench's bookkeeping), and all consumer processes together. The NATS server's is not counted. On C cores
+   * the end-to-end rate cannot pass C × 10⁶ ÷ (their sum + the server's).
+   */
+  cpuUsPerEvent: { producer: Spread; consumers: Spread };
+}
+
+/** `--transport jetstream`: end-to-end latency at a paced rate with one consumer count. */
+export interface JetStreamLatency {
+  consumers: number;
+  offeredRate: number;
+  /** Measured seconds (after a 1 s warm-up at the same rate, left out of every figure). */
+  seconds: number;
+  accepted: number;
+  achievedRate: number;
+  /**
+   * publish() in this process → settled in a consumer process, ms: the consumers' own
+   * event_end_to_end_seconds histograms (publishedAt travels in the envelope), merged. Not CO-corrected:
+   * events travel in envelopes, so one slow envelope is not a queue that delays the ones behind it;
+   * `sendLagUs` shows whether the producer kept its schedule.
+   */
+  endToEndMs: Percentiles;
+  perConsumerEndToEndMs: Percentiles[];
+  /** publish() call time in this process, µs, coordinated-omission aware. */
+  publishUs: Percentiles;
+  /** How late each publish started against its schedule, µs. */
+  sendLagUs: Percentiles;
+}
+
+/** `--transport jetstream`: two consumers at a steady rate, one SIGKILLed. */
+export interface JetStreamKill {
+  /** transport.jetstream.ackWaitMs of both consumers in this part (the library's default is 30,000). */
+  ackWaitMs: number;
+  ackWaitIsDefault: boolean;
+  /** Events/s offered throughout, before and after the kill. */
+  rate: number;
+  /**
+   * SIGKILL → the survivor received its first redelivered envelope, ms (its counters reach this process every
+   * 10 ms while they change); null: none came. The consumer SIGKILLs itself on a word from the bench, right after
+   * writing its counters to a file in the same turn: the time of death is its own clock's.
+   */
+  firstRedeliveryMs: number | null;
+  /**
+   * SIGKILL → every envelope stored by 250 ms after it is acknowledged (the durable consumer's ack floor
+   * reached that sequence): the survivor processed what the dead process held. Polled every 20 ms; null: not
+   * within 2 × ackWaitMs + 30 s.
+   */
+  recoveredMs: number | null;
+  /** Envelopes the durable consumer had delivered and not seen acknowledged, 250 ms after the kill (the dead one's and a few in flight). */
+  unackedAtKill: number;
+  /** Envelopes the survivor received again (transportStats().redelivered). */
+  redeliveredEnvelopes: number;
+  published: number;
+  /** Events the survivor processed during the part. */
+  survivorProcessed: number;
+  /** Events the killed process processed during the part: its counters, written in the turn it died. */
+  deadProcessed: number;
+  /** survivor + dead − published: events processed twice (the dead one ran them and never acknowledged their envelope). */
+  duplicates: number;
+}
+
 export interface BenchResult {
   /** 2: this shape (1 was the single-file bench before the phases were split). */
   schema: 2;
@@ -119,6 +194,13 @@ export interface BenchResult {
     idleRate: number;
     baselineSeconds: number;
     piscinaInFlight: number;
+    /** 'local': the in-process phases; 'jetstream': only the JetStream phase (`jetstream` below). */
+    transport: 'local' | 'jetstream';
+    /** The JetStream phase's flags; null with the local transport. */
+    jetstreamFlags: {
+      servers: string; consumers: number[]; parts: string[]; rounds: number; events: number; rate: number; seconds: number;
+      ackWaitMs: number; baselineSeconds: number;
+    } | null;
   };
   sustained: {
     offeredRate: number | null;
@@ -197,6 +279,36 @@ export interface BenchResult {
     ratioToInline: number | null;
   } | null;
   efficiency: { costUs: number; threads: number; idealRate: number; achievedRate: number; pct: number } | null;
+  /** `--transport jetstream` (null otherwise): ringbus across processes through NATS JetStream, default options. */
+  jetstream: {
+    servers: string;
+    serverVersion: string;
+    consumerCounts: number[];
+    /** What the buses were given beyond the defaults: where the stream is (a unique stream and subject prefix per part). */
+    options: string;
+    /** The transport's defaults, in effect everywhere but the kill part's ackWaitMs. */
+    transportDefaults: Record<string, string | number>;
+    /** Which parts ran (--js-parts). */
+    parts: string[];
+    throughput: JetStreamThroughput[];
+    latency: JetStreamLatency[];
+    kill: JetStreamKill | null;
+    /**
+     * One JetStream message per event from this process: js.publish, `inFlight` awaited at once, no msgID, on a
+     * stream of its own (file storage). `interleaved`: its rounds ran one after each throughput round of the
+     * first consumer count (the same load for both); otherwise one after another at the end.
+     */
+    baseline: { inFlight: number; seconds: number; msgId: boolean; interleaved: boolean; rates: number[]; spread: Spread } | null;
+    /** Median end-to-end events/s with the first consumer count ÷ the per-event median. */
+    ratioToPerEvent: number | null;
+    producerWarnings: number;
+    /** Warnings and errors the consumer processes logged (the first ones are on stderr). */
+    consumerWarnings: number;
+    consumerErrors: number;
+    /** os.loadavg() at the end of the phase. */
+    loadAvgEnd: number[];
+    seconds: number;
+  } | null;
   chaos: {
     enabled: boolean;
     published: number;

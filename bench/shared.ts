@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { build, type Histogram } from 'hdr-histogram-js';
-import { ResilientMessageBus, workerHandler, type BusOptions, type BusStats, type MessageBus } from '../src/index.js';
+import { ResilientMessageBus, workerHandler, type BusOptions, type BusStats, type Logger, type MessageBus } from '../src/index.js';
 import { wrap, type BenchConfig } from './bench_flags.js';
 import type { AccountingCheck, Percentiles, Spread } from './report_types.js';
 
@@ -54,6 +54,8 @@ export interface BenchContext {
   eventOf: (i: number) => BenchEvent;
   accounting: AccountingCheck[];
   errorLogs: () => number;
+  /** The logger every bus of the run gets: counts errors (the first five on stderr), ignores the rest. */
+  logger: Logger;
   /** Starts a bus of this setup with the benchmark's handler on TOPIC. */
   startBus: (setup: BusSetup) => Promise<MessageBus>;
   /** The options a setup adds to the defaults, as text ('none'). */
@@ -111,6 +113,7 @@ export function createContext(cfg: BenchConfig): BenchContext {
     eventOf: (i) => ({ id: `bench-${i}`, topic: TOPIC, payload: payloadOf(i), priority: 'normal', sessionId: undefined, attempt: 0, publishedAt: Date.now() }),
     accounting: [],
     errorLogs: () => errors,
+    logger,
     async startBus(setup) {
       const bus = new ResilientMessageBus(options(setup));
       bus.registerEventHandler(TOPIC, workerHandler(HANDLERS, setup.handler));
