@@ -7,27 +7,22 @@
  * (event, handler) delivery is processed at least once, and the only
  * duplicates are deliveries the killed process had taken.
  *
- * Each handler appends `<handler> <n> <event id>` to a file per process (and
- * worker thread) before it returns, so a delivery is on disk before its
- * envelope can be acknowledged, and the killed process's records survive it.
- * Processes run `node --import <tsx loader>`, not tsx's CLI: the CLI runs the
- * script in a child process, which a SIGKILL of the CLI would not reach.
+ * Each handler appends `<handler> <n> <event id> <attempt>` to a file per
+ * process (and worker thread) before it returns, so a delivery is on disk
+ * before its envelope can be acknowledged, and the killed process's records
+ * survive it (see test/fixtures/jetstream_cluster_kit.ts for the processes and
+ * the ledger). Dead letters across processes: test/jetstream_cluster_dlq.test.ts.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { BusStats, TransportStats } from '../src/index.js';
 import { consumerName } from '../src/jetstream/subjects.js';
 import { natsConnection, StreamNames, until } from './fixtures/jetstream_kit.js';
-import { TOPICS, topicOf, type ClusterSettings } from './fixtures/jetstream_cluster_node.js';
-
-const root = fileURLToPath(new URL('..', import.meta.url));
-const LOADER = pathToFileURL(join(root, 'node_modules/tsx/dist/loader.mjs')).href;
-const SCRIPT = join(root, 'test/fixtures/jetstream_cluster_node.ts');
+import { Ledger, Proc, waitUntil } from './fixtures/jetstream_cluster_kit.js';
+import { TOPICS, topicOf } from './fixtures/jetstream_cluster_node.js';
 
 const EVENTS = 20_000;
 const BATCH_EVENTS = 32;
@@ -40,115 +35,6 @@ const TOPIC_OF_HANDLER = new Map(Object.entries(TOPICS).flatMap(([topic, hs]) =>
 interface Done {
   stats: BusStats;
   transport: TransportStats;
-}
-
-/** Polls `check` every `everyMs` until it holds; fails naming `what` (and `detail()`) after `ms`, far beyond any run's need. */
-async function waitUntil(check: () => boolean, what: string, detail: () => string = () => '', ms = 20_000, everyMs = 50): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}${detail() === '' ? '' : `: ${detail()}`}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-/** A process of the cluster: its JSON lines on stdout, its stderr kept for failure messages. */
-class Proc {
-  readonly lines: Record<string, unknown>[] = [];
-  stderr = '';
-  readonly child: ChildProcess;
-  readonly exited: Promise<void>;
-
-  constructor(readonly label: string, role: 'consumer' | 'producer', settings: ClusterSettings, env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, ['--import', LOADER, SCRIPT, role], {
-      cwd: root, env: { ...process.env, ...env, RB_CLUSTER: JSON.stringify(settings) }, stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let partial = '';
-    this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop()!;
-      for (const p of parts) if (p.trim() !== '') this.lines.push(JSON.parse(p) as Record<string, unknown>);
-    });
-    this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderr += chunk;
-    });
-    this.exited = new Promise((resolve) => this.child.once('exit', () => resolve()));
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  line(key: string): Record<string, unknown> | undefined {
-    return this.lines.findLast((l) => key in l);
-  }
-
-  /** Waits for a stdout line with `key`; fails at once, with its stderr, if the process exits first. */
-  async waitFor(key: string, what: string): Promise<Record<string, unknown>> {
-    await waitUntil(() => {
-      if (this.line(key) !== undefined) return true;
-      if (!this.alive) throw new Error(`${this.label} exited (${this.child.exitCode ?? this.child.signalCode}) before ${what}; stderr:\n${this.stderr}`);
-      return false;
-    }, `${this.label}: ${what}`, () => `stderr: ${this.stderr.slice(-2000)}`, 20_000, 10);
-    return this.line(key)!;
-  }
-
-  send(line: string): void {
-    this.child.stdin!.write(`${line}\n`);
-  }
-}
-
-interface Rec {
-  handler: string;
-  n: number;
-  id: string;
-}
-
-/** Reads what the handlers of each process recorded, tailing their files (each read picks up only what is new). */
-class Ledger {
-  readonly #dir: string;
-  readonly #files = new Map<string, { offset: number; partial: string }>();
-  readonly byLabel = new Map<string, Rec[]>();
-
-  constructor(dir: string) {
-    this.#dir = dir;
-  }
-
-  refresh(): this {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (const f of readdirSync(this.#dir)) {
-      const label = f.slice(0, f.indexOf('.'));
-      let state = this.#files.get(f);
-      if (state === undefined) this.#files.set(f, (state = { offset: 0, partial: '' }));
-      const fd = openSync(join(this.#dir, f), 'r');
-      try {
-        for (let got; (got = readSync(fd, buf, 0, buf.length, state.offset)) > 0;) {
-          state.offset += got;
-          const parts = (state.partial + buf.toString('utf8', 0, got)).split('\n');
-          state.partial = parts.pop()!;
-          let recs = this.byLabel.get(label);
-          if (recs === undefined) this.byLabel.set(label, (recs = []));
-          for (const line of parts) {
-            const m = /^(\w+) (\d+) (\S+)$/.exec(line);
-            if (m === null) throw new Error(`${f}: not a record: ${JSON.stringify(line)}`);
-            recs.push({ handler: m[1], n: Number(m[2]), id: m[3] });
-          }
-        }
-      } finally {
-        closeSync(fd);
-      }
-    }
-    return this;
-  }
-
-  of(label: string): Rec[] {
-    return this.byLabel.get(label) ?? [];
-  }
-
-  get total(): number {
-    let sum = 0;
-    for (const recs of this.byLabel.values()) sum += recs.length;
-    return sum;
-  }
 }
 
 const names = new StreamNames();
