@@ -15,6 +15,12 @@ import { PRIORITY_NAMES } from '../protocol/task.js';
 import { RateLimitedLog } from '../rate_limited_log.js';
 import type { Registration } from '../router.js';
 import { failureOf, type FailedAttempt } from './failure_policy.js';
+import { createHash } from 'node:crypto';
+
+/** The dead-letter id of one delivery (event × handler), the same in every process. */
+function deliveryEntryId(eventId: string, topic: string, handler: string): string {
+  return `dl-${createHash('sha256').update(`${eventId}\0${topic}\0${handler}`).digest('base64url').slice(0, 22)}`;
+}
 import type { EngineParts } from './parts.js';
 
 export class DeadLettering {
@@ -65,7 +71,12 @@ export class DeadLettering {
   add(f: FailedAttempt, firstAttemptAt: number, lastAttemptAt: number): void {
     const e = this.#p.inFlight.get(f.seq);
     const replay = e?.kind === 'tracked' ? e.replay : undefined;
-    const entry = this.#entry(f, firstAttemptAt, lastAttemptAt, replay?.entryId);
+    // A delivery from a transport: the same id in whichever process dead-letters it, so a process that dies
+    // after storing its dead letter (and before acknowledging the delivery) and the one that runs the last
+    // attempt again write one entry, not two.
+    const remote = e?.kind === 'tracked' && e.remote !== undefined && e.id !== undefined;
+    const id = replay?.entryId ?? (remote ? deliveryEntryId(e.id!, f.topic, f.handler) : undefined);
+    const entry = this.#entry(f, firstAttemptAt, lastAttemptAt, id);
     this.#batch.push({ entry, seq: f.seq, replayDone: replay?.done });
     if (this.#batch.length === 1) queueMicrotask(this.flush);
   }

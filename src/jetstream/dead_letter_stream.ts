@@ -48,6 +48,17 @@ interface Connection {
   headers: () => { set(k: string, v: string): void };
 }
 
+/**
+ * The message id of a dead letter: the same for the same failure written by
+ * two processes (one died after writing it, the other ran the last attempt
+ * again), so a late copy cannot bring back an entry replayed meanwhile; a
+ * replay that fails again starts a new first failure, so it is a new message.
+ */
+function dedupeId(id: string, line: string): string {
+  const op = parseLine(line);
+  return 'problem' in op || op.op !== 'add' ? id : `${id}:${op.stored.attempts}:${op.stored.firstAttemptAt}`;
+}
+
 export class DeadLetterStream implements DeadLetterSink {
   readonly path: string;
   readonly #o: ResolvedJetStreamOptions;
@@ -190,7 +201,7 @@ export class DeadLetterStream implements DeadLetterSink {
   append(entries: readonly { id: string; line: string }[]): void {
     for (const { id, line } of entries) {
       this.#own.set(id, line);
-      this.#publish(this.#subject(id), Buffer.from(line), undefined);
+      this.#publish(this.#subject(id), Buffer.from(line), undefined, 0, dedupeId(id, line));
     }
   }
 
@@ -208,20 +219,20 @@ export class DeadLetterStream implements DeadLetterSink {
     return new Promise((resolve) => this.#storedWaiters.push(resolve));
   }
 
-  #publish(subject: string, data: Uint8Array, tombstone: string | undefined, tries = 0): void {
+  #publish(subject: string, data: Uint8Array, tombstone: string | undefined, tries = 0, msgID?: string): void {
     const c = this.#c;
     if (c === undefined || this.#closed) return;
     if (tries === 0) this.#pending++;
     const headers = tombstone === undefined ? undefined : c.headers();
     headers?.set(TOMBSTONE_HEADER, tombstone!);
-    c.js.publish(subject, data, { headers: headers as never, timeout: this.#o.publishTimeoutMs }).then((ack) => {
+    c.js.publish(subject, data, { headers: headers as never, timeout: this.#o.publishTimeoutMs, ...(msgID ? { msgID } : {}) }).then((ack) => {
       if (tombstone !== undefined) this.#expire(ack.seq);
       if (--this.#pending === 0) for (const resolve of this.#storedWaiters.splice(0)) resolve();
     }, (err: unknown) => {
       this.#log?.warn({ subject, tries: tries + 1, err: errorMessage(err) }, 'dead letter not stored in JetStream yet; sending again');
       const t = setTimeout(() => {
         this.#tombstoneTimers.delete(t);
-        this.#publish(subject, data, tombstone, tries + 1);
+        this.#publish(subject, data, tombstone, tries + 1, msgID);
       }, Math.min(2000, 100 * 2 ** Math.min(tries, 5)));
       this.#tombstoneTimers.add(t);
     });
