@@ -1,15 +1,16 @@
 /**
- * The JetStream transport: connects (and keeps reconnecting), makes sure the
- * stream exists with Interest retention, keeps one durable consumer per
- * registered (topic, handler), and wires the outbound envelopes and the
- * inbound consumers to the engine. See outbound.ts and inbound.ts for the
- * two directions, envelope.ts for the message format. The NATS client is
- * imported by start(), so a bus configured from a file (`transport:
- * { jetstream: {...} }`) loads it only when it starts.
+ * The JetStream transport: connects (and keeps reconnecting), keeps what it
+ * needs on the server (provisioning.ts: the stream, a consumer per registered
+ * (topic, handler) for its events and one for its retries; made again when a
+ * server lost them), sends retries and handed-back deliveries to a handler's
+ * retry consumer, and wires the outbound envelopes, the inbound consumers,
+ * commands and the dead-letter stream to the engine. See outbound.ts and
+ * inbound.ts for the two directions, envelope.ts for the message format. The
+ * NATS client is imported by start(), so a bus configured from a file
+ * (`transport: { jetstream: {...} }`) loads it only when it starts.
  */
-import type { ConsumerConfig, JetStreamClient, JetStreamManager, StreamConfig } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ConfigError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { errorMessage } from '../protocol/error_text.js';
 import type { RecordEncoder } from '../protocol/record.js';
@@ -22,7 +23,8 @@ import { RateLimitedLog } from '../rate_limited_log.js';
 import type { CommandResult } from '../types.js';
 import type { ResolvedJetStreamOptions } from './options.js';
 import { Outbound } from './outbound.js';
-import { consumerName, eventSubject, retryConsumerName, retrySubject, streamSubjects } from './subjects.js';
+import { consumerName, eventSubject, retryConsumerName, retrySubject } from './subjects.js';
+import { ensureEventStream, ensureHandlerConsumer } from './provisioning.js';
 import { EnvelopeWriter } from './envelope.js';
 import { NOT_BEFORE_HEADER, FIRST_FAILURE_HEADER } from './inbound.js';
 import { RecordEncoder as Encoder } from '../protocol/record.js';
@@ -30,8 +32,6 @@ import type { RemoteEvent } from '../transport.js';
 import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
 import { EncodedPayload } from '../dead_letter/line_codec.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
-
-const nanos = (ms: number): number => ms * 1_000_000;
 
 export class JetStreamTransport implements Transport {
   readonly kind = 'jetstream';
@@ -100,7 +100,7 @@ export class JetStreamTransport implements Transport {
     try {
       this.#jsm = await jetstreamManager(nc, { timeout: o.connectTimeoutMs });
       this.#js = jetstream(nc, { timeout: o.publishTimeoutMs });
-      await this.#ensureStream();
+      await ensureEventStream(this.#jsm!, this.options);
     } catch (err) {
       await nc.close().catch(() => undefined);
       this.#nc = undefined;
@@ -356,11 +356,11 @@ export class JetStreamTransport implements Transport {
     const out = this.#outbound!;
     out.suspend();
     try {
-      await this.#ensureStream();
+      await ensureEventStream(this.#jsm!, this.options);
       await this.deadLetterSink.recover();
       for (const c of [...inbound.consumers.values()]) {
         if (this.#closed) return;
-        if (await this.#ensureConsumer(c.name, c.reg.topic, c.reg.name, c.filter, c.retries)) {
+        if (await ensureHandlerConsumer(this.#jsm!, this.options, c.name, c.reg.topic, c.reg.name, c.filter, c.retries)) {
           this.#log?.warn({ consumer: c.name }, `the consumer of handler '${c.reg.name}' on topic '${c.reg.topic}' was gone from the server; made again`);
           c.rebind(await this.#js!.consumers.get(this.options.stream, c.name));
         }
@@ -370,41 +370,6 @@ export class JetStreamTransport implements Transport {
       this.#log?.warn({ err: errorMessage(err) }, 'could not check the JetStream stream and consumers yet');
     } finally {
       out.resume();
-    }
-  }
-
-  /** The stream exists with our subjects and Interest retention; created when missing. */
-  async #ensureStream(): Promise<void> {
-    const o = this.options;
-    const jsm = this.#jsm!;
-    const subjects = streamSubjects(o.subjectPrefix);
-    let config: StreamConfig | undefined;
-    try {
-      config = (await jsm.streams.info(o.stream)).config;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    if (config === undefined) {
-      try {
-        await jsm.streams.add({
-          name: o.stream, subjects, retention: 'interest' as StreamConfig['retention'], storage: o.storage as StreamConfig['storage'],
-          num_replicas: o.replicas, duplicate_window: nanos(o.duplicateWindowMs), max_age: nanos(o.maxAgeMs), max_bytes: o.maxBytes,
-          discard: 'old' as StreamConfig['discard'],
-        });
-        return;
-      } catch (err) {
-        // Another process created it meanwhile: check that one.
-        config = (await jsm.streams.info(o.stream).catch(() => { throw err; })).config;
-      }
-    }
-    if (config.retention !== 'interest') {
-      throw new ConfigError(`transport.jetstream.stream '${o.stream}' exists with ${config.retention} retention; ringbus needs interest ` +
-        'retention (each handler\'s consumer takes every event). Name another stream, or delete this one');
-    }
-    const missing = subjects.filter((s) => !config.subjects?.includes(s));
-    if (missing.length > 0) {
-      throw new ConfigError(`transport.jetstream.stream '${o.stream}' does not take subject ${missing.join(', ')} ` +
-        `(it takes ${JSON.stringify(config.subjects)}); another subjectPrefix belongs in another stream`);
     }
   }
 
@@ -425,37 +390,10 @@ export class JetStreamTransport implements Transport {
     for (const [name, c] of inbound.consumers) if (wanted.get(name)?.reg !== c.reg) inbound.remove(name);
     for (const [name, { reg, retries, filter }] of wanted) {
       if (inbound.consumers.has(name) || this.#closed) continue;
-      await this.#ensureConsumer(name, reg.topic, reg.name, filter, retries);
+      await ensureHandlerConsumer(this.#jsm!, this.options, name, reg.topic, reg.name, filter, retries);
       if (this.#closed || host.eventRegistrations().indexOf(reg) < 0) continue;
       const consumer = await this.#js!.consumers.get(o.stream, name);
       inbound.consumers.set(name, new HandlerConsumer(inbound, name, reg, host.routeFor(reg), consumer, retries, filter));
     }
   }
-
-  /** Makes the consumer, or updates the settings it may change; true when it had to be made. */
-  async #ensureConsumer(name: string, topic: string, handler: string, filter: string, retries: boolean): Promise<boolean> {
-    const o = this.options;
-    const jsm = this.#jsm!;
-    const description = `ringbus: ${retries ? 'retries of ' : ''}handler '${handler}' on topic '${topic}'`;
-    try {
-      await jsm.consumers.info(o.stream, name);
-      await jsm.consumers.update(o.stream, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, description });
-      return false;
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-    await jsm.consumers.add(o.stream, {
-      durable_name: name, description, filter_subject: filter, ack_policy: 'explicit' as ConsumerConfig['ack_policy'],
-      ack_wait: nanos(o.ackWaitMs), max_ack_pending: o.maxAckPending, max_deliver: -1,
-      // Events published from now on; a handler's retries are only ever for it, so all of them.
-      deliver_policy: (retries ? 'all' : 'new') as ConsumerConfig['deliver_policy'],
-    });
-    return true;
-  }
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { code?: unknown; status?: unknown; name?: unknown };
-  return e !== null && typeof e === 'object' && (e.status === 404 || e.name === 'StreamNotFoundError' || e.name === 'ConsumerNotFoundError' ||
-    e.code === 10059 || e.code === 10014);
 }
