@@ -29,6 +29,13 @@ export interface RemoteEvent {
   readonly payload: Uint8Array;
   /** Epoch ms of the delivery's first failure (a retry that came through the stream), 0 for none. */
   firstFailedAt: number;
+  /**
+   * Which run of attempts this is: '' for an event as published, another
+   * value for a dead letter handed back (ringbus dlq replay), carried by its
+   * retries. Two processes re-running the same attempt of the same run make
+   * one retry (the stream drops the second); a replay's attempts are new ones.
+   */
+  run: string;
 }
 
 /** What the engine offers a transport. @internal */
@@ -130,8 +137,12 @@ export interface Transport {
   flushed(): Promise<void>;
   /** Stops taking new deliveries (stop() begins). */
   pause(): void;
-  /** Hands back what was taken and not settled, and disconnects. */
-  close(): Promise<void>;
+  /**
+   * Hands back what was taken and not settled, and disconnects. Resolves how
+   * many published events the server never stored (lost: the bus counts them
+   * as abandoned).
+   */
+  close(): Promise<number>;
   stats(): TransportStats;
 }
 

@@ -371,9 +371,11 @@ describe('JetStream transport', () => {
       ringbus(['dlq', action, '--jetstream', '--stream', where.stream!, '--subject-prefix', where.subjectPrefix!, ...more]);
     let healthy = false;
     const ran: number[] = [];
-    const worker = new ResilientMessageBus({ logger: false, pool: LEAN, transport: jetstream(where), retry: { maxRetries: 0 } });
+    const attempts: number[] = [];
+    const worker = new ResilientMessageBus({ logger: false, pool: LEAN, transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1 } });
     buses.push(worker);
     worker.registerEventHandler('mail', (e: BusEvent<{ n: number }>) => {
+      attempts.push(e.attempt);
       if (!healthy) throw new Error(`smtp down for ${e.payload.n}`);
       ran.push(e.payload.n);
     }, { name: 'send' });
@@ -385,10 +387,17 @@ describe('JetStream transport', () => {
     expect((await cli('count')).stdout).toBe('3\n');
     const list = await cli('list');
     expect(list.code, list.stderr).toBe(0);
-    expect(list.stdout).toMatch(/mail → send {2}attempts=1 {2}smtp down for 0/);
+    expect(list.stdout).toMatch(/mail → send {2}attempts=2 {2}smtp down for 0/);
     expect(list.stdout).toMatch(/^3 dead letters$/m);
     const json = JSON.parse((await cli('list', '--json')).stdout) as { event: { payload: { n: number } } }[];
     expect(json.map((e) => e.event.payload.n).sort()).toEqual([0, 1, 2]);
+
+    // Handed back while still failing: each runs both its attempts again (a new run, not mistaken for the first
+    // one's retries), and is dead-lettered again.
+    attempts.length = 0;
+    expect((await cli('replay')).stdout).toBe('handed 3 dead letters back to the cluster\n');
+    await until(() => attempts.length === 6 && worker.deadLetters.size === 3, 'the replayed ones failed both attempts again');
+    expect(attempts.sort()).toEqual([0, 0, 0, 1, 1, 1]);
 
     healthy = true;
     const replayed = await cli('replay');
@@ -397,6 +406,38 @@ describe('JetStream transport', () => {
     await until(() => ran.length === 3, 'the running process ran them again');
     expect(ran.sort()).toEqual([0, 1, 2]);
     await until(() => worker.deadLetters.size === 0, 'the running process heard they were replayed');
+  });
+
+  it('a stopping process hands back, for each handler of a topic, only the deliveries it did not settle', async () => {
+    const where = names.next();
+    const first = bus({ transport: jetstream(where) });
+    const g = gate();
+    const settledFirst = { a: new Set<number>(), b: new Set<number>() };
+    for (const h of ['a', 'b'] as const) {
+      first.registerEventHandler('jobs', async (e: BusEvent<number>) => {
+        // Each handler settles its first 40 deliveries here and holds the rest.
+        if (e.payload >= 40) await g.wait();
+        else settledFirst[h].add(e.payload);
+      }, { name: h });
+    }
+    await first.start();
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    for (let n = 0; n < 100; n++) producer.publish('jobs', n);
+    await producer.drain();
+    await until(() => settledFirst.a.size === 40 && settledFirst.b.size === 40 && first.stats().queueSize === 120, 'each handler settled 40 and holds 60');
+    await first.stop({ drain: false });
+    g.open();
+
+    const second = bus({ transport: jetstream(where) });
+    const ran = { a: [] as number[], b: [] as number[] };
+    for (const h of ['a', 'b'] as const) second.registerEventHandler('jobs', (e: BusEvent<number>) => void ran[h].push(e.payload), { name: h });
+    await second.start();
+    await until(() => ran.a.length === 60 && ran.b.length === 60, 'the second process ran the 60 of each handler');
+    await second.drain();
+    // Each handler's rest came back: none lost, none settled here run again.
+    for (const h of ['a', 'b'] as const) expect(ran[h].sort((x, y) => x - y)).toEqual(Array.from({ length: 60 }, (_, i) => i + 40));
+    expect(second.transportStats()!.received).toBe(120);
   });
 
   it('stops without waiting for deliveries its open circuit holds: they go back to the stream for another process', async () => {

@@ -162,7 +162,7 @@ function stallGuard(bus: MessageBus, stallMs: number, onStall: () => void): () =
 
 /** Replay over the stream: every dead letter back to the cluster, as a fresh retry of its handler. */
 async function requeue(source: { options: BusOptions; jetstream: JetStreamOptions }): Promise<number> {
-  const report = await withStream(source, (t, codec) => t.requeueDeadLetters((payload) => encodeValue(payload, codec)));
+  const report = await withStream(source, (t, codec) => t.requeueDeadLetters((payload) => encodeValue(payload, codec, 'payload')));
   const parts = [`handed ${report.requeued} dead letter${report.requeued === 1 ? '' : 's'} back to the cluster`];
   if (report.skipped.length > 0) parts.push(`${report.skipped.length} stay dead (${report.skipped[0].reason})`);
   await out(`${parts.join('; ')}\n`);

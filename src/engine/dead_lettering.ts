@@ -18,8 +18,8 @@ import { failureOf, type FailedAttempt } from './failure_policy.js';
 import { createHash } from 'node:crypto';
 
 /** The dead-letter id of one delivery (event × handler), the same in every process. */
-function deliveryEntryId(eventId: string, topic: string, handler: string): string {
-  return `dl-${createHash('sha256').update(`${eventId}\0${topic}\0${handler}`).digest('base64url').slice(0, 22)}`;
+function deliveryEntryId(eventId: string, topic: string, handler: string, run: string): string {
+  return `dl-${createHash('sha256').update(`${eventId}\0${topic}\0${handler}\0${run}`).digest('base64url').slice(0, 22)}`;
 }
 import type { EngineParts } from './parts.js';
 
@@ -73,9 +73,12 @@ export class DeadLettering {
     const replay = e?.kind === 'tracked' ? e.replay : undefined;
     // A delivery from a transport: the same id in whichever process dead-letters it, so a process that dies
     // after storing its dead letter (and before acknowledging the delivery) and the one that runs the last
-    // attempt again write one entry, not two.
-    const remote = e?.kind === 'tracked' && e.remote !== undefined && e.id !== undefined;
-    const id = replay?.entryId ?? (remote ? deliveryEntryId(e.id!, f.topic, f.handler) : undefined);
+    // attempt again write one entry, not two. A dead letter handed back (another run) that fails again is a new
+    // entry: the hand-back ends the old one, possibly after this one is written.
+    const tracked = e?.kind === 'tracked' ? e : undefined;
+    const remote = tracked?.remote;
+    const id = replay?.entryId ??
+      (remote !== undefined && tracked!.id !== undefined ? deliveryEntryId(tracked!.id, f.topic, f.handler, remote.event.run) : undefined);
     const entry = this.#entry(f, firstAttemptAt, lastAttemptAt, id);
     this.#batch.push({ entry, seq: f.seq, replayDone: replay?.done });
     if (this.#batch.length === 1) queueMicrotask(this.flush);

@@ -166,7 +166,7 @@ export class Engine {
       await p.deadLetters.start();
       await p.transport?.consume();
     } catch (err) {
-      await p.transport?.close();
+      await p.transport?.close().catch(() => 0);
       await p.slots.detach()?.destroy();
       if (p.lifecycle.poolStarting) p.lifecycle.move('new');
       throw err;
@@ -216,8 +216,14 @@ export class Engine {
     Atomics.notify(p.control, WAKE);
     p.watchdog.stop();
     p.lifecycle.move('terminating');
-    // Deliveries taken from the stream and not settled go back to it now, for another process.
-    await p.transport?.close();
+    // Deliveries taken from the stream and not settled go back to it now, for another process. Published events the
+    // server never stored are lost: counted as abandoned. A transport that fails to close must not stop the rest.
+    if (p.transport !== undefined) {
+      p.counters.abandoned += await p.transport.close().catch((err: unknown) => {
+        p.log.error({ err: errorMessage(err) }, 'the transport did not close cleanly');
+        return 0;
+      });
+    }
     await p.slots.detach()?.destroy();
     // Workers are gone: whatever their slots recorded is final now.
     p.slots.collect();

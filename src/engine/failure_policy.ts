@@ -7,11 +7,8 @@
  * delivery an open circuit holds: it waits with its breaker, uses no
  * attempt, and runs again when the circuit lets it. Owns the retry timer heap.
  */
-import {
-  decodeRecord, RecordHeader, rewriteRecord, RF_BINARY, RF_CONTINUATION, RF_DETACHED, RF_ENCODED, RF_TRACKED, RF_UNDEFINED, standaloneView,
-} from '../protocol/record.js';
+import { decodeRecord, rewriteRecord, RF_CONTINUATION, RF_DETACHED, RF_TRACKED } from '../protocol/record.js';
 import type { RemoteEvent } from '../transport.js';
-import { encodeValue, type BusCodec } from './payload_encoding.js';
 import { ExponentialBackoff } from '../retry/backoff.js';
 import { RetryScheduler } from '../retry/retry_scheduler.js';
 import type { DeadLetterErrorCode } from '../dead_letter/dead_letter_entry.js';
@@ -85,21 +82,6 @@ function stackOf(thrown: unknown): string | undefined {
   }
 }
 
-/** A failed delivery's event as the transport carries it, at attempt `next`. */
-function remoteEventOf(f: FailedAttempt, next: number, firstFailedAt: number, codec: BusCodec): RemoteEvent {
-  if (f.record !== undefined) {
-    const view = standaloneView(f.record);
-    const h = new RecordHeader().read(view, 0);
-    return {
-      id: h.id(view) ?? String(h.seq), topic: f.topic, lane: h.lane, sessionId: h.sessionId(view), attempt: next, publishedAt: h.publishedAt,
-      payloadFlags: h.flags & (RF_BINARY | RF_ENCODED | RF_UNDEFINED), payload: h.payloadView(view), firstFailedAt,
-    };
-  }
-  const e = f.job!.event;
-  const { flags, bytes } = encodeValue(e.payload, codec);
-  return { id: e.id, topic: e.topic, lane: f.lane, sessionId: e.sessionId, attempt: next, publishedAt: e.publishedAt, payloadFlags: flags, payload: bytes, firstFailedAt };
-}
-
 /** A delivery waiting for its circuit: a detached single-handler copy of what did not run, at the same attempt. */
 export interface HeldDelivery {
   seq: number;
@@ -162,7 +144,7 @@ export class FailurePolicy {
       handlerCounters.retried++;
       const next = f.attempt + 1;
       if (remote !== undefined && p.transport !== undefined) {
-        this.#retryThroughTransport(f, next, firstAt);
+        this.#retryThroughTransport(f, remote.event, next, firstAt);
         return;
       }
       this.#retries.schedule(this.#backoff!.delayMs(next), {
@@ -194,9 +176,10 @@ export class FailurePolicy {
    * whichever process has the handler (this one included), and survives this
    * process dying meanwhile. This process is done with it once it is kept.
    */
-  #retryThroughTransport(f: FailedAttempt, next: number, firstAt: number): void {
+  #retryThroughTransport(f: FailedAttempt, came: RemoteEvent, next: number, firstAt: number): void {
     const p = this.#p;
-    const event = remoteEventOf(f, next, firstAt, p.codec);
+    // The payload as it came, copied (the message it is a view of is acknowledged before the retry runs).
+    const event: RemoteEvent = { ...came, payload: new Uint8Array(came.payload), attempt: next, firstFailedAt: firstAt };
     p.transport!.retryLater(event, f.handler, this.#backoff!.delayMs(next)).then((kept) => {
       // Not kept: the transport closed, and the original delivery goes back to the stream with the rest.
       if (kept) p.inFlight.outstandingDone(f.seq);

@@ -19,6 +19,7 @@ import { RF_BINARY, RF_CONTINUATION, RF_ENCODED, RF_LANE_SHIFT, RF_TRACKED } fro
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import type { BusEvent, CommandResult } from '../types.js';
 import type { FailedAttempt } from './failure_policy.js';
+import type { RemoteEvent } from '../transport.js';
 import type { EngineParts } from './parts.js';
 
 /** The failed deliveries of one event, while any waits to run again or to be dead-lettered. */
@@ -79,6 +80,8 @@ export interface RemoteDelivery {
   readonly settled: () => void;
   /** Epoch ms of the delivery's first failure, 0 when this is its first attempt. */
   readonly firstFailedAt: number;
+  /** The event as it came (its payload as published): what a retry sends on, whatever the handler did to its copy. */
+  readonly event: RemoteEvent;
 }
 
 /** An event main learned of only through a failed delivery. */

@@ -91,12 +91,12 @@ export class BusCodec {
 }
 
 /** Any value as bytes under the bus's codec (a command's result for another process); a TypeError when it cannot be. */
-export function encodeValue(value: unknown, codec: BusCodec): { flags: number; bytes: Uint8Array } {
+export function encodeValue(value: unknown, codec: BusCodec, what = 'result'): { flags: number; bytes: Uint8Array } {
   if (value === undefined) return { flags: RF_UNDEFINED, bytes: new Uint8Array(0) };
   if (value instanceof Uint8Array) return { flags: RF_BINARY, bytes: value };
   if (!codec.isJson) return { flags: RF_ENCODED, bytes: codec.encode(value) };
   if (codec.strict && !jsonExact(value)) {
-    const why = jsonLoss(value, 'result');
+    const why = jsonLoss(value, what);
     if (why !== undefined) throw new TypeError(`cannot be sent as JSON: ${why}`);
   }
   return { flags: 0, bytes: Buffer.from(JSON.stringify(value) ?? 'null') };

@@ -132,7 +132,7 @@ export class Publisher {
     }
     r.setId(ev.id);
     this.#commit(ev.topic, payload, ev.lane, false, undefined, route, undefined,
-      { attempt: ev.attempt, publishedAt: ev.publishedAt, settled, firstFailedAt: ev.firstFailedAt });
+      { attempt: ev.attempt, publishedAt: ev.publishedAt, settled, firstFailedAt: ev.firstFailedAt, event: ev });
   }
 
   /** The event in the encoder to the transport; false (counted as rejected when `count`) when its window is full or the bus stops. */
@@ -299,7 +299,7 @@ export class Publisher {
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
         encoded: r.flags & RF_ENCODED ? r.binary : undefined,
         sessionId: r.session, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay,
-        remote: remote === undefined ? undefined : { settled: remote.settled, firstFailedAt: remote.firstFailedAt },
+        remote: remote === undefined ? undefined : { settled: remote.settled, firstFailedAt: remote.firstFailedAt, event: remote.event },
         failures: undefined,
       });
     }

@@ -31,6 +31,8 @@ import type { ResolvedJetStreamOptions } from './options.js';
 import { topicSubject } from './subjects.js';
 
 const TOMBSTONE_HEADER = 'Ringbus-Dead-Letter';
+/** Sends of one dead letter (or tombstone) before it is given up (~3 s of backing off). */
+const MAX_TRIES = 6;
 /** How long a tombstone stays for processes tailing the stream (a process reconnecting later reloads at start). */
 const TOMBSTONE_TTL_MS = 60_000;
 
@@ -65,6 +67,7 @@ export class DeadLetterStream implements DeadLetterSink {
   readonly #stream: string;
   #c: Connection | undefined;
   #log: RateLimitedLog | undefined;
+  #errors: Logger | undefined;
   readonly #live = new Map<string, Live>();
   /** Lines this process appended and has not seen come back through the tail yet: an echo is not news. */
   readonly #own = new Map<string, string>();
@@ -75,6 +78,8 @@ export class DeadLetterStream implements DeadLetterSink {
   readonly #tombstoneTimers = new Set<NodeJS.Timeout>();
   #closed = false;
   #opened = false;
+  /** Dead letters (or tombstones) given up after MAX_TRIES sends. */
+  unstored = 0;
   #tailEnded = false;
 
   constructor(o: ResolvedJetStreamOptions) {
@@ -104,6 +109,7 @@ export class DeadLetterStream implements DeadLetterSink {
   async open(log: Logger): Promise<void> {
     if (this.#c === undefined) throw new Error('the JetStream transport is not connected');
     this.#log = new RateLimitedLog(log, 5000);
+    this.#errors = log;
     await this.#ensureStream();
     await this.#startTail();
     this.#opened = true;
@@ -229,6 +235,14 @@ export class DeadLetterStream implements DeadLetterSink {
       if (tombstone !== undefined) this.#expire(ack.seq);
       if (--this.#pending === 0) for (const resolve of this.#storedWaiters.splice(0)) resolve();
     }, (err: unknown) => {
+      if (tries + 1 >= MAX_TRIES) {
+        // Not storable (too big for the server, no stream): the acknowledgements waiting for it go on, and the entry
+        // stays in this process's memory only, as with a dead-letter file that cannot be written.
+        this.#errors?.error({ subject, tries: tries + 1, err: errorMessage(err) }, 'could not store a dead letter in JetStream; kept in memory only');
+        this.unstored++;
+        if (--this.#pending === 0) for (const resolve of this.#storedWaiters.splice(0)) resolve();
+        return;
+      }
       this.#log?.warn({ subject, tries: tries + 1, err: errorMessage(err) }, 'dead letter not stored in JetStream yet; sending again');
       const t = setTimeout(() => {
         this.#tombstoneTimers.delete(t);

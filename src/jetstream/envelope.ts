@@ -126,7 +126,7 @@ export function readEnvelope(data: Uint8Array): Envelope {
     at += idBytes;
     const sessionId = sessionField === 0 ? undefined : b.toString('utf8', at, at + sessionBytes);
     at += sessionBytes;
-    events[i] = { id, topic, lane, sessionId, attempt, publishedAt, payloadFlags, payload: data.subarray(at, at + payloadBytes), firstFailedAt: 0 };
+    events[i] = { id, topic, lane, sessionId, attempt, publishedAt, payloadFlags, payload: data.subarray(at, at + payloadBytes), firstFailedAt: 0, run: '' };
     at += payloadBytes;
   }
   return { codec, topic, events };

@@ -40,6 +40,8 @@ interface Held {
 export const NOT_BEFORE_HEADER = 'Ringbus-Not-Before';
 /** On a retry: epoch ms of the delivery's first failure (for its dead letter, should it come to that). */
 export const FIRST_FAILURE_HEADER = 'Ringbus-First-Failure';
+/** On a retry: its run of attempts (RemoteEvent.run), absent for an event as published. */
+export const RUN_HEADER = 'Ringbus-Run';
 
 /** Envelopes one consumer keeps fetched ahead of feeding them. */
 const FETCH_AHEAD = 2;
@@ -120,7 +122,7 @@ export class HandlerConsumer {
   async #run(): Promise<void> {
     let failures = 0;
     while (!this.#stopped) {
-      const room = this.#in.room();
+      const room = this.#in.fetchRoom();
       if (room <= 0 || this.waiting.length >= FETCH_AHEAD) {
         await new Promise<void>((resolve) => (this.#wake = resolve));
         continue;
@@ -152,6 +154,8 @@ export class Inbound {
   readonly consumers = new Map<string, HandlerConsumer>();
   /** Deliveries fed to the engine and not settled. */
   #open = 0;
+  /** Events fetched and not fed yet. */
+  #unfed = 0;
   /** Envelopes taken and not acknowledged. */
   readonly #unacked = new Set<Held>();
   #pumpScheduled = false;
@@ -185,9 +189,18 @@ export class Inbound {
     this.#workingTimer.unref();
   }
 
-  /** Deliveries this process may still take. */
+  /** Deliveries this process may still feed to its engine. */
   room(): number {
     return this.#host.capacity - this.#open;
+  }
+
+  /**
+   * Events this process may still fetch: room minus what it holds fetched and
+   * not fed. A fetch brings whole batches, so a process holds at most one
+   * batch per handler beyond its capacity.
+   */
+  fetchRoom(): number {
+    return this.#host.capacity - this.#open - this.#unfed;
   }
 
   get open(): number {
@@ -216,7 +229,7 @@ export class Inbound {
     if (c.stopping) {
       // Arrived after stop() began: for another process, once this one's fetch (which the server would
       // otherwise hand it straight back to) has ended.
-      this.handedBack++;
+      this.handedBack += events.length;
       msg.nak(Math.max(1, Math.ceil(c.fetchEndsAt - performance.now())) + 50);
       return;
     }
@@ -228,7 +241,11 @@ export class Inbound {
         return;
       }
       const firstFailedAt = Number(msg.headers?.get(FIRST_FAILURE_HEADER) ?? 0);
-      for (const e of events) e.firstFailedAt = firstFailedAt;
+      const run = msg.headers?.get(RUN_HEADER) ?? '';
+      for (const e of events) {
+        e.firstFailedAt = firstFailedAt;
+        e.run = run;
+      }
     } else if (msg.redelivered) this.redelivered++;
     const h: Held = { msg, events, next: 0, open: 0, consumer: c, gone: false, settled: new Uint8Array(events.length) };
     this.#unacked.add(h);
@@ -237,6 +254,7 @@ export class Inbound {
       return;
     }
     c.waiting.push(h);
+    this.#unfed += events.length;
     this.#pump();
   }
 
@@ -261,6 +279,7 @@ export class Inbound {
   #feed(h: Held): void {
     const i = h.next;
     const event = h.events[h.next++];
+    this.#unfed--;
     h.open++;
     this.#open++;
     this.received++;
@@ -306,6 +325,7 @@ export class Inbound {
   #handBack(h: Held): void {
     h.gone = true;
     this.#unacked.delete(h);
+    this.#unfed -= h.events.length - h.next;
     this.handedBack += h.events.length - (h.next - h.open);
     h.msg.nak();
   }
@@ -363,22 +383,44 @@ export class Inbound {
     clearTimeout(timer);
     await roundTrip().catch(() => undefined);
     for (const c of this.consumers.values()) c.close();
+    // Batches whose deliveries all settled wait only for dead letters to be stored: a little longer, then they
+    // are acknowledged, or (not stored) handed back whole: their last attempts run again elsewhere and dead-letter
+    // under the same ids.
+    const durable = this.#durable();
+    let stored = durable === undefined;
+    if (!stored) {
+      let wait: NodeJS.Timeout | undefined;
+      stored = await Promise.race([durable!.then(() => true), new Promise<boolean>((r) => (wait = setTimeout(r, this.options.publishTimeoutMs, false)))]);
+      clearTimeout(wait);
+    }
     const requeued: Promise<void>[] = [];
     for (const h of [...this.#unacked]) {
       const settledHere = h.settled.reduce((n, s) => n + s, 0);
       // Part of it settled here: only the rest goes back (as one retry message), so that part does not run again.
-      if (settledHere === 0 || h.consumer.retries) this.#handBack(h);
+      if (settledHere === 0) this.#handBack(h);
+      else if (settledHere === h.events.length) {
+        if (stored) this.#ackSettled(h);
+        else this.#handBack(h);
+      }
       else requeued.push(this.#handBackRest(h, settledHere));
     }
     await Promise.all(requeued);
     for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
+  /** Every delivery of it settled; only its acknowledgement waited (for dead letters to be stored): acknowledged now. */
+  #ackSettled(h: Held): void {
+    h.gone = true;
+    this.#unacked.delete(h);
+    h.msg.ack();
+  }
+
   async #handBackRest(h: Held, settledHere: number): Promise<void> {
     h.gone = true;
     this.#unacked.delete(h);
     const rest = h.events.filter((_, i) => h.settled[i] === 0);
-    const msgID = `${h.msg.info.stream}:${h.msg.info.streamSequence}:rest`;
+    // Every handler of the topic got this message: the id names the consumer too, or the stream would keep one handler's rest only.
+    const msgID = `${h.msg.info.stream}:${h.msg.info.streamSequence}:${h.consumer.name}:${h.msg.info.deliveryCount}:rest`;
     if (await this.#requeue(h.consumer.reg.name, rest, msgID)) {
       this.handedBack += rest.length;
       h.msg.ack();

@@ -26,7 +26,7 @@ import { Outbound } from './outbound.js';
 import { consumerName, eventSubject, retryConsumerName, retrySubject } from './subjects.js';
 import { ensureEventStream, ensureHandlerConsumer } from './provisioning.js';
 import { EnvelopeWriter } from './envelope.js';
-import { NOT_BEFORE_HEADER, FIRST_FAILURE_HEADER } from './inbound.js';
+import { FIRST_FAILURE_HEADER, NOT_BEFORE_HEADER, RUN_HEADER } from './inbound.js';
 import { RecordEncoder as Encoder } from '../protocol/record.js';
 import type { RemoteEvent } from '../transport.js';
 import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
@@ -123,9 +123,10 @@ export class JetStreamTransport implements Transport {
   }
 
   retryLater(event: RemoteEvent, handler: string, delayMs: number): Promise<boolean> {
-    // The same id for every resend of this attempt: stored once.
+    // One id per (delivery, run, attempt): a resend, or the same attempt failed again by a process that re-ran it
+    // after another died, is stored once; a replayed dead letter's attempts (another run) are new messages.
     const consumer = consumerName(this.options.subjectPrefix, event.topic, handler);
-    return this.#toRetries([event], handler, Date.now() + delayMs, `${event.id}:${consumer}:${event.attempt}`, false);
+    return this.#toRetries([event], handler, Date.now() + delayMs, `${event.id}:${consumer}:${event.attempt}:${event.run}`, false);
   }
 
   /**
@@ -134,6 +135,7 @@ export class JetStreamTransport implements Transport {
    * `once` (at close: one try, the caller hands the original back if it fails).
    */
   #toRetries(events: RemoteEvent[], handler: string, notBefore: number, msgID: string, once: boolean): Promise<boolean> {
+    if (events.length === 0) return Promise.resolve(true);
     const o = this.options;
     const topic = events[0].topic;
     const consumer = consumerName(o.subjectPrefix, topic, handler);
@@ -157,6 +159,7 @@ export class JetStreamTransport implements Transport {
         const h = this.#headers!();
         h.set(NOT_BEFORE_HEADER, String(notBefore));
         h.set(FIRST_FAILURE_HEADER, String(events[0].firstFailedAt));
+        if (events[0].run !== '') h.set(RUN_HEADER, events[0].run);
         this.#js.publish(retrySubject(o.subjectPrefix, consumer), data, { msgID, headers: h as never, timeout: o.publishTimeoutMs }).then(
           () => resolve(true),
           (err: unknown) => {
@@ -212,10 +215,10 @@ export class JetStreamTransport implements Transport {
         continue;
       }
       const e = entry.event;
-      const kept = await this.retryLater({
+      const kept = await this.#toRetries([{
         id: e.id, topic: e.topic, lane: PRIORITY_NAMES.indexOf(e.priority), sessionId: e.sessionId ?? undefined, attempt: 0,
-        publishedAt: e.publishedAt, payloadFlags: payload.flags, payload: payload.bytes, firstFailedAt: 0,
-      }, entry.handler, 0);
+        publishedAt: e.publishedAt, payloadFlags: payload.flags, payload: payload.bytes, firstFailedAt: 0, run: `r${entry.lastAttemptAt}`,
+      }], entry.handler, Date.now(), `replay:${entry.id}:${entry.lastAttemptAt}`, false);
       if (!kept) break;
       sink.mark('replayed', [entry.id]);
       requeued++;
@@ -261,8 +264,8 @@ export class JetStreamTransport implements Transport {
     this.#inbound?.pause();
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  async close(): Promise<number> {
+    if (this.#closed) return 0;
     this.#closed = true;
     this.#readyReject(new Error('the bus stopped before its transport connected'));
     this.#commands?.close();
@@ -272,7 +275,8 @@ export class JetStreamTransport implements Transport {
     const unstored = this.#outbound?.pending ?? 0;
     this.#outbound?.detach();
     if (unstored > 0) {
-      this.#log?.error({ events: unstored }, `${unstored} published events were not stored by JetStream before the bus stopped; they are lost`);
+      this.#log?.error({ events: unstored }, `${unstored} published events were not stored by JetStream before the bus stopped; ` +
+        'they are lost (counted as abandoned)');
     }
     const nc = this.#nc;
     this.#nc = undefined;
@@ -281,6 +285,7 @@ export class JetStreamTransport implements Transport {
       await nc.flush().catch(() => undefined);
       await nc.close().catch(() => undefined);
     }
+    return unstored;
   }
 
   stats(): TransportStats {
