@@ -181,15 +181,22 @@ class LaneHarness {
     return this.lanes.get(l)!;
   }
 
-  /** The writer's true read limit now: the claim position, or the oldest START of a busy slot on the lane. */
-  trueLimit(lane: number): number {
+  /**
+   * The writer's true read limit now: the claim position, or the oldest START
+   * of a busy slot on the lane. With `staleGates`, also the gate of a claim in
+   * flight whose START the claim position has already passed: that claim
+   * fails its re-check and reads nothing there (another claim's gate covers
+   * those records while they run), so a writer may pass it, or, having read
+   * it when it refreshed its limit, refuse: either is correct.
+   */
+  trueLimit(lane: number, staleGates = true): number {
     const lm = this.lane(lane);
     let limit = lm.claimPos;
     for (const s of this.slots) if (s.busy && s.lane === lane && before(s.start, limit)) limit = s.start;
     const f = this.inFlight;
     if (f >= 0 && this.control[slotWord(f, SLOT_BUSY)] !== 0 && this.control[slotWord(f, SLOT_LANE)] === lane) {
       const start = this.control[slotWord(f, SLOT_START)];
-      if (before(start, limit)) limit = start;
+      if (before(start, limit) && (staleGates || start === lm.claimPos)) limit = start;
     }
     return limit;
   }
@@ -250,6 +257,8 @@ class LaneHarness {
     const pad = bytes > toEnd;
     const need = pad ? toEnd + bytes : bytes;
     const room = need <= this.size - ((lm.pos - this.trueLimit(lane)) | 0);
+    // Room also counts if only a stale gate of a claim in flight is in the way (see trueLimit).
+    const roomPastStale = need <= this.size - ((lm.pos - this.trueLimit(lane, false)) | 0);
     const writer = this.writers.get(lane)!;
     let applied = false;
     const apply = (): boolean => {
@@ -272,7 +281,7 @@ class LaneHarness {
     const ok = this.#interleaved(concurrent, apply, () => (spec.encoded ? writer.writeEncoded(image) : writer.write(e)));
     if (bytes > this.size) same(ok, false, 'a record bigger than the ring is refused');
     if (!concurrent) {
-      if (ok !== room) {
+      if (ok !== room && !(ok && roomPastStale)) {
         expect.fail(`write of ${bytes} B at position ${lm.pos} (need ${need}, limit ${this.trueLimit(lane)}, ring ${this.size}) returned ${ok}, expected ${room}`);
       }
       if (ok) apply();
@@ -727,14 +736,35 @@ describe('lane ring', () => {
           nestedRan += h.nestedRan;
         },
       ),
-      // A fixed seed: a random one found (1 run in ~30) a counterexample that is not explained yet (seed 1920758387,
-      // path "139": a write nested inside a claim accepted 64 B where the model saw 40 B free: the model may count a
-      // claim in flight too early, or the writer may overwrite a claim it cannot see yet). Until it is, CI must not
-      // turn red at random on it.
-      { numRuns: 150, ...BOUNDED, seed: 20261201 },
+      { numRuns: 150, ...BOUNDED },
     );
     // The hooks really ran operations inside others.
     expect(nestedRan).toBeGreaterThan(300);
+  });
+
+  // A random run found this: main's write passed the gate a worker had raised for a claim whose start the claim
+  // position had already passed (the claim fails its re-check and retries; other gates cover those records).
+  // The model counted that stale gate; the writer, correctly, need not.
+  it('a write may pass the stale gate of a claim in flight that the claim position has passed (fast-check seed 1920758387)', () => {
+    let nestedRan = 0;
+    fc.assert(
+      fc.property(
+        laneConfig
+          .filter((cfg) => cfg.slots > 1)
+          .chain((cfg) => {
+            const nested = fc.array(fc.record({ at: fc.nat(12), op: laneOp(cfg) }), { maxLength: 4 });
+            return fc.tuple(fc.constant(cfg), fc.array(fc.record({ op: laneOp(cfg), nested }), { minLength: 1, maxLength: 40, size: 'max' }));
+          }),
+        ([cfg, ops]: [LaneConfig, OuterOp[]]) => {
+          const h = new LaneHarness(cfg.size, cfg.lanes, cfg.slots);
+          for (const { op, nested } of ops) h.runInterleaved(op, nested);
+          h.drainAndCheck();
+          nestedRan += h.nestedRan;
+        },
+      ),
+      { ...BOUNDED, seed: 1920758387, path: '139', endOnFailure: true },
+    );
+    expect(nestedRan).toBeGreaterThan(0);
   });
 
   it('a claim raced by another worker after it loaded the cursor retries and takes the next records', () => {
