@@ -719,25 +719,25 @@ describe('lane ring', () => {
     );
   });
 
+  /** Outer operations, each with operations run inside it at its Atomics calls; `onNested` hears how many nested ones ran. */
+  const interleavedProperty = (onNested: (n: number) => void) => fc.property(
+    laneConfig
+      .filter((cfg) => cfg.slots > 1)
+      .chain((cfg) => {
+        const nested = fc.array(fc.record({ at: fc.nat(12), op: laneOp(cfg) }), { maxLength: 4 });
+        return fc.tuple(fc.constant(cfg), fc.array(fc.record({ op: laneOp(cfg), nested }), { minLength: 1, maxLength: 40, size: 'max' }));
+      }),
+    ([cfg, ops]: [LaneConfig, OuterOp[]]) => {
+      const h = new LaneHarness(cfg.size, cfg.lanes, cfg.slots);
+      for (const { op, nested } of ops) h.runInterleaved(op, nested);
+      h.drainAndCheck();
+      onNested(h.nestedRan);
+    },
+  );
+
   it('interleaved: other workers and main act in the middle of a claim, a drop or a write', () => {
     let nestedRan = 0;
-    fc.assert(
-      fc.property(
-        laneConfig
-          .filter((cfg) => cfg.slots > 1)
-          .chain((cfg) => {
-            const nested = fc.array(fc.record({ at: fc.nat(12), op: laneOp(cfg) }), { maxLength: 4 });
-            return fc.tuple(fc.constant(cfg), fc.array(fc.record({ op: laneOp(cfg), nested }), { minLength: 1, maxLength: 40, size: 'max' }));
-          }),
-        ([cfg, ops]: [LaneConfig, OuterOp[]]) => {
-          const h = new LaneHarness(cfg.size, cfg.lanes, cfg.slots);
-          for (const { op, nested } of ops) h.runInterleaved(op, nested);
-          h.drainAndCheck();
-          nestedRan += h.nestedRan;
-        },
-      ),
-      { numRuns: 150, ...BOUNDED },
-    );
+    fc.assert(interleavedProperty((n) => (nestedRan += n)), { numRuns: 150, ...BOUNDED });
     // The hooks really ran operations inside others.
     expect(nestedRan).toBeGreaterThan(300);
   });
@@ -747,23 +747,7 @@ describe('lane ring', () => {
   // The model counted that stale gate; the writer, correctly, need not.
   it('a write may pass the stale gate of a claim in flight that the claim position has passed (fast-check seed 1920758387)', () => {
     let nestedRan = 0;
-    fc.assert(
-      fc.property(
-        laneConfig
-          .filter((cfg) => cfg.slots > 1)
-          .chain((cfg) => {
-            const nested = fc.array(fc.record({ at: fc.nat(12), op: laneOp(cfg) }), { maxLength: 4 });
-            return fc.tuple(fc.constant(cfg), fc.array(fc.record({ op: laneOp(cfg), nested }), { minLength: 1, maxLength: 40, size: 'max' }));
-          }),
-        ([cfg, ops]: [LaneConfig, OuterOp[]]) => {
-          const h = new LaneHarness(cfg.size, cfg.lanes, cfg.slots);
-          for (const { op, nested } of ops) h.runInterleaved(op, nested);
-          h.drainAndCheck();
-          nestedRan += h.nestedRan;
-        },
-      ),
-      { ...BOUNDED, seed: 1920758387, path: '139', endOnFailure: true },
-    );
+    fc.assert(interleavedProperty((n) => (nestedRan += n)), { ...BOUNDED, seed: 1920758387, path: '139', endOnFailure: true });
     expect(nestedRan).toBeGreaterThan(0);
   });
 

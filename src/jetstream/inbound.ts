@@ -160,7 +160,7 @@ export class Inbound {
   readonly #unacked = new Set<Held>();
   #pumpScheduled = false;
   readonly #workingTimer: NodeJS.Timeout;
-  readonly #idleWaiters: (() => void)[] = [];
+  readonly #fedWaiters: (() => void)[] = [];
   /** Told when a fetch fails (the transport checks the stream and consumers still exist). */
   onTrouble: (() => void) | undefined;
   received = 0;
@@ -306,7 +306,7 @@ export class Inbound {
         this.#pump();
       });
     }
-    this.#checkIdle();
+    this.#checkFed();
   }
 
   #ack(h: Held): void {
@@ -343,7 +343,7 @@ export class Inbound {
     c.close();
     // Partly fed ones too: the deliveries fed already may run again elsewhere (at-least-once).
     for (const h of c.waiting.splice(0)) this.#handBack(h);
-    this.#checkIdle();
+    this.#checkFed();
   }
 
   /**
@@ -352,18 +352,18 @@ export class Inbound {
    * not wait for those: they are handed back).
    */
   fed(): Promise<void> {
-    if (this.#isIdle()) return Promise.resolve();
-    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+    if (this.#allFed()) return Promise.resolve();
+    return new Promise((resolve) => this.#fedWaiters.push(resolve));
   }
 
-  #isIdle(): boolean {
+  #allFed(): boolean {
     for (const c of this.consumers.values()) if (c.waiting.length > 0) return false;
     return true;
   }
 
-  #checkIdle(): void {
-    if (this.#idleWaiters.length === 0 || !this.#isIdle()) return;
-    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  #checkFed(): void {
+    if (this.#fedWaiters.length === 0 || !this.#allFed()) return;
+    for (const resolve of this.#fedWaiters.splice(0)) resolve();
   }
 
   /**
@@ -405,7 +405,7 @@ export class Inbound {
       else requeued.push(this.#handBackRest(h, settledHere));
     }
     await Promise.all(requeued);
-    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+    for (const resolve of this.#fedWaiters.splice(0)) resolve();
   }
 
   /** Every delivery of it settled; only its acknowledgement waited (for dead letters to be stored): acknowledged now. */
