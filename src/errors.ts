@@ -15,7 +15,8 @@ export type RingbusErrorCode =
   | 'ERR_RINGBUS_NO_HANDLER' | 'ERR_RINGBUS_CIRCUIT_OPEN' | 'ERR_RINGBUS_HANDLER_TIMEOUT' | 'ERR_RINGBUS_BACKPRESSURE'
   | 'ERR_RINGBUS_HANDLER_FAILED' | 'ERR_RINGBUS_WORKER_CRASHED' | 'ERR_RINGBUS_BUS_STOPPED' | 'ERR_RINGBUS_NOT_STARTED'
   | 'ERR_RINGBUS_ALREADY_STOPPED' | 'ERR_RINGBUS_SESSION_CLOSED' | 'ERR_RINGBUS_HANDLER_LOAD'
-  | 'ERR_RINGBUS_DUPLICATE_COMMAND_HANDLER' | 'ERR_RINGBUS_CONFIG' | 'ERR_RINGBUS_COMMAND_TIMEOUT';
+  | 'ERR_RINGBUS_DUPLICATE_COMMAND_HANDLER' | 'ERR_RINGBUS_CONFIG' | 'ERR_RINGBUS_COMMAND_TIMEOUT'
+  | 'ERR_RINGBUS_MIDDLEWARE' | 'ERR_RINGBUS_REFUSED';
 
 /**
  * Errors the bus itself raised for a delivery (an inline handler's timeout):
@@ -279,5 +280,42 @@ export class CommandTimeoutError extends RingbusError {
     super('ERR_RINGBUS_COMMAND_TIMEOUT', `no reply within ${timeoutMs} ms from the process running command '${topic}' (it may still have run)`);
     this.topic = topic;
     this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * A publish middleware (`bus.use(fn)`) threw: `publish` and `publishAsync`
+ * throw it, `execute` resolves with it; nothing was accepted. `cause` is
+ * what the middleware threw.
+ *
+ * @group Errors
+ */
+export class MiddlewareError extends RingbusError {
+  /** The topic being published. */
+  readonly topic: string;
+  /** The middleware's name (its function name, or its place in the chain). */
+  readonly middleware: string;
+  constructor(topic: string, middleware: string, cause: unknown) {
+    super('ERR_RINGBUS_MIDDLEWARE', `publish middleware ${middleware} threw on topic '${topic}': ${
+      cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.topic = topic;
+    this.middleware = middleware;
+  }
+}
+
+/**
+ * A publish middleware returned false for a command: `execute` resolves
+ * with it (a refused event makes `publish` return false instead).
+ *
+ * @group Errors
+ */
+export class RefusedError extends RingbusError {
+  readonly topic: string;
+  /** The middleware that refused. */
+  readonly middleware: string;
+  constructor(topic: string, middleware: string) {
+    super('ERR_RINGBUS_REFUSED', `publish middleware ${middleware} refused the command on topic '${topic}'`);
+    this.topic = topic;
+    this.middleware = middleware;
   }
 }

@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { HandlerLoadError } from './errors.js';
 
 const WORKER_HANDLER = Symbol.for('ringbus.workerHandler');
+const WORKER_MIDDLEWARE = Symbol.for('ringbus.workerMiddleware');
 
 /**
  * A handler that runs in the worker pool: a module and one of its exports.
@@ -44,6 +45,33 @@ export function workerHandler(module: string | URL, exportName = 'default'): Wor
   return Object.freeze({ [WORKER_HANDLER]: true as const, module: url, exportName });
 }
 
+/**
+ * Middleware that runs in the workers around every worker handler call:
+ * `bus.use(workerMiddleware(module, export))`, before `start()`. The export
+ * is `(event, next, { handler, topic }) => result`: it calls `next()` to run
+ * the rest of the chain and the handler, and returns (or awaits) what
+ * `next()` returns. What it throws fails that delivery like a handler's
+ * error. Added first, outermost.
+ *
+ * @group Middleware
+ */
+export interface WorkerMiddlewareRef {
+  readonly [WORKER_MIDDLEWARE]: true;
+  /** The module as a file: URL. */
+  readonly module: string;
+  readonly exportName: string;
+}
+
+/** Names a worker middleware: a module (path or file: URL) and its export. @group Middleware */
+export function workerMiddleware(module: string | URL, exportName = 'default'): WorkerMiddlewareRef {
+  const ref = workerHandler(module, exportName);
+  return Object.freeze({ [WORKER_MIDDLEWARE]: true as const, module: ref.module, exportName: ref.exportName });
+}
+
+export function isWorkerMiddlewareRef(value: unknown): value is WorkerMiddlewareRef {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[WORKER_MIDDLEWARE] === true;
+}
+
 export function isWorkerHandlerRef(value: unknown): value is WorkerHandlerRef {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[WORKER_HANDLER] === true;
 }
@@ -56,13 +84,13 @@ export function defaultWorkerHandlerName(ref: WorkerHandlerRef): string {
 }
 
 /** Fails fast, before any event, when the module file is not there. */
-export function assertModuleExists(ref: WorkerHandlerRef): void {
+export function assertModuleExists(ref: { readonly module: string; readonly exportName: string }, kind = 'worker handler'): void {
   if (!existsSync(fileURLToPath(ref.module))) {
-    throw new HandlerLoadError(`worker handler module ${ref.module} (export '${ref.exportName}') does not exist`);
+    throw new HandlerLoadError(`${kind} module ${ref.module} (export '${ref.exportName}') does not exist`);
   }
 }
 
-export function isTypeScriptModule(ref: WorkerHandlerRef): boolean {
+export function isTypeScriptModule(ref: { readonly module: string }): boolean {
   return /\.[cm]?ts$/.test(ref.module);
 }
 

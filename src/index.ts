@@ -5,10 +5,15 @@
 export { MessageBus, type MessageBusEvents } from './message_bus.js';
 export { ResilientMessageBus } from './resilient_message_bus.js';
 export { BusSession } from './session.js';
-export { workerHandler, type WorkerHandlerRef } from './handler_ref.js';
+export { workerHandler, workerMiddleware, type WorkerHandlerRef, type WorkerMiddlewareRef } from './handler_ref.js';
+export type { PublishContext, PublishMiddleware } from './middleware.js';
+export {
+  allOf, anyOf, byHeader, byHeaders, bySession, byTopic, not, rateLimit,
+  type BySessionOptions, type EventFilter, type FilterEvent, type HeaderMatcher, type RateLimitOptions,
+} from './filters.js';
 export {
   AlreadyStoppedError, BackpressureError, BusStoppedError, CircuitOpenError, CommandTimeoutError, ConfigError, DuplicateCommandHandlerError, HandlerFailedError,
-  HandlerLoadError, HandlerTimeoutError, NoHandlerError, NotStartedError, RingbusError, SessionClosedError, WorkerCrashedError,
+  HandlerLoadError, HandlerTimeoutError, MiddlewareError, NoHandlerError, NotStartedError, RefusedError, RingbusError, SessionClosedError, WorkerCrashedError,
   type RingbusErrorCode,
 } from './errors.js';
 export type { CircuitState } from './breaker/circuit_breaker.js';

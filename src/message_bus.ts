@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { Engine } from './engine/engine.js';
-import type { WorkerHandlerRef } from './handler_ref.js';
+import type { WorkerHandlerRef, WorkerMiddlewareRef } from './handler_ref.js';
+import type { PublishMiddleware } from './middleware.js';
 import type { BusOptions } from './options.js';
 import { resolveOptions } from './resolve_options.js';
 import { BusSession } from './session.js';
@@ -66,7 +67,23 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
     return this.#engine.drain();
   }
 
-  /** Subscribes a handler; every handler of a topic gets each event. Returns a function that unsubscribes. */
+  /**
+   * Adds middleware; returns a function that removes it. A function is
+   * publish middleware: it runs on the main thread for every publish (and
+   * execute), in the order added, and may add headers (`ctx.setHeader`) or
+   * refuse the event (return false). `workerMiddleware(module, export)` wraps
+   * every worker handler call in the workers (add it before `start()`).
+   */
+  use(middleware: PublishMiddleware | WorkerMiddlewareRef): () => void {
+    return this.#engine.use(middleware);
+  }
+
+  /**
+   * Subscribes a handler; every handler of a topic gets each event. `topic`
+   * may be a wildcard pattern: `orders.*` (one token) or `orders.>` (one or
+   * more trailing tokens); the handler sees each event's concrete topic.
+   * Returns a function that unsubscribes.
+   */
   registerEventHandler<P = unknown>(topic: string, handler: Handler<P> | WorkerHandlerRef, options?: EventHandlerOptions): () => void {
     return this.#engine.register(topic, handler as Handler, options, false);
   }

@@ -36,6 +36,10 @@ export interface RemoteEvent {
    * one retry (the stream drops the second); a replay's attempts are new ones.
    */
   run: string;
+  /** The registration topic that took it here, when a wildcard pattern did (its consumer is named after the pattern). */
+  subscription?: string;
+  /** The event's headers as JSON text, or undefined. */
+  readonly headers: string | undefined;
 }
 
 /** What the engine offers a transport. @internal */

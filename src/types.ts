@@ -3,6 +3,7 @@
  * stats.
  */
 import type { RingbusError } from './errors.js';
+import type { EventFilter } from './filters.js';
 import type { Priority } from './protocol/task.js';
 
 export type { Priority } from './protocol/task.js';
@@ -19,6 +20,8 @@ export interface BusEvent<P = unknown> {
   readonly attempt: number;
   /** Epoch milliseconds at publish. */
   readonly publishedAt: number;
+  /** The headers given at publish (and added by middleware), frozen; undefined when there are none. */
+  readonly headers: Readonly<Record<string, string>> | undefined;
 }
 
 /** An inline handler (runs on the main thread) or the export a worker handler module provides. @group Handlers */
@@ -62,6 +65,12 @@ export interface PublishOptions {
   /** @default 'normal' */
   priority?: Priority;
   sessionId?: string;
+  /**
+   * String headers carried with the event to every handler (`event.headers`),
+   * into dead letters and across a transport. At most 16 KiB as JSON; a
+   * non-string value is a TypeError naming the header.
+   */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Options of `publishAsync` (and `execute`). @group Options */
@@ -82,6 +91,15 @@ export interface EventHandlerOptions {
   name?: string;
   /** @default 'normal' */
   priority?: Priority;
+  /**
+   * Runs on the main thread before each event is handed to this handler
+   * (worker handlers included): false and the handler does not get it
+   * (counted in `filtered`, neither processed nor failed). Ready-made ones:
+   * `bySession`, `byHeader`, `rateLimit`, composed with `allOf`/`anyOf`.
+   * A filter that throws counts as false and is logged (rate-limited).
+   * @default undefined (every event)
+   */
+  filter?: EventFilter;
 }
 
 /** Options of `registerCommandHandler`. @group Handlers */
@@ -121,6 +139,11 @@ export interface BusStats {
   failed: number;
   dropped: number;
   rejected: number;
+  /**
+   * Deliveries (event × handler) a handler's filter refused, and publishes a
+   * middleware refused (those are not counted as published).
+   */
+  filtered: number;
   /** Events pending when `stop` gave up on them. */
   abandoned: number;
   /** Failed attempts scheduled to run again. */

@@ -34,6 +34,7 @@ interface HandlerEvent {
   sessionId: string | undefined;
   attempt: number;
   publishedAt: number;
+  headers: Readonly<Record<string, string>> | undefined;
 }
 
 /** One decoded record of the batch being run. */
@@ -47,7 +48,7 @@ interface BatchRecord {
 }
 
 const EMPTY_EVENT: HandlerEvent = Object.freeze({
-  id: '', topic: '', payload: undefined, priority: '', sessionId: undefined, attempt: 0, publishedAt: 0,
+  id: '', topic: '', payload: undefined, priority: '', sessionId: undefined, attempt: 0, publishedAt: 0, headers: undefined,
 }) as HandlerEvent;
 
 export interface SlotCounters {
@@ -165,7 +166,7 @@ export class BatchRunner {
           if (task.holdOpenCircuits) this.#report(out, slot, OUT_HELD, seq, topicId, handlerId, attempt, '', record);
           else {
             this.#report(out, slot, OUT_REFUSED, seq, topicId, handlerId, attempt, circuitOpenMessage(handlers.name(handlerId)),
-              task.keepFailedRecords ? record : undefined);
+              task.keepFailedRecords || h.topicBytes > 0 ? record : undefined);
           }
           if (clocked) t = performance.now();
           continue;
@@ -202,7 +203,8 @@ export class BatchRunner {
             if (timed) metrics.processing(handlers.metricsKey(handlerId), (t2 - t) * 1e6);
             t = t2;
           }
-          const record = task.keepFailedRecords ? u8.subarray(off, off + len) : undefined;
+          // A record that carries its topic goes back too: main names the failure's topic from it.
+          const record = task.keepFailedRecords || h.topicBytes > 0 ? u8.subarray(off, off + len) : undefined;
           this.#report(out, slot, OUT_FAILED, seq, topicId, handlerId, attempt, errorText(err), record, errorName(err),
             (admitted === ADMIT_TRIAL ? OUTF_TRIAL : 0) | (handlers.isLoadFailure(handlerId, err) ? OUTF_LOAD_FAILED : 0), errorStack(err));
         }
@@ -334,7 +336,7 @@ export class BatchRunner {
         }
       } catch (err) {
         // Said as what it is: the payload did not decode, the handler never ran.
-        decodeError = new Error(`payload for topic '${this.#topicName(h.topicId)}' could not be decoded with codec ${
+        decodeError = new Error(`payload for topic '${h.topic(view) ?? this.#topicName(h.topicId)}' could not be decoded with codec ${
           this.#codecName ?? 'json'} in the worker: ${errorText(err)}`, { cause: err });
         (decodeError as Error).name = 'PayloadDecodeError';
       }
@@ -342,8 +344,9 @@ export class BatchRunner {
       r.next = pos;
       r.decodeError = decodeError;
       r.event = {
-        id: h.id(view) ?? this.#idPrefix + h.seq, topic: this.#topicName(h.topicId), payload, priority,
+        id: h.id(view) ?? this.#idPrefix + h.seq, topic: h.topicBytes > 0 ? h.topic(view)! : this.#topicName(h.topicId), payload, priority,
         sessionId: h.sessionId(view), attempt: h.attempt, publishedAt: h.publishedAt,
+        headers: h.headersBytes > 0 ? Object.freeze(h.headers(view)!) : undefined,
       };
       n++;
     }

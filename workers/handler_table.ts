@@ -6,6 +6,7 @@ import type { SharedRegistryReader } from '../src/protocol/registry.js';
 import { ENTRY_HANDLER } from '../src/protocol/registry.js';
 import { HandlerLoadError } from '../src/errors.js';
 import { loadFailureMessage } from './load_error.js';
+import { compose, type WorkerMiddlewareFn } from './middleware_chain.js';
 
 export type LoadedHandler = (event: unknown) => unknown;
 
@@ -20,19 +21,19 @@ export function enableTypeScript(tsxEsmApi: string): Promise<void> {
 }
 
 /** Imports a handler module and picks the export, with an error that names both (and where a syntax error is). */
-export async function loadHandler(module: string, exportName: string, tsxEsmApi?: string): Promise<LoadedHandler> {
+export async function loadHandler(module: string, exportName: string, tsxEsmApi?: string, what = 'worker handler'): Promise<LoadedHandler> {
   let mod: Record<string, unknown>;
   try {
     if (tsxEsmApi !== undefined && /\.[cm]?ts$/.test(module)) await enableTypeScript(tsxEsmApi);
     mod = (await import(module)) as Record<string, unknown>;
   } catch (err) {
-    throw new HandlerLoadError(await loadFailureMessage(module, err));
+    throw new HandlerLoadError(await loadFailureMessage(module, err, what));
   }
   const fn = mod[exportName];
   if (typeof fn !== 'function') {
     const found = Object.keys(mod).filter((k) => typeof mod[k] === 'function');
     throw new HandlerLoadError(
-      `worker handler module ${module} has no function export '${exportName}'` +
+      `${what} module ${module} has no function export '${exportName}'` +
         ` (function exports: ${found.length ? found.join(', ') : 'none'})`,
     );
   }
@@ -55,22 +56,34 @@ export class HandlerTable {
   readonly #metricsKeys: number[] = [];
   readonly #firstIdOfName = new Map<string, number>();
   readonly #tsxEsmApi: string | undefined;
+  /** The bus's worker middleware, imported once (before the first handler), in the order added. */
+  readonly #middlewareRefs: readonly { module: string; exportName: string }[];
+  #middleware: WorkerMiddlewareFn[] | undefined;
+  #middlewareLoading: Promise<WorkerMiddlewareFn[]> | undefined;
 
-  constructor(registry: SharedRegistryReader, tsxEsmApi: string | undefined) {
+  constructor(registry: SharedRegistryReader, tsxEsmApi: string | undefined, middleware: readonly { module: string; exportName: string }[] = []) {
     this.#registry = registry;
+    this.#middlewareRefs = middleware;
     this.#tsxEsmApi = tsxEsmApi;
   }
 
   /** The loaded function, or undefined when `load(id)` must be awaited first. */
   get(id: number): LoadedHandler | undefined {
-    const fn = this.#loaded[id];
-    if (fn !== undefined || this.#byExport.size === 0) return fn;
+    const loaded = this.#loaded[id];
+    if (loaded !== undefined || this.#byExport.size === 0) return loaded;
     // A new id of an export already imported (the same handler on another topic): no await needed.
     const entry = this.#registry.get(id);
     if (entry.kind !== ENTRY_HANDLER) return undefined;
     const known = this.#byExport.get(`${entry.module}#${entry.exportName}`);
-    if (known !== undefined) this.#loaded[id] = known;
-    return known;
+    if (known === undefined || this.#middleware === undefined) return undefined;
+    const fn = compose(known, this.#middleware, { handler: entry.name, topic: this.#topicOf(entry) });
+    this.#loaded[id] = fn;
+    return fn;
+  }
+
+  /** The registration topic of a handler entry. */
+  #topicOf(entry: { topic: string }): string {
+    return entry.topic;
   }
 
   /** The handler's breaker index in the shared board (-1: none). */
@@ -116,9 +129,12 @@ export class HandlerTable {
     const entry = this.#registry.get(id);
     if (entry.kind !== ENTRY_HANDLER) throw new Error(`ringbus: registry entry ${id} is not a handler`);
     try {
-      const fn = await loadHandler(entry.module, entry.exportName, this.#tsxEsmApi);
+      this.#middlewareLoading ??= Promise.all(this.#middlewareRefs.map((m) => loadHandler(m.module, m.exportName, this.#tsxEsmApi, 'worker middleware')));
+      this.#middleware = (await this.#middlewareLoading) as WorkerMiddlewareFn[];
+      const raw = this.#byExport.get(`${entry.module}#${entry.exportName}`) ?? await loadHandler(entry.module, entry.exportName, this.#tsxEsmApi);
+      const fn = compose(raw, this.#middleware, { handler: entry.name, topic: this.#topicOf(entry) });
       this.#loaded[id] = fn;
-      this.#byExport.set(`${entry.module}#${entry.exportName}`, fn);
+      this.#byExport.set(`${entry.module}#${entry.exportName}`, raw);
       return fn;
     } catch (err) {
       this.#failed.set(id, err as Error);

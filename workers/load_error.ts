@@ -85,13 +85,13 @@ function isUnknownTypeScriptExtension(err: unknown): boolean {
 }
 
 /** The text of the error a handler module (a file: URL) failed to import with. */
-export async function loadFailureMessage(module: string, err: unknown): Promise<string> {
+export async function loadFailureMessage(module: string, err: unknown, kind = 'worker handler'): Promise<string> {
   const file = asPath(module);
   if (/\.[cm]?ts$/.test(file) && isUnknownTypeScriptExtension(err)) return tsxMissingMessage(file);
   const where = await syntaxLocation(file, err);
-  if (where === undefined) return `cannot load worker handler module ${module}: ${errorMessage(err)}`;
+  if (where === undefined) return `cannot load ${kind} module ${module}: ${errorMessage(err)}`;
   const what = `a syntax error at line ${where.line}, column ${where.column}: ${where.message}`;
   return where.file === file
-    ? `worker handler module ${file} has ${what}`
-    : `worker handler module ${file} cannot load: ${where.file}, which it imports, has ${what}`;
+    ? `${kind} module ${file} has ${what}`
+    : `${kind} module ${file} cannot load: ${where.file}, which it imports, has ${what}`;
 }

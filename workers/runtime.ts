@@ -29,7 +29,7 @@ const memory = workerData as SharedBusMemory;
 const control = new Int32Array(memory.control);
 const readers = memory.lanes.map((sab, lane) => new LaneRingReader(control, sab, lane));
 const registry = new SharedRegistryReader(memory.registry);
-const handlers = new HandlerTable(registry, memory.tsxEsmApi);
+const handlers = new HandlerTable(registry, memory.tsxEsmApi, memory.workerMiddleware);
 const outcomeWriters = memory.outcomes.map((sab) => new OutcomeRingWriter(control, sab));
 const runner = new BatchRunner(control, new Int32Array(memory.breakers), memory.breakerCounters.map((sab) => new Int32Array(sab)), registry,
   handlers, memory.idPrefix);
@@ -64,7 +64,7 @@ async function probe(task: ProbeTask): Promise<ProbeResult> {
   const errors: string[] = codecError === undefined ? [] : [errorMessage(codecError)];
   for (const h of task.handlers) {
     try {
-      await loadHandler(h.module, h.exportName, memory.tsxEsmApi);
+      await loadHandler(h.module, h.exportName, memory.tsxEsmApi, h.kind);
     } catch (err) {
       errors.push(errorMessage(err));
     }

@@ -16,6 +16,8 @@ export interface DeadEvent {
   sessionId: string | undefined;
   /** Epoch ms. */
   publishedAt: number;
+  /** The event's headers, when it had any. */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -35,6 +37,8 @@ export interface DeadLetterEntry {
   event: DeadEvent;
   /** The handler's name. */
   handler: string;
+  /** The wildcard pattern the handler is registered on, when that (not the event's topic) routed the event to it. */
+  subscription?: string;
   /** The handler's own last error: its message (never a circuit refusal). */
   error: string;
   /** The `name` of what the handler threw, when it was an Error (e.g. 'TypeError'). */

@@ -115,6 +115,7 @@ function entryProblem(e: unknown): string | undefined {
   for (const key of ['handler', 'error'] as const) if (typeof e[key] !== 'string') return `entry.${key} is not a string`;
   for (const key of ['attempts', 'firstAttemptAt', 'lastAttemptAt'] as const) if (!isNumber(e[key])) return `entry.${key} is not a number`;
   if (e.errorName !== undefined && typeof e.errorName !== 'string') return 'entry.errorName is not a string';
+  if (e.subscription !== undefined && typeof e.subscription !== 'string') return 'entry.subscription is not a string';
   if (e.errorCode !== undefined && typeof e.errorCode !== 'string') return 'entry.errorCode is not a string';
   const ev = e.event;
   if (!isObject(ev)) return 'entry.event is not an object';
@@ -123,6 +124,9 @@ function entryProblem(e: unknown): string | undefined {
   if (typeof ev.priority !== 'string' || !PRIORITIES.has(ev.priority)) return 'entry.event.priority is not a priority';
   if (!isNumber(ev.publishedAt)) return 'entry.event.publishedAt is not a number';
   if (ev.sessionId !== undefined && ev.sessionId !== null && typeof ev.sessionId !== 'string') return 'entry.event.sessionId is not a string';
+  if (ev.headers !== undefined && (!isObject(ev.headers) || Object.values(ev.headers).some((v) => typeof v !== 'string'))) {
+    return 'entry.event.headers is not an object of strings';
+  }
   const p = e.payload;
   if (p === undefined) return undefined;
   if (!isObject(p)) return 'entry.payload is not an object';

@@ -10,6 +10,8 @@ export class EngineCounters {
   failed = 0;
   dropped = 0;
   rejected = 0;
+  /** Deliveries filters refused and publishes middleware refused. */
+  filtered = 0;
   abandoned = 0;
   retried = 0;
   deadLettered = 0;

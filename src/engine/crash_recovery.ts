@@ -41,7 +41,7 @@ export function recoverBatch(p: EngineParts, slot: number, err: unknown, timedOu
       ? new HandlerTimeoutError(name, p.options.handlerTimeoutMs || 0)
       : new WorkerCrashedError(name, errorMessage(err));
     p.failures.attemptFailed({
-      seq: d.seq, lane, topic: p.registrar.topicName(d.topicId), handler: name, attempt: d.attempt, error: failure.message, failure, refused: false,
+      seq: d.seq, lane, topic: d.topic ?? p.registrar.topicName(d.topicId), handler: name, attempt: d.attempt, error: failure.message, failure, refused: false,
       errorCode: timedOut !== undefined ? 'ERR_RINGBUS_HANDLER_TIMEOUT' : 'ERR_RINGBUS_WORKER_CRASHED', record: crashed, handlerId,
       breaker: p.registry.breakerOf(handlerId),
     });

@@ -122,6 +122,7 @@ export class DeadLettering {
     if (f.job !== undefined) {
       const e = f.job.event;
       event = { id: e.id, topic: e.topic, payload: e.payload, priority: e.priority, sessionId: e.sessionId, publishedAt: e.publishedAt };
+      if (e.headers !== undefined) event.headers = e.headers;
     } else {
       const d = f.record ? decodeRecord(f.record, p.codec.codec) : undefined;
       const t = p.inFlight.get(f.seq);
@@ -130,9 +131,13 @@ export class DeadLettering {
         id: d?.id ?? tracked?.id ?? p.memory.idPrefix + f.seq, topic: f.topic, payload: d ? d.payload : tracked?.payload,
         priority: PRIORITY_NAMES[f.lane], sessionId: d ? d.sessionId : tracked?.sessionId, publishedAt: d?.publishedAt ?? t?.publishedAt ?? 0,
       };
+      const headers = d ? d.headers : tracked?.headerValues;
+      if (headers !== undefined) event.headers = headers;
     }
+    const via = p.router.target(event.topic, f.handler)?.topic;
     const entry: DeadLetterEntry = {
-      id: id ?? `${p.memory.idPrefix}dl${++this.#entrySeq}`, event, handler: f.handler, error: f.error,
+      id: id ?? `${p.memory.idPrefix}dl${++this.#entrySeq}`, event, handler: f.handler, ...(via !== undefined && via !== event.topic ? { subscription: via } : {}),
+      error: f.error,
       ...(f.errorName ? { errorName: f.errorName } : {}), errorCode: f.errorCode, attempts: f.attempt + 1, firstAttemptAt, lastAttemptAt,
     };
     // Not enumerable: the file and copies keep the plain fields; this process's users get the very Error object.
@@ -142,7 +147,7 @@ export class DeadLettering {
 
   /** The handler a dead letter goes back to; throws a RangeError naming the entry when it cannot be replayed. */
   #registration(entry: DeadLetterEntry): Registration {
-    const reg = this.#p.router.find(entry.event.topic, entry.handler);
+    const reg = this.#p.router.target(entry.event.topic, entry.handler);
     if (reg === undefined) {
       throw new RangeError(`cannot replay dead letter ${entry.id}: no handler '${entry.handler}' on topic '${entry.event.topic}'`);
     }

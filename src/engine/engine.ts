@@ -18,7 +18,8 @@ import { BreakerBoard } from '../breaker/breaker_board.js';
 import type { CircuitState } from '../breaker/circuit_breaker.js';
 import type { DeadLetters } from '../dead_letter/dead_letter_queue.js';
 import { AlreadyStoppedError, HandlerLoadError, NotStartedError } from '../errors.js';
-import { assertModuleExists, type WorkerHandlerRef } from '../handler_ref.js';
+import { assertModuleExists, isWorkerMiddlewareRef, type WorkerHandlerRef, type WorkerMiddlewareRef } from '../handler_ref.js';
+import { PublishMiddlewareChain, type PublishMiddleware } from '../middleware.js';
 import { InlineRunner } from '../inline_runner.js';
 import { inlineSink } from './inline_sink.js';
 import type { HeldDelivery } from './failure_policy.js';
@@ -79,6 +80,8 @@ export class Engine {
       listenerCount: (name: string | symbol): number => emitter.listenerCount(name),
     };
     p.codec = new BusCodec(options);
+    p.middleware = new PublishMiddlewareChain();
+    p.workerMiddleware = [];
     // Before the dead-letter queue: with a transport, dead letters go to its stream.
     const t = options.transport;
     p.transport = t === undefined ? undefined : isTransport(t) ? t : new JetStreamTransport(t.jetstream);
@@ -113,6 +116,22 @@ export class Engine {
     p.deadLetters = new DeadLettering(p);
     const cb = options.circuitBreaker;
     p.inline = new InlineRunner(inlineSink(p), options.metrics.timing || (cb !== false && cb.slowCallMs !== undefined));
+  }
+
+  /** Publish middleware (a function) or worker middleware (before start()); returns a function that removes it. */
+  use(middleware: PublishMiddleware | WorkerMiddlewareRef): () => void {
+    const p = this.#p;
+    if (!isWorkerMiddlewareRef(middleware)) return p.middleware.use(middleware as PublishMiddleware);
+    if (p.lifecycle.state !== 'new') {
+      throw new TypeError(`bus.use: worker middleware ${middleware.module}#${middleware.exportName} must be added before start() (workers load it when they start)`);
+    }
+    assertModuleExists(middleware, 'worker middleware');
+    p.workerMiddleware.push(middleware);
+    return () => {
+      if (p.lifecycle.state !== 'new') throw new TypeError('bus.use: worker middleware cannot be removed once the bus started');
+      const at = p.workerMiddleware.indexOf(middleware);
+      if (at >= 0) p.workerMiddleware.splice(at, 1);
+    };
   }
 
   register(topic: string, handler: Handler | WorkerHandlerRef, options: EventHandlerOptions | undefined, command: boolean): () => void {
@@ -151,7 +170,8 @@ export class Engine {
       for (const ref of refs) assertModuleExists(ref);
       // A custom codec module: main needs it before any payload is encoded (and before dead letters load).
       await p.codec.load();
-      p.slots.attach(createWorkerPool(p.options, p.memory, refs));
+      for (const m of p.workerMiddleware) assertModuleExists(m, 'worker middleware');
+      p.slots.attach(createWorkerPool(p.options, p.memory, refs, p.workerMiddleware));
       p.slots.pool!.on('error', (err: unknown) => {
         const message = errorMessage(err);
         // Piscina's report of a result that arrived for a task it had already ended (aborted, or ended by stop()): a
@@ -159,7 +179,7 @@ export class Engine {
         if (message.startsWith('Unexpected message from Worker')) p.log.debug({ err: message }, 'late result of an ended task ignored');
         else p.log.error({ err: message }, 'worker error outside a task');
       });
-      const errors = await probeHandlers(p.slots.pool!, refs);
+      const errors = await probeHandlers(p.slots.pool!, refs, p.workerMiddleware);
       if (errors.length > 0) throw new HandlerLoadError(errors.join('; '));
       await workersReady(p.control, warmThreads(p.options), WORKERS_READY_TIMEOUT_MS);
       await p.transport?.start(this.#transportHost());
@@ -324,6 +344,7 @@ export class Engine {
       failed: c.failed,
       dropped: c.dropped,
       rejected: c.rejected,
+      filtered: c.filtered,
       abandoned: c.abandoned,
       retried: c.retried,
       deadLettered: c.deadLettered,

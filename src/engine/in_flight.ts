@@ -58,6 +58,9 @@ export interface TrackedEvent extends InFlightBase {
   readonly encoded?: Uint8Array | undefined;
   readonly payloadBytes: number;
   readonly sessionId: string | undefined;
+  /** Headers as JSON text (for a worker stage's record) and as the frozen object (inline stages, dead letters). */
+  readonly headers: string | undefined;
+  readonly headerValues: Readonly<Record<string, string>> | undefined;
   /** A replayed dead letter keeps its id. */
   readonly id: string | undefined;
   readonly route: Route;
@@ -305,6 +308,8 @@ export class InFlight {
       r.handlerIds = stage.handlerIds;
       r.setSession(e.sessionId);
       r.setId(e.id);
+      r.setHeaders(e.headers);
+      if (e.route.carriesTopic) r.setTopic(e.topic);
       r.text = e.text;
       if (e.payloadFlags & RF_BINARY) r.binary = e.payload as Uint8Array;
       else if (e.payloadFlags & RF_ENCODED) r.binary = e.encoded;
@@ -314,7 +319,7 @@ export class InFlight {
     } else {
       const event: BusEvent = {
         id: e.id ?? this.#p.memory.idPrefix + e.seq, topic: e.topic, payload: e.payload, priority: PRIORITY_NAMES[e.lane],
-        sessionId: e.sessionId, attempt: 0, publishedAt: e.publishedAt,
+        sessionId: e.sessionId, attempt: 0, publishedAt: e.publishedAt, headers: e.headerValues,
       };
       this.#p.inline.enqueue(e.lane, { seq: e.seq, event, handlers: stage.handlers, continuation: true });
     }

@@ -30,6 +30,16 @@ export class OutcomeDispatch {
     return e?.kind === 'tracked' ? e.lane : 2;
   }
 
+  /** The topic of the record an outcome is about: carried in it (a wildcard route's), or named by its id. */
+  #topic(o: Outcome): string {
+    if (o.record !== undefined) {
+      const view = standaloneView(o.record);
+      const topic = this.#header.read(view, 0).topic(view);
+      if (topic !== undefined) return topic;
+    }
+    return this.#p.registrar.topicName(o.topicId);
+  }
+
   /** Everything the slot's worker reported so far. */
   drainSlot(slot: number): void {
     this.#readers[slot].drain(this.#onOutcome);
@@ -41,7 +51,7 @@ export class OutcomeDispatch {
       case OUT_FAILED:
       case OUT_REFUSED: {
         p.failures.attemptFailed({
-          seq: o.seq, lane: this.#lane(o), topic: p.registrar.topicName(o.topicId), handler: p.registrar.handlerName(o.handlerId),
+          seq: o.seq, lane: this.#lane(o), topic: this.#topic(o), handler: p.registrar.handlerName(o.handlerId),
           attempt: o.attempt, error: o.text, errorName: o.name || undefined, stack: o.stack || undefined,
           errorCode: o.kind === OUT_REFUSED ? 'ERR_RINGBUS_CIRCUIT_OPEN' : o.flags & OUTF_LOAD_FAILED ? 'ERR_RINGBUS_HANDLER_LOAD' : 'ERR_RINGBUS_HANDLER_FAILED',
           refused: o.kind === OUT_REFUSED, record: o.record, handlerId: o.handlerId, breaker: p.registry.breakerOf(o.handlerId),
@@ -51,7 +61,7 @@ export class OutcomeDispatch {
       case OUT_HELD: {
         const breaker = p.registry.breakerOf(o.handlerId);
         const record = o.record!;
-        p.failures.hold(o.seq, this.#lane(o), p.registrar.topicName(o.topicId),
+        p.failures.hold(o.seq, this.#lane(o), this.#topic(o),
           { name: p.registrar.handlerName(o.handlerId), breaker, handlerId: o.handlerId }, o.attempt, record, undefined, undefined,
           () => this.#header.read(standaloneView(record), 0).publishedAt);
         break;

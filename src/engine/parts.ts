@@ -15,6 +15,8 @@ import type { ResolvedOptions } from '../options.js';
 import type { SharedBusMemory } from '../protocol/layout.js';
 import type { SharedRegistryWriter } from '../protocol/registry.js';
 import type { Router } from '../router.js';
+import type { PublishMiddlewareChain } from '../middleware.js';
+import type { WorkerMiddlewareRef } from '../handler_ref.js';
 import type { Transport } from '../transport.js';
 import type { EngineCounters } from './counters.js';
 import type { DeadLettering } from './dead_lettering.js';
@@ -58,6 +60,10 @@ export interface EngineParts {
   readonly slots: SlotPool;
   readonly outcomes: OutcomeDispatch;
   readonly watchdog: Watchdog;
+  /** Publish middleware (`bus.use(fn)`), run by every publish. */
+  readonly middleware: PublishMiddlewareChain;
+  /** Worker middleware (`bus.use(workerMiddleware(…))`), fixed when the pool starts. */
+  readonly workerMiddleware: WorkerMiddlewareRef[];
   /** Carries events between processes (undefined: events stay in this process). */
   readonly transport: Transport | undefined;
 }

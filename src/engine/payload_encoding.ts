@@ -9,7 +9,9 @@ import { NotStartedError } from '../errors.js';
 import { STRUCTURED_CODEC, codecName, loadCodec, unserializablePath, type CodecSpec, type PayloadCodec } from '../protocol/codec.js';
 import { errorMessage } from '../protocol/error_text.js';
 import { jsonExact, jsonLoss } from '../protocol/json_check.js';
-import { MAX_SESSION_BYTES } from '../protocol/limits.js';
+import { MAX_HEADERS_BYTES, MAX_SESSION_BYTES } from '../protocol/limits.js';
+import { REFUSED, type PublishMiddlewareChain } from '../middleware.js';
+import { PRIORITY_NAMES } from '../protocol/task.js';
 import { RF_BINARY, RF_ENCODED, RF_UNDEFINED, type RecordEncoder } from '../protocol/record.js';
 import type { ResolvedOptions } from '../options.js';
 import type { PublishOptions } from '../types.js';
@@ -111,9 +113,13 @@ export function decodeValue(flags: number, bytes: Uint8Array, codec: BusCodec): 
   return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
 }
 
-/** Fills `r` with the payload and session; returns the event's lane. */
+/**
+ * Fills `r` with the payload, session and headers; returns the event's lane,
+ * or -1 when a publish middleware refused it (`middleware.refusedBy` says which).
+ */
 export function encodePublish(r: RecordEncoder, topic: string, payload: unknown, options: PublishOptions | undefined,
-  session: string | undefined, codec: BusCodec, allowed: readonly string[] = PUBLISH_OPTIONS): number {
+  session: string | undefined, codec: BusCodec, allowed: readonly string[] = PUBLISH_OPTIONS,
+  middleware?: PublishMiddlewareChain, kind: 'event' | 'command' = 'event'): number {
   checkTopic(topic);
   checkOptionsObject(`publish options for topic '${topic}'`, options, allowed);
   const lane = laneOf(options?.priority);
@@ -121,11 +127,18 @@ export function encodePublish(r: RecordEncoder, topic: string, payload: unknown,
   if (sessionId !== undefined && typeof sessionId !== 'string') {
     throw new TypeError(`sessionId for topic '${topic}' must be a string, got ${String(sessionId)}`);
   }
+  let headers = options?.headers;
+  if (middleware !== undefined && middleware.active) {
+    const out = middleware.run(topic, payload, PRIORITY_NAMES[lane], sessionId, kind, headers);
+    if (out === REFUSED) return -1;
+    headers = out;
+  }
   r.clear();
   r.setSession(sessionId);
   if (r.sessionBytes > MAX_SESSION_BYTES) {
     throw new RangeError(`sessionId for topic '${topic}' is ${r.sessionBytes} bytes; the most is ${MAX_SESSION_BYTES}`);
   }
+  if (headers !== undefined) encodeHeaders(r, topic, headers);
   if (payload instanceof Uint8Array) {
     // Raw bytes under every codec: the fastest path stays the fastest.
     r.flags = RF_BINARY;
@@ -149,6 +162,32 @@ export function encodePublish(r: RecordEncoder, topic: string, payload: unknown,
     throw new RangeError(`payload for topic '${topic}' is ${r.payloadBytes} bytes, more than queue.maxPayloadBytes (${codec.maxPayloadBytes})`);
   }
   return lane;
+}
+
+/** Checks the headers (an object of strings, at most MAX_HEADERS_BYTES as JSON) and puts them in `r`, text and frozen copy. */
+function encodeHeaders(r: RecordEncoder, topic: string, headers: unknown): void {
+  if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
+    throw new TypeError(`headers for topic '${topic}' must be an object of strings, got ${Array.isArray(headers) ? 'an array' : String(headers)}`);
+  }
+  const copy: Record<string, string> = {};
+  let n = 0;
+  for (const name of Object.keys(headers)) {
+    const value = (headers as Record<string, unknown>)[name];
+    if (name.length === 0) throw new TypeError(`headers for topic '${topic}': a header name is empty`);
+    if (typeof value !== 'string') {
+      throw new TypeError(`headers for topic '${topic}': header '${name}' must be a string, got ${typeof value === 'object' ? String(value) : typeof value}`);
+    }
+    copy[name] = value;
+    n++;
+  }
+  if (n === 0) return;
+  const json = JSON.stringify(copy);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > MAX_HEADERS_BYTES) {
+    throw new RangeError(`headers for topic '${topic}' are ${bytes} bytes as JSON; the most is ${MAX_HEADERS_BYTES}`);
+  }
+  r.setHeaders(json, bytes);
+  r.headerValues = Object.freeze(copy);
 }
 
 /**

@@ -5,18 +5,22 @@
  * its first stage (a record in its lane, or an inline job). Owns the
  * reusable record every publish encodes into, and event numbering.
  */
-import { BackpressureError, BusStoppedError, CircuitOpenError, NoHandlerError } from '../errors.js';
+import { BackpressureError, BusStoppedError, CircuitOpenError, MiddlewareError, NoHandlerError, RefusedError } from '../errors.js';
 import { LANE_COUNT } from '../protocol/layout.js';
 import { RecordEncoder, RF_BINARY, RF_COMMAND, RF_CONTINUATION, RF_ENCODED, RF_LANE_SHIFT, RF_TRACKED, RF_UNDEFINED } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
-import type { Registration, Route } from '../router.js';
+import { Router, type Registration, type Route } from '../router.js';
+import { RateLimitedLog } from '../rate_limited_log.js';
+import { errorMessage } from '../protocol/error_text.js';
+import { checkConcrete } from '../filters/topic_pattern.js';
+import type { FilterEvent } from '../filters.js';
 import type { RemoteEvent, Transport } from '../transport.js';
 import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
 import type { RemoteDelivery, TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
 import { decodeValue, encodePublish } from './payload_encoding.js';
-import { PUBLISH_ASYNC_OPTIONS, checkTimeout } from './validation.js';
+import { EXECUTE_OPTIONS, PUBLISH_ASYNC_OPTIONS, PUBLISH_OPTIONS, checkTimeout } from './validation.js';
 
 type Reply = (result: CommandResult) => void;
 type Replay = NonNullable<TrackedEvent['replay']>;
@@ -31,20 +35,26 @@ export class Publisher {
   /** The scratch record: one event at a time is encoded here, then written. */
   readonly encoder = new RecordEncoder();
   #seq = 0;
+  /** Filters that threw (each counts as a refusal): one line a second at most. */
+  readonly #filterLog: RateLimitedLog;
 
   constructor(p: EngineParts) {
     this.#p = p;
+    this.#filterLog = new RateLimitedLog(p.log, 1000);
   }
 
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
-    const lane = encodePublish(this.encoder, topic, payload, options, session, this.#p.codec);
-    if (this.#p.transport !== undefined) return this.#offer(topic, lane, true);
+    const p = this.#p;
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_OPTIONS, p.middleware);
+    if (lane < 0) return this.#refused(topic);
+    if (p.transport !== undefined) return this.#offer(topic, lane, true);
     return this.#publishEncoded(topic, payload, lane);
   }
 
   async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
     const p = this.#p;
-    const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS);
+    const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS, p.middleware);
+    if (lane < 0) return this.#refused(topic);
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const strategy = p.options.queue.strategy;
     if (p.transport !== undefined) return this.#offerAsync(p.transport, topic, lane, timeoutMs);
@@ -72,7 +82,18 @@ export class Publisher {
   async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined,
     localOnly = false): Promise<CommandResult> {
     const p = this.#p;
-    const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS);
+    checkConcrete(topic);
+    let lane: number;
+    try {
+      lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, EXECUTE_OPTIONS, localOnly ? undefined : p.middleware, 'command');
+    } catch (err) {
+      if (err instanceof MiddlewareError) return { success: false, error: err, attempts: 0 };
+      throw err;
+    }
+    if (lane < 0) {
+      this.#refused(topic);
+      return { success: false, error: new RefusedError(topic, p.middleware.refusedBy), attempts: 0 };
+    }
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const route = p.router.commandRoute(topic);
     if (route === undefined && p.transport !== undefined && !localOnly) return this.#executeRemote(p.transport, topic, lane, timeoutMs);
@@ -104,9 +125,9 @@ export class Publisher {
     const p = this.#p;
     if (!p.lifecycle.accepting || !p.queue.hasRoom()) return false;
     const { event } = entry;
-    const lane = encodePublish(this.encoder, event.topic, event.payload, { priority: event.priority }, event.sessionId, p.codec);
+    const lane = encodePublish(this.encoder, event.topic, event.payload, { priority: event.priority, headers: event.headers }, event.sessionId, p.codec);
     this.encoder.setId(event.id);
-    this.#commit(event.topic, event.payload, lane, false, undefined, p.router.single(reg), { entryId: entry.id, eventId: event.id, done });
+    this.#commit(event.topic, event.payload, lane, false, undefined, p.router.single(reg, event.topic), { entryId: entry.id, eventId: event.id, done });
     return true;
   }
 
@@ -121,12 +142,18 @@ export class Publisher {
     const r = this.encoder;
     r.clear();
     r.setSession(ev.sessionId);
+    if (ev.headers !== undefined) {
+      r.setHeaders(ev.headers);
+      r.headerValues = Object.freeze(JSON.parse(ev.headers) as Record<string, string>);
+    }
     r.flags = ev.payloadFlags;
     r.payloadBytes = ev.payload.byteLength;
     let payload: unknown;
     if (route.stages[0].inWorker) {
       // The bytes as published (JSON text, codec bytes or raw): workers decode them from the record.
       if (!(ev.payloadFlags & RF_UNDEFINED)) r.binary = ev.payload;
+      // A filter sees the payload as published: decoded here only for it.
+      if (route.filtered) payload = decodeValue(ev.payloadFlags, ev.payload, p.codec);
     } else {
       payload = decodeValue(ev.payloadFlags, ev.payload, p.codec);
     }
@@ -139,6 +166,7 @@ export class Publisher {
   #offer(topic: string, lane: number, count: boolean): boolean {
     const p = this.#p;
     const r = this.encoder;
+    checkConcrete(topic); // no route is looked up here, which would find it
     if (!p.lifecycle.accepting) {
       r.clear();
       this.#rejected(topic);
@@ -272,7 +300,7 @@ export class Publisher {
   #commit(topic: string, payload: unknown, lane: number, reserved: boolean, reply: Reply | undefined,
     routeOverride?: Route, replay?: Replay, remote?: Remote): void {
     const p = this.#p;
-    const route = routeOverride ?? (reply ? p.router.commandRoute(topic) : p.router.eventRoute(topic));
+    let route = routeOverride ?? (reply ? p.router.commandRoute(topic) : p.router.eventRoute(topic));
     const backpressureOn = p.queue.accept(reserved);
     const seq = ++this.#seq;
     // Epoch ms with sub-ms precision, comparable across threads (each thread's timeOrigin + now()); a remote
@@ -285,12 +313,17 @@ export class Publisher {
     }
     const attempt = remote?.attempt ?? 0;
     const r = this.encoder;
+    // A replayed dead letter goes to its handler whatever the handler's filter would say now.
+    if (route?.filtered === true && replay === undefined) {
+      route = this.#filter(route, topic, payload, lane, r.id ?? p.memory.idPrefix + seq);
+    }
     if (route === undefined || route.stages.length === 0) {
-      // No handler (or the command handler went away while waiting for room).
+      // No handler (or the command handler went away while waiting for room), or every filter said no.
       reply?.({ success: false, error: new NoHandlerError(topic), attempts: 0 });
       r.clear();
       if (backpressureOn) this.backpressureChanged(true);
       p.inFlight.settle(1);
+      remote?.settled();
       return;
     }
     const tracked = reply !== undefined || replay !== undefined || remote !== undefined || route.stages.length > 1;
@@ -298,7 +331,7 @@ export class Publisher {
       p.inFlight.track({
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
         encoded: r.flags & RF_ENCODED ? r.binary : undefined,
-        sessionId: r.session, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay,
+        sessionId: r.session, headers: r.headers, headerValues: r.headerValues, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay,
         remote: remote === undefined ? undefined : { settled: remote.settled, firstFailedAt: remote.firstFailedAt, event: remote.event },
         failures: undefined,
       });
@@ -308,6 +341,7 @@ export class Publisher {
       // A remote delivery is a continuation: it was accepted by the cluster, drop-oldest never takes it.
       r.flags |= (lane << RF_LANE_SHIFT) | (tracked ? RF_TRACKED : 0) | (reply ? RF_COMMAND : 0) | (remote ? RF_CONTINUATION : 0);
       r.topicId = route.topicId;
+      if (route.carriesTopic) r.setTopic(topic);
       r.attempt = attempt;
       r.seq = seq;
       r.publishedAt = publishedAt;
@@ -316,6 +350,7 @@ export class Publisher {
     } else {
       const event: BusEvent = {
         id: replay?.eventId ?? r.id ?? p.memory.idPrefix + seq, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, attempt, publishedAt,
+        headers: r.headerValues,
       };
       p.inline.enqueue(lane, { seq, event, handlers: stage.handlers });
     }
@@ -354,6 +389,43 @@ export class Publisher {
   #dropCounted(topic: string): void {
     this.#p.counters.dropped++;
     this.#p.metrics.countersOf(topic).dropped++;
+  }
+
+  /** A middleware refused the publish: not accepted, counted as filtered. */
+  #refused(topic: string): false {
+    this.encoder.clear();
+    this.#p.counters.filtered++;
+    this.#p.metrics.countersOf(topic).filtered++;
+    return false;
+  }
+
+  /**
+   * The handlers of a filtered route that take this event: the route
+   * itself when every filter says yes, else a narrowed copy (or one with no
+   * stages). Each refusal is counted; a filter that throws refuses (logged).
+   */
+  #filter(route: Route, topic: string, payload: unknown, lane: number, id: string): Route {
+    const r = this.encoder;
+    let event: FilterEvent | undefined;
+    let refused: Set<Registration> | undefined;
+    for (const s of route.stages) {
+      for (const reg of s.handlers) {
+        if (reg.filter === undefined) continue;
+        event ??= { id, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, headers: r.headerValues };
+        let yes = false;
+        try {
+          yes = Boolean(reg.filter(event));
+        } catch (err) {
+          this.#filterLog.warn({ topic, handler: reg.name, err: errorMessage(err) }, 'a handler filter threw; the handler does not get the event');
+        }
+        if (!yes) (refused ??= new Set()).add(reg);
+      }
+    }
+    if (refused === undefined) return route;
+    const p = this.#p;
+    p.counters.filtered += refused.size;
+    (route.counters ?? p.metrics.countersOf(topic)).filtered += refused.size;
+    return Router.narrowed(route, (reg) => !refused.has(reg));
   }
 
   #rejected(topic: string): void {

@@ -15,6 +15,7 @@ import type { EventHandlerOptions, Handler } from '../types.js';
 import type { EngineParts } from './parts.js';
 import { probeHandlers } from './worker_pool.js';
 import { checkOptionsObject, checkTopic, laneOf } from './validation.js';
+import { checkPattern, isWildcard } from '../filters/topic_pattern.js';
 
 export class Registrar {
   readonly #p: EngineParts;
@@ -30,6 +31,14 @@ export class Registrar {
     const p = this.#p;
     checkTopic(topic);
     checkOptionsObject(`handler options for topic '${topic}'`, options);
+    if (isWildcard(topic)) {
+      if (command) throw new TypeError(`command topic '${topic}' has a wildcard token ('*' or '>'): a command has one handler per concrete topic`);
+      checkPattern(topic, `topic pattern '${topic}'`);
+    }
+    const filter = command ? undefined : options?.filter;
+    if (filter !== undefined && typeof filter !== 'function') {
+      throw new TypeError(`filter of the handler for topic '${topic}' must be a function (event) => boolean, got ${String(filter)}`);
+    }
     const priority = command ? 2 : laneOf(options?.priority, `priority of the handler for topic '${topic}'`);
     if (options?.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0)) {
       throw new TypeError(`name of the handler for topic '${topic}' must be a non-empty string, got ${String(options.name)}`);
@@ -64,8 +73,10 @@ export class Registrar {
     let reg: Registration;
     try {
       reg = ref === undefined
-        ? { topic, name, priority, command, fn: handler as Handler, ref: undefined, handlerId: -1, breaker }
-        : { topic, name, priority, command, fn: undefined, ref, handlerId: p.registry.handlerId(topic, ref.module, ref.exportName, name, breaker), breaker };
+        ? { topic, name, priority, command, fn: handler as Handler, ref: undefined, handlerId: -1, breaker, filter }
+        : {
+          topic, name, priority, command, fn: undefined, ref, handlerId: p.registry.handlerId(topic, ref.module, ref.exportName, name, breaker), breaker, filter,
+        };
       remove = p.router.add(reg);
     } catch (err) {
       if (!breakerExisted) p.breakers.free(topic, name);

@@ -2,6 +2,8 @@
  * Checks of per-call arguments (topics, priorities, timeouts) shared by
  * registration and publishing: each error names the argument and echoes it.
  */
+import { MAX_TOPIC_BYTES } from '../protocol/limits.js';
+
 const LANE_OF: Readonly<Record<string, number>> = { critical: 0, high: 1, normal: 2, low: 3 };
 
 /** The lane index of a priority name (default 'normal'). */
@@ -18,11 +20,15 @@ export function checkTopic(topic: unknown): asserts topic is string {
   if (typeof topic !== 'string' || topic.length === 0) {
     throw new TypeError(`topic must be a non-empty string, got ${typeof topic === 'string' ? "''" : String(topic)}`);
   }
+  // One comparison for every usual topic (a UTF-16 unit is at most 3 UTF-8 bytes).
+  if (topic.length > MAX_TOPIC_BYTES / 3 && Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+    throw new RangeError(`topic '${topic.slice(0, 48)}…' is ${Buffer.byteLength(topic)} bytes; the most is ${MAX_TOPIC_BYTES}`);
+  }
 }
 
 /**
  * Per-call options: an object whose keys are all in `allowed`. A typo or an
- * option this version does not have (`{ delayMs: 250 }`) is an error, not
+ * option this version does not have (`{ delay: 250 }`) is an error, not
  * silently ignored.
  */
 export function checkOptionsObject(what: string, options: unknown, allowed?: readonly string[]): void {
@@ -34,8 +40,9 @@ export function checkOptionsObject(what: string, options: unknown, allowed?: rea
   }
 }
 
-export const PUBLISH_OPTIONS: readonly string[] = ['priority', 'sessionId'];
-export const PUBLISH_ASYNC_OPTIONS: readonly string[] = ['priority', 'sessionId', 'timeoutMs'];
+export const PUBLISH_OPTIONS: readonly string[] = ['priority', 'sessionId', 'headers'];
+export const PUBLISH_ASYNC_OPTIONS: readonly string[] = [...PUBLISH_OPTIONS, 'timeoutMs'];
+export const EXECUTE_OPTIONS: readonly string[] = ['priority', 'sessionId', 'headers', 'timeoutMs'];
 export const STOP_OPTIONS: readonly string[] = ['drain', 'timeoutMs'];
 
 /** `timeoutMs` of publishAsync/execute: Infinity when absent. */

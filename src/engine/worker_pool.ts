@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
 import { HandlerLoadError } from '../errors.js';
-import { isTypeScriptModule, tsxMissingMessage, type WorkerHandlerRef } from '../handler_ref.js';
+import { isTypeScriptModule, tsxMissingMessage, type WorkerHandlerRef, type WorkerMiddlewareRef } from '../handler_ref.js';
 import { WORKERS_READY, type SharedBusMemory } from '../protocol/layout.js';
 import type { ProbeResult, RuntimeTask } from '../protocol/task.js';
 import type { ResolvedOptions } from '../options.js';
@@ -34,7 +34,7 @@ function resolveTsx(): string | undefined {
  * that registers tsx's ESM hooks and imports the TypeScript runtime; built,
  * they load runtime.js directly and need tsx only for .ts handler modules.
  */
-function runtimeLocation(refs: readonly WorkerHandlerRef[]): { filename: string; tsxEsmApi: string | undefined } {
+function runtimeLocation(refs: readonly { readonly module: string }[]): { filename: string; tsxEsmApi: string | undefined } {
   const fromSource = import.meta.url.endsWith('.ts');
   const filename = new URL(`../../workers/${fromSource ? 'typescript_entry.mjs' : 'runtime.js'}`, import.meta.url).href;
   const typeScript = refs.find(isTypeScriptModule);
@@ -54,9 +54,10 @@ function runtimeLocation(refs: readonly WorkerHandlerRef[]): { filename: string;
  * timed-out worker starts on it at once instead of waiting 100–300 ms for a
  * new thread to load. (With `minThreads: 0` the spare is not kept warm.)
  */
-export function createWorkerPool(options: ResolvedOptions, memory: SharedBusMemory, refs: readonly WorkerHandlerRef[]): WorkerPool {
+export function createWorkerPool(options: ResolvedOptions, memory: SharedBusMemory, refs: readonly WorkerHandlerRef[],
+  middleware: readonly WorkerMiddlewareRef[] = []): WorkerPool {
   const { pool } = options;
-  const where = runtimeLocation(refs);
+  const where = runtimeLocation([...refs, ...middleware]);
   return new Piscina<RuntimeTask, ProbeResult | null>({
     filename: where.filename,
     minThreads: warmThreads(options),
@@ -64,7 +65,9 @@ export function createWorkerPool(options: ResolvedOptions, memory: SharedBusMemo
     idleTimeout: pool.idleTimeoutMs,
     concurrentTasksPerWorker: 1,
     resourceLimits: pool.resourceLimits,
-    workerData: { ...memory, tsxEsmApi: where.tsxEsmApi } satisfies SharedBusMemory,
+    workerData: {
+      ...memory, tsxEsmApi: where.tsxEsmApi, workerMiddleware: middleware.map((m) => ({ module: m.module, exportName: m.exportName })),
+    } satisfies SharedBusMemory,
   });
 }
 
@@ -87,9 +90,15 @@ export async function workersReady(control: Int32Array, count: number, timeoutMs
 }
 
 /** Loads each distinct module#export in a worker; one message per handler that failed, naming module and export. */
-export async function probeHandlers(pool: WorkerPool, refs: readonly WorkerHandlerRef[]): Promise<string[]> {
-  if (refs.length === 0) return [];
+export async function probeHandlers(pool: WorkerPool, refs: readonly WorkerHandlerRef[], middleware: readonly WorkerMiddlewareRef[] = []): Promise<string[]> {
+  if (refs.length === 0 && middleware.length === 0) return [];
   const unique = [...new Map(refs.map((r) => [`${r.module}#${r.exportName}`, r])).values()];
-  const result = await pool.run({ kind: 'probe', handlers: unique.map((r) => ({ module: r.module, exportName: r.exportName })) });
+  const result = await pool.run({
+    kind: 'probe',
+    handlers: [
+      ...middleware.map((m) => ({ module: m.module, exportName: m.exportName, kind: 'worker middleware' })),
+      ...unique.map((r) => ({ module: r.module, exportName: r.exportName })),
+    ],
+  });
   return result?.errors ?? [];
 }

@@ -68,7 +68,9 @@ export class Commands {
     try {
       const ev = readEnvelope(data).events[0];
       const payload = host.values.decode(ev.payloadFlags, ev.payload);
-      result = await host.executeLocal(topic, payload, { priority: PRIORITY_NAMES[ev.lane], sessionId: ev.sessionId });
+      result = await host.executeLocal(topic, payload, {
+        priority: PRIORITY_NAMES[ev.lane], sessionId: ev.sessionId, headers: ev.headers === undefined ? undefined : JSON.parse(ev.headers) as Record<string, string>,
+      });
     } catch (err) {
       result = { success: false, attempts: 0, error: err instanceof RingbusError ? err : new RingbusError('ERR_RINGBUS_HANDLER_FAILED', errorMessage(err)) };
     }

@@ -18,14 +18,19 @@
  *   +12  u16  id bytes (n)
  *   +14  u16  session bytes + 1 (0: no session)
  *   +16  u32  payload bytes (p)
- *   +20  n id (UTF-8), s session (UTF-8), p payload
+ *   +20  u16  headers bytes (h; version 2 on)
+ *   +22  n id (UTF-8), s session (UTF-8), h headers (JSON text, UTF-8), p payload
+ *
+ * Version 1 (ringbus 0.4) had no headers field (events started at +20): it
+ * is still read, so a cluster can be upgraded one process at a time.
  */
 import { RF_BINARY, RF_ENCODED, RF_UNDEFINED, type RecordEncoder } from '../protocol/record.js';
 import type { RemoteEvent } from '../transport.js';
 
-export const ENVELOPE_VERSION = 1;
+export const ENVELOPE_VERSION = 2;
 const HEADER_BYTES = 8;
-const EVENT_HEADER_BYTES = 20;
+const EVENT_HEADER_BYTES = 22;
+const EVENT_HEADER_BYTES_V1 = 20;
 const PAYLOAD_KINDS = RF_BINARY | RF_ENCODED | RF_UNDEFINED;
 
 /** One topic's batch being filled: a growing buffer, sealed by `finish()`. */
@@ -53,7 +58,7 @@ export class EnvelopeWriter {
   /** Appends the event encoded in `r` (payload and session), with its id and publish time. */
   add(r: RecordEncoder, lane: number, attempt: number, id: string, publishedAt: number): void {
     const idBytes = Buffer.byteLength(id);
-    const need = EVENT_HEADER_BYTES + idBytes + r.sessionBytes + r.payloadBytes;
+    const need = EVENT_HEADER_BYTES + idBytes + r.sessionBytes + r.headersBytes + r.payloadBytes;
     if (this.#at + need > this.#buf.length) this.#grow(this.#at + need);
     const b = this.#buf;
     let at = this.#at;
@@ -64,9 +69,11 @@ export class EnvelopeWriter {
     b.writeUInt16LE(idBytes, at + 12);
     b.writeUInt16LE(r.session === undefined ? 0 : r.sessionBytes + 1, at + 14);
     b.writeUInt32LE(r.payloadBytes, at + 16);
+    b.writeUInt16LE(r.headersBytes, at + 20);
     at += EVENT_HEADER_BYTES;
     at += b.write(id, at, 'utf8');
     if (r.session !== undefined) at += b.write(r.session, at, 'utf8');
+    if (r.headers !== undefined) at += b.write(r.headers, at, 'utf8');
     if (r.text !== undefined) at += b.write(r.text, at, 'utf8');
     else if (r.binary !== undefined) {
       b.set(r.binary, at);
@@ -100,7 +107,9 @@ export interface Envelope {
 export function readEnvelope(data: Uint8Array): Envelope {
   const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   if (b.length < HEADER_BYTES) throw new Error(`not a ringbus envelope: ${b.length} bytes`);
-  if (b[0] !== ENVELOPE_VERSION) throw new Error(`ringbus envelope version ${b[0]} (this version reads ${ENVELOPE_VERSION})`);
+  const version = b[0];
+  if (version !== ENVELOPE_VERSION && version !== 1) throw new Error(`ringbus envelope version ${version} (this version reads 1 and ${ENVELOPE_VERSION})`);
+  const eventHeaderBytes = version === 1 ? EVENT_HEADER_BYTES_V1 : EVENT_HEADER_BYTES;
   const codecBytes = b[1];
   const topicBytes = b.readUInt16LE(2);
   const count = b.readUInt32LE(4);
@@ -111,7 +120,7 @@ export function readEnvelope(data: Uint8Array): Envelope {
   at += topicBytes;
   const events: RemoteEvent[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    if (at + EVENT_HEADER_BYTES > b.length) throw new Error(`truncated ringbus envelope: event ${i} of ${count}`);
+    if (at + eventHeaderBytes > b.length) throw new Error(`truncated ringbus envelope: event ${i} of ${count}`);
     const payloadFlags = b[at];
     const lane = b[at + 1] & 3;
     const attempt = b.readUInt16LE(at + 2);
@@ -119,14 +128,19 @@ export function readEnvelope(data: Uint8Array): Envelope {
     const idBytes = b.readUInt16LE(at + 12);
     const sessionField = b.readUInt16LE(at + 14);
     const payloadBytes = b.readUInt32LE(at + 16);
-    at += EVENT_HEADER_BYTES;
+    const headersBytes = version === 1 ? 0 : b.readUInt16LE(at + 20);
+    at += eventHeaderBytes;
     const sessionBytes = sessionField === 0 ? 0 : sessionField - 1;
-    if (at + idBytes + sessionBytes + payloadBytes > b.length) throw new Error(`truncated ringbus envelope: event ${i} of ${count}`);
+    if (at + idBytes + sessionBytes + headersBytes + payloadBytes > b.length) throw new Error(`truncated ringbus envelope: event ${i} of ${count}`);
     const id = b.toString('utf8', at, at + idBytes);
     at += idBytes;
     const sessionId = sessionField === 0 ? undefined : b.toString('utf8', at, at + sessionBytes);
     at += sessionBytes;
-    events[i] = { id, topic, lane, sessionId, attempt, publishedAt, payloadFlags, payload: data.subarray(at, at + payloadBytes), firstFailedAt: 0, run: '' };
+    const headers = headersBytes === 0 ? undefined : b.toString('utf8', at, at + headersBytes);
+    at += headersBytes;
+    events[i] = {
+      id, topic, lane, sessionId, attempt, publishedAt, payloadFlags, payload: data.subarray(at, at + payloadBytes), firstFailedAt: 0, run: '', headers,
+    };
     at += payloadBytes;
   }
   return { codec, topic, events };

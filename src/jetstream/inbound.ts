@@ -283,6 +283,8 @@ export class Inbound {
     h.open++;
     this.#open++;
     this.received++;
+    // A pattern's consumer: its retries and dead letters are named after the pattern, not the event's topic.
+    if (h.consumer.reg.topic !== event.topic) event.subscription = h.consumer.reg.topic;
     try {
       this.#host.deliver(event, h.consumer.route, () => this.#settled(h, i));
     } catch (err) {

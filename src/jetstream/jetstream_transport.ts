@@ -23,7 +23,7 @@ import { RateLimitedLog } from '../rate_limited_log.js';
 import type { CommandResult } from '../types.js';
 import type { ResolvedJetStreamOptions } from './options.js';
 import { Outbound } from './outbound.js';
-import { consumerName, eventSubject, retryConsumerName, retrySubject } from './subjects.js';
+import { consumerName, retryConsumerName, retrySubject, subscriptionSubject } from './subjects.js';
 import { ensureEventStream, ensureHandlerConsumer } from './provisioning.js';
 import { EnvelopeWriter } from './envelope.js';
 import { FIRST_FAILURE_HEADER, NOT_BEFORE_HEADER, RUN_HEADER } from './inbound.js';
@@ -125,7 +125,7 @@ export class JetStreamTransport implements Transport {
   retryLater(event: RemoteEvent, handler: string, delayMs: number): Promise<boolean> {
     // One id per (delivery, run, attempt): a resend, or the same attempt failed again by a process that re-ran it
     // after another died, is stored once; a replayed dead letter's attempts (another run) are new messages.
-    const consumer = consumerName(this.options.subjectPrefix, event.topic, handler);
+    const consumer = consumerName(this.options.subjectPrefix, event.subscription ?? event.topic, handler);
     return this.#toRetries([event], handler, Date.now() + delayMs, `${event.id}:${consumer}:${event.attempt}:${event.run}`, false);
   }
 
@@ -138,13 +138,14 @@ export class JetStreamTransport implements Transport {
     if (events.length === 0) return Promise.resolve(true);
     const o = this.options;
     const topic = events[0].topic;
-    const consumer = consumerName(o.subjectPrefix, topic, handler);
+    const consumer = consumerName(o.subjectPrefix, events[0].subscription ?? topic, handler);
     const r = new Encoder();
     const w = new EnvelopeWriter(this.#codecName, topic, 256 + events.reduce((n, e) => n + e.payload.byteLength + 64, 0));
     for (const event of events) {
       r.clear();
       r.flags = event.payloadFlags;
       r.setSession(event.sessionId);
+      r.setHeaders(event.headers);
       r.binary = event.payload;
       r.payloadBytes = event.payload.byteLength;
       w.add(r, event.lane, event.attempt, event.id, event.publishedAt);
@@ -198,7 +199,7 @@ export class JetStreamTransport implements Transport {
     const known = new Map<string, boolean>();
     let requeued = 0;
     for (const entry of entries) {
-      const consumer = consumerName(o.subjectPrefix, entry.event.topic, entry.handler);
+      const consumer = consumerName(o.subjectPrefix, entry.subscription ?? entry.event.topic, entry.handler);
       if (!known.has(consumer)) {
         known.set(consumer, await this.#jsm!.consumers.info(o.stream, retryConsumerName(consumer)).then(() => true, () => false));
       }
@@ -218,6 +219,7 @@ export class JetStreamTransport implements Transport {
       const kept = await this.#toRetries([{
         id: e.id, topic: e.topic, lane: PRIORITY_NAMES.indexOf(e.priority), sessionId: e.sessionId ?? undefined, attempt: 0,
         publishedAt: e.publishedAt, payloadFlags: payload.flags, payload: payload.bytes, firstFailedAt: 0, run: `r${entry.lastAttemptAt}`,
+        headers: e.headers === undefined ? undefined : JSON.stringify(e.headers), subscription: entry.subscription,
       }], entry.handler, Date.now(), `replay:${entry.id}:${entry.lastAttemptAt}`, false);
       if (!kept) break;
       sink.mark('replayed', [entry.id]);
@@ -389,7 +391,7 @@ export class JetStreamTransport implements Transport {
     const wanted = new Map<string, { reg: Registration; retries: boolean; filter: string }>();
     for (const reg of host.eventRegistrations()) {
       const name = consumerName(o.subjectPrefix, reg.topic, reg.name);
-      wanted.set(name, { reg, retries: false, filter: eventSubject(o.subjectPrefix, reg.topic) });
+      wanted.set(name, { reg, retries: false, filter: subscriptionSubject(o.subjectPrefix, reg.topic) });
       wanted.set(retryConsumerName(name), { reg, retries: true, filter: retrySubject(o.subjectPrefix, name) });
     }
     for (const [name, c] of inbound.consumers) if (wanted.get(name)?.reg !== c.reg) inbound.remove(name);

@@ -129,14 +129,14 @@ export class Outbound {
     if (this.#pending >= this.#o.publishWindow) return false;
     let b = this.#batches.get(topic);
     if (b === undefined) {
-      const single = 64 + Buffer.byteLength(id) + r.sessionBytes + r.payloadBytes + 3 * topic.length;
+      const single = 64 + Buffer.byteLength(id) + r.sessionBytes + r.headersBytes + r.payloadBytes + 3 * topic.length;
       if (single > this.#maxBytes) {
         throw new RangeError(`event for topic '${topic}' is about ${single} bytes; a stream message holds at most ${this.#maxBytes} ` +
           '(transport.jetstream.batchBytes, and the server\'s max_payload)');
       }
       b = { writer: new EnvelopeWriter(this.#codecName, topic), subject: eventSubject(this.#o.subjectPrefix, topic) };
       this.#batches.set(topic, b);
-    } else if (b.writer.bytes + 64 + r.payloadBytes + r.sessionBytes + id.length * 3 > this.#maxBytes) {
+    } else if (b.writer.bytes + 64 + r.payloadBytes + r.sessionBytes + r.headersBytes + id.length * 3 > this.#maxBytes) {
       this.#seal(topic, b);
       return this.offer(topic, lane, r, id, publishedAt);
     }

@@ -31,6 +31,15 @@ export function eventSubject(prefix: string, topic: string): string {
   return `${prefix}.ev.${topicSubject(topic)}`;
 }
 
+/**
+ * What a handler registered on `topic` consumes: its subject, where a
+ * wildcard pattern's `*` and `>` tokens stay NATS wildcards (both have the
+ * same token semantics) and its literal tokens are written as above.
+ */
+export function subscriptionSubject(prefix: string, topic: string): string {
+  return `${prefix}.ev.${topic.split('.').map((t) => (t === '*' || t === '>' ? t : token(t))).join('.')}`;
+}
+
 /** Where retries of one handler's deliveries wait for their next attempt (`consumer`: its consumerName()). */
 export function retrySubject(prefix: string, consumer: string): string {
   return `${prefix}.rt.${consumer}`;

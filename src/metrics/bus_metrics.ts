@@ -35,6 +35,8 @@ export interface MetricsSnapshot {
   events_dead_lettered_total: number;
   events_dropped_total: number;
   events_rejected_total: number;
+  /** Deliveries a handler filter refused, and publishes a middleware refused. */
+  events_filtered_total: number;
   /** One observation per handler attempt that ran (refusals and killed attempts have no duration). */
   event_processing_duration_seconds: LatencySummary;
   /** Publish → settled, one observation per settled event. */
@@ -53,7 +55,7 @@ export interface MetricsSnapshot {
    * (up to `metrics.maxTopics`), plus `other` (the topics beyond) and
    * `(no handler)` (topics without handlers) once used.
    */
-  by_topic: Record<string, { published: number; rejected: number; dropped: number; end_to_end_seconds: LatencySummary }>;
+  by_topic: Record<string, { published: number; rejected: number; dropped: number; filtered: number; end_to_end_seconds: LatencySummary }>;
   by_handler: Record<string, { processed: number; failed: number; retried: number; dead_lettered: number; processing_duration_seconds: LatencySummary }>;
   /** With a transport: its publish window, what it took from the stream, its consumers' backlog and publish-ack times. */
   transport?: TransportStats;
@@ -186,7 +188,7 @@ export class BusMetrics {
     const stats = this.#source.stats();
     const byTopic: MetricsSnapshot['by_topic'] = {};
     for (const t of view.topics()) {
-      byTopic[t.name] = { published: t.published, rejected: t.rejected, dropped: t.dropped, end_to_end_seconds: copy(t.summary.get()) };
+      byTopic[t.name] = { published: t.published, rejected: t.rejected, dropped: t.dropped, filtered: t.filtered, end_to_end_seconds: copy(t.summary.get()) };
     }
     const byHandler: MetricsSnapshot['by_handler'] = {};
     for (const h of view.handlers()) {
@@ -203,6 +205,7 @@ export class BusMetrics {
       events_dead_lettered_total: stats.deadLettered,
       events_dropped_total: stats.dropped,
       events_rejected_total: stats.rejected,
+      events_filtered_total: stats.filtered,
       event_processing_duration_seconds: copy(this.#processingSummary.get()),
       event_end_to_end_seconds: copy(this.#endToEndSummary.get()),
       queue_size: stats.queueSize,

@@ -74,6 +74,7 @@ export const FAMILIES: readonly Family[] = [
   topicFamily('events_published_total', 'Events accepted by publish/execute.', 0, (s) => s.published),
   topicFamily('events_rejected_total', 'Events refused at capacity or after stop.', 1, (s) => s.rejected),
   topicFamily('events_dropped_total', 'Events dropped by the drop-oldest strategy.', 2, (s) => s.dropped),
+  topicFamily('events_filtered_total', 'Deliveries a handler filter refused, and publishes a middleware refused.', 5, (s) => s.filtered),
   handlerFamily('events_processed_total', 'Successful deliveries (event x handler).', 0, (s) => s.processed),
   handlerFamily('events_failed_total', 'Failed delivery attempts, timeouts and open-circuit refusals included.', 1, (s) => s.failed),
   handlerFamily('events_retried_total', 'Failed attempts scheduled to run again.', 2, (s) => s.retried),

@@ -23,6 +23,8 @@ export interface TopicCounters {
   published: number;
   rejected: number;
   dropped: number;
+  /** Deliveries a handler's filter refused, and publishes a middleware refused. */
+  filtered: number;
   /** Events settled on the main thread (inline, commands, staged, failed ones); workers' reports are added in. */
   readonly endToEnd: LatencyAccumulator;
 }
@@ -70,6 +72,7 @@ export class TopicSeries implements TopicCounters {
   published = 0;
   rejected = 0;
   dropped = 0;
+  filtered = 0;
   readonly endToEnd: LatencyAccumulator;
   /** The `topic` label value. */
   readonly name: string;

@@ -126,6 +126,8 @@ export interface SharedBusMemory {
   breakerCounters: SharedArrayBuffer[];
   /** file: URL of tsx's ESM API, when workers must import TypeScript handler modules. */
   tsxEsmApi?: string | undefined;
+  /** Worker middleware (module URL and export), outermost first: wraps every worker handler. Set when the pool starts. */
+  workerMiddleware?: { module: string; exportName: string }[];
   /** The payload codec: each worker decodes payloads and encodes command results with it (a module: imported once per worker). */
   codec: CodecSpec;
   /** Codec 'json': a command result JSON would change fails the command (`strictPayloads`). */

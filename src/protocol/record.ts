@@ -14,9 +14,13 @@
  *    +36 i32 payloadBytes
  *    +40 i32 sessionBytes
  *    +44 i32 idBytes       > 0: the event id is given (a replayed dead letter keeps its id)
- *    +48 i32[handlerCount] handler ids, in the order they must run
- *        utf8 session id, utf8 event id, then payload bytes: JSON text, raw binary
- *        (RF_BINARY), or the bus codec's bytes (RF_ENCODED, see codec.ts)
+ *    +48 i32 headersBytes  > 0: the event has headers (a JSON object of strings)
+ *    +52 i32 topicBytes    > 0: the topic is carried as text, and topicId names the
+ *                          wildcard subscription that routed it (see router.ts)
+ *    +56 i32[handlerCount] handler ids, in the order they must run
+ *        utf8 session id, utf8 event id, utf8 topic, utf8 headers JSON, then payload
+ *        bytes: JSON text, raw binary (RF_BINARY), or the bus codec's bytes
+ *        (RF_ENCODED, see codec.ts)
  *
  * A PAD record (flags = RF_PAD, recordBytes = the rest of the ring) fills the
  * tail of a ring when the next record would not fit before the end: records
@@ -35,7 +39,9 @@ export const REC_HANDLER_COUNT = 32;
 export const REC_PAYLOAD_BYTES = 36;
 export const REC_SESSION_BYTES = 40;
 export const REC_ID_BYTES = 44;
-export const REC_HEADER_BYTES = 48;
+export const REC_HEADERS_BYTES = 48;
+export const REC_TOPIC_BYTES = 52;
+export const REC_HEADER_BYTES = 56;
 
 export const RF_PAD = 1 << 0;
 /** Payload is raw bytes, handed to handlers as a Uint8Array. */
@@ -94,6 +100,9 @@ export interface EncodedPayload {
   readonly payloadBytes: number;
   readonly session: string | undefined;
   readonly sessionBytes: number;
+  readonly headers: string | undefined;
+  readonly headersBytes: number;
+  readonly headerValues: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -113,13 +122,22 @@ export class RecordEncoder {
   /** An explicit event id (replays keep the original); otherwise workers derive it from `seq`. */
   id: string | undefined = undefined;
   idBytes = 0;
+  /** The topic as text: set only when the route is a wildcard subscription's (topicId then names the pattern). */
+  topic: string | undefined = undefined;
+  topicBytes = 0;
+  /** The event's headers as JSON text (validated and sized by the publisher). */
+  headers: string | undefined = undefined;
+  headersBytes = 0;
+  /** The same headers as a frozen object, for inline handlers and filters (not written to the record). */
+  headerValues: Readonly<Record<string, string>> | undefined = undefined;
   text: string | undefined = undefined;
   /** Raw payload bytes: a binary payload, or (for a rewrite) the payload bytes of another record as they are. */
   binary: Uint8Array | undefined = undefined;
   payloadBytes = 0;
 
   get recordBytes(): number {
-    return align8(REC_HEADER_BYTES + 4 * this.handlerIds.length + this.sessionBytes + this.idBytes + this.payloadBytes);
+    return align8(REC_HEADER_BYTES + 4 * this.handlerIds.length + this.sessionBytes + this.idBytes + this.topicBytes + this.headersBytes +
+      this.payloadBytes);
   }
 
   writeTo(view: RecordView, off: number): void {
@@ -136,6 +154,8 @@ export class RecordEncoder {
     i32[w + (REC_PAYLOAD_BYTES >> 2)] = this.payloadBytes;
     i32[w + (REC_SESSION_BYTES >> 2)] = this.sessionBytes;
     i32[w + (REC_ID_BYTES >> 2)] = this.idBytes;
+    i32[w + (REC_HEADERS_BYTES >> 2)] = this.headersBytes;
+    i32[w + (REC_TOPIC_BYTES >> 2)] = this.topicBytes;
     const ids = w + (REC_HEADER_BYTES >> 2);
     for (let i = 0; i < n; i++) i32[ids + i] = this.handlerIds[i];
     let at = off + REC_HEADER_BYTES + 4 * n;
@@ -146,6 +166,14 @@ export class RecordEncoder {
     if (this.id !== undefined) {
       bytes.write(this.id, at, 'utf8');
       at += this.idBytes;
+    }
+    if (this.topic !== undefined) {
+      bytes.write(this.topic, at, 'utf8');
+      at += this.topicBytes;
+    }
+    if (this.headers !== undefined) {
+      bytes.write(this.headers, at, 'utf8');
+      at += this.headersBytes;
     }
     if (this.text !== undefined) bytes.write(this.text, at, 'utf8');
     else if (this.binary !== undefined) bytes.set(this.binary, at);
@@ -163,6 +191,11 @@ export class RecordEncoder {
     this.sessionBytes = 0;
     this.id = undefined;
     this.idBytes = 0;
+    this.topic = undefined;
+    this.topicBytes = 0;
+    this.headers = undefined;
+    this.headersBytes = 0;
+    this.headerValues = undefined;
     this.text = undefined;
     this.binary = undefined;
   }
@@ -177,11 +210,24 @@ export class RecordEncoder {
     this.idBytes = id === undefined ? 0 : Buffer.byteLength(id);
   }
 
+  /** The topic carried as text (a wildcard route's), or none. */
+  setTopic(topic: string | undefined): void {
+    this.topic = topic;
+    this.topicBytes = topic === undefined ? 0 : Buffer.byteLength(topic);
+  }
+
+  /** Headers as JSON text (undefined: none); `headerValues` is set apart by who has the object. */
+  setHeaders(json: string | undefined, bytes = json === undefined ? 0 : Buffer.byteLength(json)): void {
+    this.headers = json;
+    this.headersBytes = bytes;
+  }
+
   /** The encoded payload and session, kept while a producer waits (binary bytes copied: the caller may reuse them). */
   snapshot(): EncodedPayload {
     return {
       flags: this.flags, text: this.text, binary: this.binary?.slice(), payloadBytes: this.payloadBytes,
-      session: this.session, sessionBytes: this.sessionBytes,
+      session: this.session, sessionBytes: this.sessionBytes, headers: this.headers, headersBytes: this.headersBytes,
+      headerValues: this.headerValues,
     };
   }
 
@@ -192,6 +238,9 @@ export class RecordEncoder {
     this.payloadBytes = s.payloadBytes;
     this.session = s.session;
     this.sessionBytes = s.sessionBytes;
+    this.headers = s.headers;
+    this.headersBytes = s.headersBytes;
+    this.headerValues = s.headerValues;
   }
 }
 
@@ -215,11 +264,15 @@ export class RecordHeader {
   payloadBytes = 0;
   sessionBytes = 0;
   idBytes = 0;
+  headersBytes = 0;
+  topicBytes = 0;
   /** Int32 index of the first handler id. */
   handlersWord = 0;
-  /** Byte offsets of the session id, the event id and the payload. */
+  /** Byte offsets of the session id, the event id, the carried topic, the headers and the payload. */
   sessionAt = 0;
   idAt = 0;
+  topicAt = 0;
+  headersAt = 0;
   payloadAt = 0;
 
   read(view: RecordView, off: number): this {
@@ -236,10 +289,14 @@ export class RecordHeader {
     this.payloadBytes = i32[w + (REC_PAYLOAD_BYTES >> 2)];
     this.sessionBytes = i32[w + (REC_SESSION_BYTES >> 2)];
     this.idBytes = i32[w + (REC_ID_BYTES >> 2)];
+    this.headersBytes = i32[w + (REC_HEADERS_BYTES >> 2)];
+    this.topicBytes = i32[w + (REC_TOPIC_BYTES >> 2)];
     this.handlersWord = w + (REC_HEADER_BYTES >> 2);
     this.sessionAt = off + REC_HEADER_BYTES + 4 * this.handlerCount;
     this.idAt = this.sessionAt + this.sessionBytes;
-    this.payloadAt = this.idAt + this.idBytes;
+    this.topicAt = this.idAt + this.idBytes;
+    this.headersAt = this.topicAt + this.topicBytes;
+    this.payloadAt = this.headersAt + this.headersBytes;
     return this;
   }
 
@@ -254,6 +311,21 @@ export class RecordHeader {
   /** The explicit event id, or undefined when it is derived from the bus's prefix and `seq`. */
   id(view: RecordView): string | undefined {
     return this.idBytes > 0 ? view.bytes.toString('utf8', this.idAt, this.idAt + this.idBytes) : undefined;
+  }
+
+  /** The carried topic (a wildcard route's), or undefined when topicId names it. */
+  topic(view: RecordView): string | undefined {
+    return this.topicBytes > 0 ? view.bytes.toString('utf8', this.topicAt, this.topicAt + this.topicBytes) : undefined;
+  }
+
+  /** The headers' JSON text, or undefined. */
+  headersText(view: RecordView): string | undefined {
+    return this.headersBytes > 0 ? view.bytes.toString('utf8', this.headersAt, this.headersAt + this.headersBytes) : undefined;
+  }
+
+  /** The headers, decoded (a fresh object per call), or undefined. */
+  headers(view: RecordView): Record<string, string> | undefined {
+    return this.headersBytes > 0 ? JSON.parse(this.headersText(view)!) as Record<string, string> : undefined;
   }
 
   /** A JSON (or undefined) payload, decoded. Throws what JSON.parse throws. Not for RF_BINARY or RF_ENCODED records. */
@@ -285,6 +357,9 @@ export interface DecodedRecord {
   handlerIds: Int32Array;
   sessionId: string | undefined;
   id: string | undefined;
+  /** The carried topic (a wildcard route's), or undefined when topicId names it. */
+  topic: string | undefined;
+  headers: Record<string, string> | undefined;
   /** Decoded when read (most callers want only the header): a copy, never a view into `src`. */
   readonly payload: unknown;
 }
@@ -302,7 +377,7 @@ export function decodeRecord(src: Uint8Array, codec?: PayloadCodec): DecodedReco
   return {
     flags: h.flags, lane: h.lane, topicId: h.topicId, attempt: h.attempt, seq: h.seq, publishedAt: h.publishedAt,
     handlerIds: view.i32.slice(h.handlersWord, h.handlersWord + h.handlerCount),
-    sessionId: h.sessionId(view), id: h.id(view),
+    sessionId: h.sessionId(view), id: h.id(view), topic: h.topic(view), headers: h.headers(view),
     // Decoded on first read only (most callers need the header), then kept: every read sees the same value.
     get payload(): unknown {
       if (decoded) return payload;
@@ -334,6 +409,8 @@ export function rewriteRecord(src: Uint8Array, handlerIds: ArrayLike<number>, at
   e.handlerIds = handlerIds;
   e.setSession(h.sessionId(view), h.sessionBytes);
   e.setId(h.id(view));
+  e.setTopic(h.topic(view));
+  e.setHeaders(h.headersText(view), h.headersBytes);
   e.binary = h.payloadView(view);
   e.payloadBytes = h.payloadBytes;
   return e.toStandalone();

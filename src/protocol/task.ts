@@ -29,7 +29,8 @@ export interface DrainTask {
 
 export interface ProbeTask {
   kind: 'probe';
-  handlers: { module: string; exportName: string }[];
+  /** `kind` names it in a load error: 'worker handler' (the default) or 'worker middleware'. */
+  handlers: { module: string; exportName: string; kind?: string }[];
 }
 
 export type RuntimeTask = DrainTask | ProbeTask;
