@@ -48,7 +48,7 @@ export function workerHandler(module: string | URL, exportName = 'default'): Wor
 /**
  * Middleware that runs in the workers around every worker handler call:
  * `bus.use(workerMiddleware(module, export))`, before `start()`. The export
- * is `(event, next, { handler, topic }) => result`: it calls `next()` to run
+ * is `(event, next, { handler }) => result`: it calls `next()` to run
  * the rest of the chain and the handler, and returns (or awaits) what
  * `next()` returns. What it throws fails that delivery like a handler's
  * error. Added first, outermost.

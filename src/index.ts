@@ -7,6 +7,7 @@ export { ResilientMessageBus } from './resilient_message_bus.js';
 export { BusSession } from './session.js';
 export { workerHandler, workerMiddleware, type WorkerHandlerRef, type WorkerMiddlewareRef } from './handler_ref.js';
 export type { PublishContext, PublishMiddleware } from './middleware.js';
+export type { ScheduledEventInfo, ScheduledEvents } from './engine/delayed.js';
 export {
   allOf, anyOf, byHeader, byHeaders, bySession, byTopic, not, rateLimit,
   type BySessionOptions, type EventFilter, type FilterEvent, type HeaderMatcher, type RateLimitOptions,
@@ -21,7 +22,7 @@ export type { DeadEvent, DeadLetterEntry } from './dead_letter/dead_letter_entry
 export type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 export {
   DEFAULT_OPTIONS, type BackpressureStrategy, type BusOptions, type CircuitBreakerOptions, type CodecModule, type CodecOption,
-  type DeadLetterOptions, type MetricsOptions, type PoolOptions, type QueueOptions, type RetryOptions,
+  type DeadLetterOptions, type MetricsOptions, type SchedulerOptions, type PoolOptions, type QueueOptions, type RetryOptions,
 } from './options.js';
 export type { PayloadCodec } from './protocol/codec.js';
 export type { TransportOption, TransportStats } from './transport.js';

@@ -20,6 +20,7 @@ import type { DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
 import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 import type { BusMetrics } from './metrics/bus_metrics.js';
 import type { TransportStats } from './transport.js';
+import type { ScheduledEvents } from './engine/delayed.js';
 
 /** Events a bus emits; listen with `bus.on(name, listener)` (EventEmitter), typed by this map. @group Bus */
 export interface MessageBusEvents {
@@ -132,6 +133,11 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
    */
   circuitState(handler: string, topic?: string): CircuitState {
     return this.#engine.circuitState(handler, topic);
+  }
+
+  /** Delayed events not yet due (`publish(…, { delayMs | at })`): list, count and cancel them. */
+  get scheduled(): ScheduledEvents {
+    return this.#engine.scheduled;
   }
 
   /** Deliveries that exhausted their retries (empty when the dead-letter queue is off). */

@@ -50,6 +50,25 @@ export interface PoolOptions {
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; codeRangeSizeMb?: number; stackSizeMb?: number };
 }
 
+/** `scheduler`: delayed events (`publish(…, { delayMs })` or `{ at }`) until they are due. @group Options */
+export interface SchedulerOptions {
+  /**
+   * Delayed events pending at most (not yet due). A delayed publish beyond
+   * it gets the usual backpressure answer: `publish` returns false,
+   * `publishAsync` waits for room (up to its `timeoutMs`).
+   * @default 100000
+   */
+  capacity?: number;
+  /**
+   * A file that keeps pending delayed events across restarts (JSON Lines,
+   * written and fsynced before `publishAsync` resolves; `publish` returns
+   * before the write). A bus started later with the same path delivers them,
+   * late ones at once; one bus owns a path at a time (`path.lock`).
+   * @default undefined (memory only: pending events are dropped, counted as abandoned, at stop)
+   */
+  path?: string;
+}
+
 /** `queue`: the priority lanes events wait in. @group Options */
 export interface QueueOptions {
   /**
@@ -284,6 +303,8 @@ export interface BusOptions {
    * @default MessageBus: false; ResilientMessageBus: the DeadLetterOptions defaults
    */
   deadLetter?: false | DeadLetterOptions;
+  /** Delayed events: their bound, and the file that keeps them across restarts. */
+  scheduler?: SchedulerOptions;
   /**
    * A worker handler running longer fails with HandlerTimeoutError and its
    * worker is replaced. `false` turns it off.
@@ -375,6 +396,7 @@ export interface ResolvedOptions {
   circuitBreaker: (Required<Omit<CircuitBreakerOptions, 'slowCallMs' | 'failureThreshold'>> &
     Pick<CircuitBreakerOptions, 'slowCallMs' | 'failureThreshold'>) | false;
   deadLetter: (Required<Omit<DeadLetterOptions, 'path'>> & Pick<DeadLetterOptions, 'path'>) | false;
+  scheduler: Required<Omit<SchedulerOptions, 'path'>> & Pick<SchedulerOptions, 'path'>;
   handlerTimeoutMs: number | false;
   metrics: Required<MetricsOptions>;
   /** The codec, its module resolved to a file: URL and its export named. */
@@ -417,6 +439,7 @@ export const DEFAULT_OPTIONS = Object.freeze({
     failureThreshold: undefined as number | undefined,
   }),
   deadLetter: Object.freeze({ capacity: 1000, maxBytes: 64 * 1024 * 1024, path: undefined as string | undefined, maxFileBytes: 64 * 1024 * 1024 }),
+  scheduler: Object.freeze({ capacity: 100_000, path: undefined as string | undefined }),
   logLevel: 'warn' as LogLevel,
   metrics: Object.freeze({ timing: true, maxTopics: 1000 }),
   codec: 'json' as CodecOption,

@@ -120,7 +120,7 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
   const o = options ?? {};
   checkKeys('options.', o, [
     'pool', 'queue', 'logger', 'logLevel', 'retry', 'circuitBreaker', 'deadLetter', 'handlerTimeoutMs', 'metrics', 'codec', 'strictPayloads',
-    'transport',
+    'transport', 'scheduler',
   ]);
   checkObject('pool', o.pool);
   checkObject('queue', o.queue);
@@ -237,7 +237,23 @@ export function resolveOptions(options: BusOptions | undefined, resilient = fals
     throw new RangeError("queue.strategy 'drop-oldest' cannot be used with a transport: an event already in the stream cannot be dropped " +
       "for a newer one. Use 'reject-new' (publish() returns false while the publish window is full) or 'adaptive-rate-limit'");
   }
-  return { pool, queue, logger, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics, codec, strictPayloads, transport };
+  const scheduler = resolveScheduler(o.scheduler);
+  return { pool, queue, logger, retry, circuitBreaker, deadLetter, scheduler, handlerTimeoutMs, metrics, codec, strictPayloads, transport };
+}
+
+/** `scheduler`: merged over the defaults; the path's directory must exist. */
+function resolveScheduler(value: unknown): ResolvedOptions['scheduler'] {
+  checkObject('scheduler', value);
+  checkKeys('scheduler.', value ?? {}, Object.keys(DEFAULT_OPTIONS.scheduler));
+  const s = { ...DEFAULT_OPTIONS.scheduler, ...(value as object | undefined) };
+  integer('scheduler.capacity', s.capacity, 1, 100_000_000);
+  if (s.path !== undefined) {
+    if (typeof s.path !== 'string' || s.path.length === 0) throw new TypeError(`scheduler.path must be a non-empty string (a JSON Lines file), got ${show(s.path)}`);
+    const file = resolve(s.path);
+    if (!existsSync(dirname(file)) || !statSync(dirname(file)).isDirectory()) throw new RangeError(`scheduler.path ${s.path}: its directory does not exist`);
+    if (existsSync(file) && !statSync(file).isFile()) throw new RangeError(`scheduler.path ${s.path} is not a file`);
+  }
+  return s;
 }
 
 /** `transport`: a transport object (jetstream({...})) as it is, or the config form `{ jetstream: {...} | true }` resolved. */

@@ -14,6 +14,7 @@ import type { WorkerHandlerRef } from './handler_ref.js';
 import type { SharedRegistryWriter } from './protocol/registry.js';
 import { MAX_WORKER_HANDLERS_PER_TOPIC } from './protocol/limits.js';
 import { checkConcrete, isWildcard, topicMatcher } from './filters/topic_pattern.js';
+import { checkCarriedTopic } from './engine/validation.js';
 import type { EventFilter } from './filters.js';
 import type { Handler } from './types.js';
 import type { TopicCounters } from './metrics/bus_metrics.js';
@@ -268,6 +269,7 @@ export class Router {
 
   /** `pattern`: only patterns route the topic, this one first (records carry the topic; metrics count under the pattern). */
   #build(topic: string, regs: readonly Registration[], pattern: string | undefined): Route {
+    if (pattern !== undefined && topic !== pattern) checkCarriedTopic(topic);
     const stages: Stage[] = [];
     let run: Registration[] = [];
     for (const reg of regs) {

@@ -71,9 +71,18 @@ export interface PublishOptions {
    * non-string value is a TypeError naming the header.
    */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Deliver no earlier than this many ms from now: the event waits in the
+   * scheduler (`scheduler.capacity`; durable with `scheduler.path`) and is
+   * published when due. Not with `at`.
+   * @default undefined (now)
+   */
+  delayMs?: number;
+  /** Deliver no earlier than this time (a Date or epoch ms); a time past is now. Not with `delayMs`. */
+  at?: Date | number;
 }
 
-/** Options of `publishAsync` (and `execute`). @group Options */
+/** Options of `publishAsync`. @group Options */
 export interface PublishAsyncOptions extends PublishOptions {
   /**
    * How long to wait for room before failing with `BackpressureError`.
@@ -82,8 +91,8 @@ export interface PublishAsyncOptions extends PublishOptions {
   timeoutMs?: number;
 }
 
-/** Options of `execute`. @group Options */
-export type ExecuteOptions = PublishAsyncOptions;
+/** Options of `execute` (a command runs now: no `delayMs` or `at`). @group Options */
+export type ExecuteOptions = Omit<PublishAsyncOptions, 'delayMs' | 'at'>;
 
 /** Options of `registerEventHandler`. @group Handlers */
 export interface EventHandlerOptions {
@@ -144,6 +153,8 @@ export interface BusStats {
    * middleware refused (those are not counted as published).
    */
   filtered: number;
+  /** Delayed events pending (not yet due: not counted as published, nor in `queueSize`). */
+  scheduled: number;
   /** Events pending when `stop` gave up on them. */
   abandoned: number;
   /** Failed attempts scheduled to run again. */

@@ -168,8 +168,8 @@ describe('strict inputs', () => {
   it('refuses unknown keys in per-call options, listing the allowed ones, before anything is counted', async () => {
     const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 } });
     bus.registerEventHandler('t', () => {});
-    expect(() => bus.publish('t', 1, { delay: 250 } as never)).toThrow(/publish options for topic 't': delay is not an option \(allowed: priority, sessionId, headers\)/);
-    await expect(bus.publishAsync('t', 1, { timeout: 5 } as never)).rejects.toThrow(/timeout is not an option \(allowed: priority, sessionId, headers, timeoutMs\)/);
+    expect(() => bus.publish('t', 1, { delay: 250 } as never)).toThrow(/publish options for topic 't': delay is not an option \(allowed: priority, sessionId, headers, delayMs, at\)/);
+    await expect(bus.publishAsync('t', 1, { timeout: 5 } as never)).rejects.toThrow(/timeout is not an option \(allowed: priority, sessionId, headers, delayMs, at, timeoutMs\)/);
     await expect(bus.execute('t', 1, { prio: 'high' } as never)).rejects.toThrow(/prio is not an option \(allowed: priority, sessionId, headers, timeoutMs\)/);
     expect(() => bus.stop({ drian: true } as never)).toThrow(/stop options: drian is not an option \(allowed: drain, timeoutMs\)/);
     expect(bus.stats()).toMatchObject({ published: 0, rejected: 0 });

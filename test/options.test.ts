@@ -14,7 +14,7 @@ describe('option validation', () => {
 
   it.each([
     [null, TypeError, /options must be an object, got null/],
-    [{ bogus: 1 }, TypeError, /options\.bogus is not an option \(allowed: pool, queue, logger, logLevel, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics, codec, strictPayloads, transport\)/],
+    [{ bogus: 1 }, TypeError, /options\.bogus is not an option \(allowed: pool, queue, logger, logLevel, retry, circuitBreaker, deadLetter, handlerTimeoutMs, metrics, codec, strictPayloads, transport, scheduler\)/],
     [{ logLevel: 'loud' }, RangeError, /logLevel must be one of 'debug', 'info', 'warn', 'error', 'silent', got 'loud'/],
     [{ pool: 3 }, TypeError, /pool must be an object, got 3/],
     [{ queue: [] }, TypeError, /queue must be an object/],

@@ -793,19 +793,19 @@ describe('lane ring', () => {
       lane, payload: n - REC_HEADER_BYTES, oversize: false, handlers: 0, session: undefined, json: false, continuation: false,
       encoded: false,
     });
-    h.write(bytes(48)); // [0, 48)
-    h.write(bytes(48)); // [48, 96)
-    h.write(bytes(48, 1)); // lane 1: [0, 48)
+    h.write(bytes(64)); // [0, 64)
+    h.write(bytes(64)); // [64, 128)
+    h.write(bytes(64, 1)); // lane 1: [0, 64)
     h.claim(0, 0, 1);
     h.finish(0);
-    h.claim(1, 0, 1); // slot 1 gates lane 0 from 48
-    h.write(bytes(128)); // [96, 224): the writer's cached limit (0) still covers it
+    h.claim(1, 0, 1); // slot 1 gates lane 0 from 64
+    h.write(bytes(112)); // [128, 240): the writer's cached limit (0) still covers it
     h.check();
-    // 48 more bytes need a PAD over the last 32: 80 bytes, which fit behind the gate at 48. The writer
+    // 56 more bytes (the smallest record) need a PAD over the last 16: 72 bytes, which fit behind the gate at 64. The writer
     // refreshes its limit: CLAIM_POS (call 0), BUSY[0] (1), BUSY[1] (2), LANE[1] (3), START[1] (4). Right
     // before START[1], slot 1 ends its batch and claims lane 1's record: START[1] becomes 0, in lane 1.
     const before = h.written.length;
-    h.runInterleaved({ kind: 'write', spec: bytes(48) }, [{ at: 4, op: { kind: 'claim', slot: 1, lane: 1, max: 1 } }]);
+    h.runInterleaved({ kind: 'write', spec: bytes(REC_HEADER_BYTES) }, [{ at: 4, op: { kind: 'claim', slot: 1, lane: 1, max: 1 } }]);
     expect(h.written.length).toBe(before + 1);
   });
 
@@ -1077,7 +1077,9 @@ describe('shared registry', () => {
             }
             const entry = early.get(id);
             if (op.kind === 'topic') expect(entry).toEqual({ kind: ENTRY_TOPIC, topic: op.topic });
-            else expect(entry).toEqual({ kind: ENTRY_HANDLER, module: op.module, exportName: op.exportName, name: op.name, breaker: op.breaker });
+            else {
+              expect(entry).toEqual({ kind: ENTRY_HANDLER, module: op.module, exportName: op.exportName, name: op.name, breaker: op.breaker });
+            }
             expect(w.entry(id)).toEqual(entry);
             same(w.breakerOf(id), op.kind === 'topic' ? -1 : op.breaker, 'breakerOf');
           }

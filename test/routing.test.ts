@@ -258,7 +258,7 @@ describe('publish middleware', () => {
 });
 
 describe('worker middleware', () => {
-  it('wraps every worker handler call, first added outermost, told the handler and its topic', async () => {
+  it('wraps every worker handler call, first added outermost, told the handler', async () => {
     const b = bus();
     b.use(workerMiddleware(ROUTING, 'outer'));
     b.use(workerMiddleware(ROUTING, 'inner'));

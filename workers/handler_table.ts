@@ -76,15 +76,11 @@ export class HandlerTable {
     if (entry.kind !== ENTRY_HANDLER) return undefined;
     const known = this.#byExport.get(`${entry.module}#${entry.exportName}`);
     if (known === undefined || this.#middleware === undefined) return undefined;
-    const fn = compose(known, this.#middleware, { handler: entry.name, topic: this.#topicOf(entry) });
+    const fn = compose(known, this.#middleware, { handler: entry.name });
     this.#loaded[id] = fn;
     return fn;
   }
 
-  /** The registration topic of a handler entry. */
-  #topicOf(entry: { topic: string }): string {
-    return entry.topic;
-  }
 
   /** The handler's breaker index in the shared board (-1: none). */
   breaker(id: number): number {
@@ -132,7 +128,7 @@ export class HandlerTable {
       this.#middlewareLoading ??= Promise.all(this.#middlewareRefs.map((m) => loadHandler(m.module, m.exportName, this.#tsxEsmApi, 'worker middleware')));
       this.#middleware = (await this.#middlewareLoading) as WorkerMiddlewareFn[];
       const raw = this.#byExport.get(`${entry.module}#${entry.exportName}`) ?? await loadHandler(entry.module, entry.exportName, this.#tsxEsmApi);
-      const fn = compose(raw, this.#middleware, { handler: entry.name, topic: this.#topicOf(entry) });
+      const fn = compose(raw, this.#middleware, { handler: entry.name });
       this.#loaded[id] = fn;
       this.#byExport.set(`${entry.module}#${entry.exportName}`, raw);
       return fn;

@@ -10,10 +10,8 @@ import type { LoadedHandler } from './handler_table.js';
 
 /** What a worker middleware is told of the handler it wraps. */
 export interface WorkerMiddlewareInfo {
-  /** The handler's name. */
+  /** The handler's name (the event says its topic). */
   readonly handler: string;
-  /** The topic (or wildcard pattern) it is registered on. */
-  readonly topic: string;
 }
 
 /** A worker middleware's export: call `next()` to run the rest of the chain and the handler, and return (or await) its result. */

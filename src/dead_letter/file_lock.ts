@@ -63,8 +63,8 @@ export class FileLock {
     this.#token = token;
   }
 
-  /** Takes `<path>.lock` or throws LockHeldError naming the path and the holder's pid. */
-  static acquire(path: string, log: Logger): FileLock {
+  /** Takes `<path>.lock` or throws LockHeldError naming the path (as `what`: the dead-letter file, the schedule file) and the holder's pid. */
+  static acquire(path: string, log: Logger, what = 'dead-letter file'): FileLock {
     const file = `${path}.lock`;
     const token = randomBytes(8).toString('hex');
     const content = `${process.pid}\n${hostname()}\n${token}\n`;
@@ -88,7 +88,7 @@ export class FileLock {
             // A file system without hard links: create it exclusively and write it.
             if (FileLock.#createDirectly(file, content)) return new FileLock(file, token);
           } else if (code !== 'EEXIST') throw err;
-          FileLock.#takeOverIfStale(path, file, log);
+          FileLock.#takeOverIfStale(path, file, log, what);
         }
       }
     } finally {
@@ -116,11 +116,11 @@ export class FileLock {
   }
 
   /** Moves a stale lock aside (once, atomically) so the next link can win; throws if the holder runs. */
-  static #takeOverIfStale(path: string, file: string, log: Logger): void {
+  static #takeOverIfStale(path: string, file: string, log: Logger, what: string): void {
     const seen = readHolder(file);
     if (seen === undefined) return; // released meanwhile: try again
     const h = seen.holder;
-    if (h !== undefined) FileLock.#throwIfRunning(path, file, h);
+    if (h !== undefined) FileLock.#throwIfRunning(path, file, h, what);
     const aside = `${file}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       renameSync(file, aside);
@@ -137,7 +137,7 @@ export class FileLock {
         // a third process holds it now: theirs stands
       }
     } else {
-      log.warn({ path, lock: file, stalePid: h?.pid }, `dead-letter file ${path}: took over the lock of process ${h?.pid ?? '(unreadable lock)'}, which is not running`);
+      log.warn({ path, lock: file, stalePid: h?.pid }, `${what} ${path}: took over the lock of process ${h?.pid ?? '(unreadable lock)'}, which is not running`);
     }
     try {
       unlinkSync(aside);
@@ -152,11 +152,11 @@ export class FileLock {
     if (seen?.holder !== undefined) FileLock.#throwIfRunning(path, `${path}.lock`, seen.holder);
   }
 
-  static #throwIfRunning(path: string, file: string, h: Holder): void {
+  static #throwIfRunning(path: string, file: string, h: Holder, what = 'dead-letter file'): void {
     if (h.host !== hostname() || isRunning(h.pid)) {
       const who = h.pid === process.pid && h.host === hostname() ? `this process (${h.pid}: another bus in it)` : h.host === hostname() ? `process ${h.pid}` : `process ${h.pid} on host ${h.host}`;
-      throw new LockHeldError(`dead-letter file ${path} is in use by ${who} (lock file ${file}); ` +
-        'one bus or `ringbus dlq replay` at a time owns it: stop that one first', h.pid);
+      throw new LockHeldError(`${what} ${path} is in use by ${who} (lock file ${file}); ` +
+        `one bus${what === 'dead-letter file' ? ' or `ringbus dlq replay`' : ''} at a time owns it: stop that one first`, h.pid);
     }
   }
 

@@ -34,6 +34,7 @@ import { Router } from '../router.js';
 import type { BusStats, CommandResult, EventHandlerOptions, Handler, PublishAsyncOptions, PublishOptions, StopOptions } from '../types.js';
 import { EngineCounters } from './counters.js';
 import { DeadLettering } from './dead_lettering.js';
+import { Delayed, type ScheduledEvents } from './delayed.js';
 import { FailurePolicy } from './failure_policy.js';
 import { InFlight } from './in_flight.js';
 import { Lanes } from './lanes.js';
@@ -114,6 +115,7 @@ export class Engine {
     p.inFlight = new InFlight(p);
     p.failures = new FailurePolicy(p);
     p.deadLetters = new DeadLettering(p);
+    p.delayed = new Delayed(p);
     const cb = options.circuitBreaker;
     p.inline = new InlineRunner(inlineSink(p), options.metrics.timing || (cb !== false && cb.slowCallMs !== undefined));
   }
@@ -184,6 +186,7 @@ export class Engine {
       await workersReady(p.control, warmThreads(p.options), WORKERS_READY_TIMEOUT_MS);
       await p.transport?.start(this.#transportHost());
       await p.deadLetters.start();
+      await p.delayed.scheduler.start();
       await p.transport?.consume();
     } catch (err) {
       await p.transport?.close().catch(() => 0);
@@ -260,6 +263,8 @@ export class Engine {
       p.log.warn({ abandoned }, 'bus stopped with events still pending; they were abandoned');
       p.inFlight.settle(abandoned);
     }
+    // After every event it handed over settled or was abandoned: the settled ones' done marks are written.
+    await p.delayed.stop();
     p.lifecycle.move('stopped');
     p.inFlight.resolveDrainWaiters();
     p.slots.releaseFlushWaiters();
@@ -336,6 +341,10 @@ export class Engine {
     return this.#p.deadLetters.public;
   }
 
+  get scheduled(): ScheduledEvents {
+    return this.#p.delayed.public;
+  }
+
   stats(): BusStats {
     const { counters: c, queue, slots } = this.#p;
     return {
@@ -345,6 +354,7 @@ export class Engine {
       dropped: c.dropped,
       rejected: c.rejected,
       filtered: c.filtered,
+      scheduled: this.#p.delayed.size,
       abandoned: c.abandoned,
       retried: c.retried,
       deadLettered: c.deadLettered,

@@ -75,6 +75,8 @@ export interface TrackedEvent extends InFlightBase {
   readonly replay: { readonly entryId: string; readonly eventId: string; readonly done: (ok: boolean) => void } | undefined;
   /** Set for a delivery a transport brought. */
   readonly remote: RemoteDelivery | undefined;
+  /** Told once when the event settles (a delayed event's done mark in its schedule file); never when stop() abandons it. */
+  readonly onSettled?: (() => void) | undefined;
 }
 
 /** A delivery a transport brought: whom to tell when it settles, and when it first failed (a retry from another process). */
@@ -216,6 +218,7 @@ export class InFlight {
       if (e?.kind === 'tracked') {
         e.replay?.done(false); // a replayed dead letter that was dropped is still dead
         e.remote?.settled();
+        e.onSettled?.();
       }
       this.#events.delete(seq);
     }
@@ -244,7 +247,10 @@ export class InFlight {
     }
     this.#events.delete(seq);
     this.settle(1);
-    if (known !== undefined && 'remote' in known) (known as TrackedEvent).remote?.settled();
+    if (known !== undefined && 'remote' in known) {
+      (known as TrackedEvent).remote?.settled();
+      (known as TrackedEvent).onSettled?.();
+    }
   }
 
   /** The one exit: `count` accepted events settled on the main thread. */

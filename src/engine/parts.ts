@@ -20,6 +20,7 @@ import type { WorkerMiddlewareRef } from '../handler_ref.js';
 import type { Transport } from '../transport.js';
 import type { EngineCounters } from './counters.js';
 import type { DeadLettering } from './dead_lettering.js';
+import type { Delayed } from './delayed.js';
 import type { FailurePolicy, HeldDelivery } from './failure_policy.js';
 import type { InFlight } from './in_flight.js';
 import type { Lanes } from './lanes.js';
@@ -64,6 +65,8 @@ export interface EngineParts {
   readonly middleware: PublishMiddlewareChain;
   /** Worker middleware (`bus.use(workerMiddleware(…))`), fixed when the pool starts. */
   readonly workerMiddleware: WorkerMiddlewareRef[];
+  /** Delayed events: the scheduler and `bus.scheduled`. */
+  readonly delayed: Delayed;
   /** Carries events between processes (undefined: events stay in this process). */
   readonly transport: Transport | undefined;
 }

@@ -20,7 +20,9 @@ import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } fro
 import type { RemoteDelivery, TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
 import { decodeValue, encodePublish } from './payload_encoding.js';
-import { EXECUTE_OPTIONS, PUBLISH_ASYNC_OPTIONS, PUBLISH_OPTIONS, checkTimeout } from './validation.js';
+import { dueTime } from './delayed.js';
+import type { ScheduledEvent } from '../scheduler/scheduled_event.js';
+import { EXECUTE_OPTIONS, PUBLISH_ASYNC_OPTIONS, PUBLISH_OPTIONS, checkCarriedTopic, checkTimeout } from './validation.js';
 
 type Reply = (result: CommandResult) => void;
 type Replay = NonNullable<TrackedEvent['replay']>;
@@ -47,8 +49,43 @@ export class Publisher {
     const p = this.#p;
     const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_OPTIONS, p.middleware);
     if (lane < 0) return this.#refused(topic);
+    if (options !== undefined && (options.delayMs !== undefined || options.at !== undefined)) {
+      const dueAt = dueTime(topic, options);
+      if (dueAt !== undefined && dueAt > Date.now()) return p.lifecycle.accepting ? p.delayed.schedule(topic, lane, dueAt) : this.#publishEncoded(topic, payload, lane);
+    }
     if (p.transport !== undefined) return this.#offer(topic, lane, true);
     return this.#publishEncoded(topic, payload, lane);
+  }
+
+  /**
+   * A delayed event that is due: published now, if there is room (false:
+   * none, the scheduler waits and tries again). `settled` hears when it
+   * settles (with a schedule file, its done mark).
+   */
+  publishDue(e: ScheduledEvent, settled: (() => void) | undefined): boolean {
+    const p = this.#p;
+    const lane = PRIORITY_NAMES.indexOf(e.priority);
+    if (p.transport === undefined && !p.queue.hasRoom()) return false;
+    const r = this.encoder;
+    r.clear();
+    r.setSession(e.sessionId);
+    if (e.headers !== undefined) {
+      r.setHeaders(JSON.stringify(e.headers));
+      r.headerValues = e.headers;
+    }
+    r.flags = e.payloadFlags;
+    r.binary = e.payload;
+    r.payloadBytes = e.payload.byteLength;
+    r.setId(e.id);
+    if (p.transport !== undefined) {
+      if (!this.#offer(e.topic, lane, false)) return false;
+      // Settled for this process once the stream stored it: another process handles it from there.
+      if (settled !== undefined) void p.transport.flushed().then(settled, () => {});
+      return true;
+    }
+    const payload = decodeValue(e.payloadFlags, e.payload, p.codec);
+    this.#commit(e.topic, payload, lane, false, undefined, undefined, undefined, undefined, settled);
+    return true;
   }
 
   async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
@@ -56,6 +93,10 @@ export class Publisher {
     const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS, p.middleware);
     if (lane < 0) return this.#refused(topic);
     const timeoutMs = checkTimeout(options?.timeoutMs);
+    if (options !== undefined && (options.delayMs !== undefined || options.at !== undefined)) {
+      const dueAt = dueTime(topic, options);
+      if (dueAt !== undefined && dueAt > Date.now() && p.lifecycle.accepting) return p.delayed.scheduleAsync(topic, lane, dueAt, timeoutMs);
+    }
     const strategy = p.options.queue.strategy;
     if (p.transport !== undefined) return this.#offerAsync(p.transport, topic, lane, timeoutMs);
     if (strategy === 'drop-oldest' || !p.lifecycle.accepting) return this.#publishEncoded(topic, payload, lane);
@@ -139,6 +180,8 @@ export class Publisher {
    */
   deliver(ev: RemoteEvent, route: Route, settled: () => void): void {
     const p = this.#p;
+    // A pattern consumer takes topics other processes published: bounded before anything is counted (a throw: malformed).
+    if (route.carriesTopic) checkCarriedTopic(ev.topic);
     const r = this.encoder;
     r.clear();
     r.setSession(ev.sessionId);
@@ -298,7 +341,7 @@ export class Publisher {
    * resolved first: if that throws (a full registry), nothing was counted.
    */
   #commit(topic: string, payload: unknown, lane: number, reserved: boolean, reply: Reply | undefined,
-    routeOverride?: Route, replay?: Replay, remote?: Remote): void {
+    routeOverride?: Route, replay?: Replay, remote?: Remote, onSettled?: () => void): void {
     const p = this.#p;
     let route = routeOverride ?? (reply ? p.router.commandRoute(topic) : p.router.eventRoute(topic));
     const backpressureOn = p.queue.accept(reserved);
@@ -324,16 +367,17 @@ export class Publisher {
       if (backpressureOn) this.backpressureChanged(true);
       p.inFlight.settle(1);
       remote?.settled();
+      onSettled?.();
       return;
     }
-    const tracked = reply !== undefined || replay !== undefined || remote !== undefined || route.stages.length > 1;
+    const tracked = reply !== undefined || replay !== undefined || remote !== undefined || onSettled !== undefined || route.stages.length > 1;
     if (tracked) {
       p.inFlight.track({
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
         encoded: r.flags & RF_ENCODED ? r.binary : undefined,
         sessionId: r.session, headers: r.headers, headerValues: r.headerValues, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay,
         remote: remote === undefined ? undefined : { settled: remote.settled, firstFailedAt: remote.firstFailedAt, event: remote.event },
-        failures: undefined,
+        onSettled, failures: undefined,
       });
     }
     const stage = route.stages[0];

@@ -2,7 +2,7 @@
  * Checks of per-call arguments (topics, priorities, timeouts) shared by
  * registration and publishing: each error names the argument and echoes it.
  */
-import { MAX_TOPIC_BYTES } from '../protocol/limits.js';
+import { MAX_CARRIED_TOPIC_BYTES } from '../protocol/limits.js';
 
 const LANE_OF: Readonly<Record<string, number>> = { critical: 0, high: 1, normal: 2, low: 3 };
 
@@ -20,9 +20,13 @@ export function checkTopic(topic: unknown): asserts topic is string {
   if (typeof topic !== 'string' || topic.length === 0) {
     throw new TypeError(`topic must be a non-empty string, got ${typeof topic === 'string' ? "''" : String(topic)}`);
   }
-  // One comparison for every usual topic (a UTF-16 unit is at most 3 UTF-8 bytes).
-  if (topic.length > MAX_TOPIC_BYTES / 3 && Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
-    throw new RangeError(`topic '${topic.slice(0, 48)}…' is ${Buffer.byteLength(topic)} bytes; the most is ${MAX_TOPIC_BYTES}`);
+}
+
+/** A topic routed only by wildcard patterns travels in its records as text: bounded (a UTF-16 unit is at most 3 UTF-8 bytes). */
+export function checkCarriedTopic(topic: string): void {
+  if (topic.length > MAX_CARRIED_TOPIC_BYTES / 3 && Buffer.byteLength(topic) > MAX_CARRIED_TOPIC_BYTES) {
+    throw new RangeError(`topic '${topic.slice(0, 48)}…' is ${Buffer.byteLength(topic)} bytes; a topic routed by a wildcard pattern may have at most ${
+      MAX_CARRIED_TOPIC_BYTES}`);
   }
 }
 
@@ -40,7 +44,7 @@ export function checkOptionsObject(what: string, options: unknown, allowed?: rea
   }
 }
 
-export const PUBLISH_OPTIONS: readonly string[] = ['priority', 'sessionId', 'headers'];
+export const PUBLISH_OPTIONS: readonly string[] = ['priority', 'sessionId', 'headers', 'delayMs', 'at'];
 export const PUBLISH_ASYNC_OPTIONS: readonly string[] = [...PUBLISH_OPTIONS, 'timeoutMs'];
 export const EXECUTE_OPTIONS: readonly string[] = ['priority', 'sessionId', 'headers', 'timeoutMs'];
 export const STOP_OPTIONS: readonly string[] = ['drain', 'timeoutMs'];

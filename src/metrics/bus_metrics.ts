@@ -42,6 +42,8 @@ export interface MetricsSnapshot {
   /** Publish → settled, one observation per settled event. */
   event_end_to_end_seconds: LatencySummary;
   queue_size: number;
+  /** Delayed events pending (not yet due). */
+  scheduled_events: number;
   /** Worker threads running handlers (the pool's adapted size). */
   active_workers: number;
   backpressure_active: 0 | 1;
@@ -209,6 +211,7 @@ export class BusMetrics {
       event_processing_duration_seconds: copy(this.#processingSummary.get()),
       event_end_to_end_seconds: copy(this.#endToEndSummary.get()),
       queue_size: stats.queueSize,
+      scheduled_events: stats.scheduled,
       active_workers: stats.activeWorkers,
       backpressure_active: stats.backpressureActive ? 1 : 0,
       circuit_breaker_state: worstByHandler(this.#source.breakerStates()),
@@ -250,6 +253,7 @@ export class BusMetrics {
       topics: () => this.#topics.series(),
       handlers: () => this.#handlers.values(),
       queueSize: () => stats.queueSize,
+      scheduled: () => stats.scheduled,
       activeWorkers: () => stats.activeWorkers,
       backpressureActive: () => (stats.backpressureActive ? 1 : 0),
       deadLetterQueueSize: () => this.#source.deadLetterSize(),

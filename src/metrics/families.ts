@@ -13,6 +13,7 @@ export interface MetricsView {
   topics(): Iterable<TopicSeries>;
   handlers(): Iterable<HandlerSeries>;
   queueSize(): number;
+  scheduled(): number;
   activeWorkers(): number;
   backpressureActive(): number;
   deadLetterQueueSize(): number;
@@ -80,6 +81,7 @@ export const FAMILIES: readonly Family[] = [
   handlerFamily('events_retried_total', 'Failed attempts scheduled to run again.', 2, (s) => s.retried),
   handlerFamily('events_dead_lettered_total', 'Deliveries that exhausted their retries.', 3, (s) => s.deadLettered),
   scalar('queue_size', 'Accepted events not yet settled.', (v) => v.queueSize()),
+  scalar('scheduled_events', 'Delayed events pending (not yet due).', (v) => v.scheduled()),
   scalar('active_workers', 'Worker threads running handlers now (the pool\'s adapted size, at most pool.maxThreads).', (v) => v.activeWorkers()),
   scalar('backpressure_active', '1 while the queue is above its high water mark (until it falls to the low one).', (v) => v.backpressureActive()),
   scalar('dead_letter_queue_size', 'Dead letters in memory.', (v) => v.deadLetterQueueSize()),

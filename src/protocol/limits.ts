@@ -20,8 +20,8 @@ export const MAX_SESSION_BYTES = 1024;
 export const MAX_EVENT_ID_BYTES = 256;
 /** An event's headers, as JSON text in UTF-8 bytes. */
 export const MAX_HEADERS_BYTES = 16 * 1024;
-/** A topic (or pattern), in UTF-8 bytes: a record routed by a wildcard subscription carries it as text. */
-export const MAX_TOPIC_BYTES = 1024;
+/** A topic routed only by wildcard subscriptions, in UTF-8 bytes: its records carry it as text. */
+export const MAX_CARRIED_TOPIC_BYTES = 1024;
 /** Worker handlers one topic may have: their ids travel in every record of the topic. */
 export const MAX_WORKER_HANDLERS_PER_TOPIC = 512;
 /** Handlers with a circuit breaker on one bus, one per handler of each topic (unregistering frees them). */
@@ -33,7 +33,7 @@ export const MAX_REGISTRY_BYTES = 64 << 20;
 
 /** Everything in a record besides the payload, at most. */
 export const MAX_RECORD_OVERHEAD_BYTES =
-  REC_HEADER_BYTES + 4 * MAX_WORKER_HANDLERS_PER_TOPIC + MAX_SESSION_BYTES + MAX_EVENT_ID_BYTES + MAX_TOPIC_BYTES + MAX_HEADERS_BYTES;
+  REC_HEADER_BYTES + 4 * MAX_WORKER_HANDLERS_PER_TOPIC + MAX_SESSION_BYTES + MAX_EVENT_ID_BYTES + MAX_CARRIED_TOPIC_BYTES + MAX_HEADERS_BYTES;
 
 /** The largest record a lane ring must hold, for a given `queue.maxPayloadBytes`. */
 export const largestRecordBytes = (maxPayloadBytes: number): number => align8(MAX_RECORD_OVERHEAD_BYTES + maxPayloadBytes);

@@ -34,8 +34,6 @@ export interface HandlerEntry {
   name: string;
   /** Index of the handler's circuit breaker (its topic's) in the shared words, -1 without breakers. */
   breaker: number;
-  /** The topic (or wildcard pattern) it is registered on. */
-  topic: string;
 }
 export interface TopicEntry {
   kind: typeof ENTRY_TOPIC;
@@ -102,7 +100,7 @@ export class SharedRegistryWriter {
   handlerId(topic: string, module: string, exportName: string, name: string, breaker: number): number {
     // The breaker index is part of the key: a handler registered again after its breaker was freed gets a fresh entry.
     // JSON, not a joined string: a module URL or an export name may hold any separator.
-    return this.#intern(`h:${JSON.stringify([topic, module, exportName, name, breaker])}`, ENTRY_HANDLER, { module, exportName, name, breaker, topic });
+    return this.#intern(`h:${JSON.stringify([topic, module, exportName, name, breaker])}`, ENTRY_HANDLER, { module, exportName, name, breaker });
   }
 
   entry(id: number): RegistryEntry {
