@@ -7,7 +7,7 @@ export { ResilientMessageBus } from './resilient_message_bus.js';
 export { BusSession } from './session.js';
 export { workerHandler, workerMiddleware, type WorkerHandlerRef, type WorkerMiddlewareRef } from './handler_ref.js';
 export type { PublishContext, PublishMiddleware } from './middleware.js';
-export type { ScheduledEventInfo, ScheduledEvents } from './engine/delayed.js';
+export type { ScheduledEventInfo, ScheduledEvents } from './scheduled_events.js';
 export {
   allOf, anyOf, byHeader, byHeaders, bySession, byTopic, not, rateLimit,
   type BySessionOptions, type EventFilter, type FilterEvent, type HeaderMatcher, type RateLimitOptions,

@@ -9,6 +9,7 @@ import { LANE_COUNT } from './protocol/layout.js';
 import { ADMIT_DENY } from './protocol/breaker_words.js';
 import { LanePicker } from './protocol/lane_picker.js';
 import type { BusEvent } from './types.js';
+import type { BusTracing } from './tracing/bus_tracing.js';
 
 /** One event's inline stage, waiting in its lane. */
 export interface InlineJob {
@@ -59,11 +60,14 @@ export class InlineRunner {
   readonly #awaiting = new Map<InlineJob, { index: number; since: number; failures: number; done: boolean; admitted: number }>();
 
   readonly #timed: boolean;
+  /** The bus's tracing now (undefined without a provider): an attempt of an event with a traceparent runs in its span. */
+  readonly #tracing: () => BusTracing | undefined;
 
   /** `timed`: measure each call (metrics, or the slow-call rule of circuit breakers). */
-  constructor(sink: InlineSink, timed: boolean) {
+  constructor(sink: InlineSink, timed: boolean, tracing: () => BusTracing | undefined = () => undefined) {
     this.#sink = sink;
     this.#timed = timed;
+    this.#tracing = tracing;
   }
 
   get size(): number {
@@ -151,7 +155,8 @@ export class InlineRunner {
       const t0 = this.#timed ? performance.now() : 0;
       let r: unknown;
       try {
-        r = handlers[i].fn!(job.event);
+        const t = job.event.headers?.traceparent === undefined ? undefined : this.#tracing();
+        r = t === undefined ? handlers[i].fn!(job.event) : t.consume(job.event, handlers[i].name, () => handlers[i].fn!(job.event));
       } catch (err) {
         failures++;
         result = undefined;

@@ -20,7 +20,7 @@ import type { DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
 import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 import type { BusMetrics } from './metrics/bus_metrics.js';
 import type { TransportStats } from './transport.js';
-import type { ScheduledEvents } from './engine/delayed.js';
+import type { ScheduledEvents } from './scheduled_events.js';
 
 /** Events a bus emits; listen with `bus.on(name, listener)` (EventEmitter), typed by this map. @group Bus */
 export interface MessageBusEvents {

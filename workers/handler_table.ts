@@ -7,6 +7,7 @@ import { ENTRY_HANDLER } from '../src/protocol/registry.js';
 import { HandlerLoadError } from '../src/errors.js';
 import { loadFailureMessage } from './load_error.js';
 import { compose, type WorkerMiddlewareFn } from './middleware_chain.js';
+import { traced } from './tracing.js';
 
 export type LoadedHandler = (event: unknown) => unknown;
 
@@ -76,7 +77,7 @@ export class HandlerTable {
     if (entry.kind !== ENTRY_HANDLER) return undefined;
     const known = this.#byExport.get(`${entry.module}#${entry.exportName}`);
     if (known === undefined || this.#middleware === undefined) return undefined;
-    const fn = compose(known, this.#middleware, { handler: entry.name });
+    const fn = traced(compose(known, this.#middleware, { handler: entry.name }), entry.name);
     this.#loaded[id] = fn;
     return fn;
   }
@@ -128,7 +129,7 @@ export class HandlerTable {
       this.#middlewareLoading ??= Promise.all(this.#middlewareRefs.map((m) => loadHandler(m.module, m.exportName, this.#tsxEsmApi, 'worker middleware')));
       this.#middleware = (await this.#middlewareLoading) as WorkerMiddlewareFn[];
       const raw = this.#byExport.get(`${entry.module}#${entry.exportName}`) ?? await loadHandler(entry.module, entry.exportName, this.#tsxEsmApi);
-      const fn = compose(raw, this.#middleware, { handler: entry.name });
+      const fn = traced(compose(raw, this.#middleware, { handler: entry.name }), entry.name);
       this.#loaded[id] = fn;
       this.#byExport.set(`${entry.module}#${entry.exportName}`, raw);
       return fn;

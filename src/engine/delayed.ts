@@ -12,37 +12,12 @@
 import { BackpressureError } from '../errors.js';
 import { checkConcrete } from '../filters/topic_pattern.js';
 import { RF_BINARY, RF_ENCODED, RF_UNDEFINED } from '../protocol/record.js';
-import { PRIORITY_NAMES, type Priority } from '../protocol/task.js';
+import { PRIORITY_NAMES } from '../protocol/task.js';
 import { Scheduler } from '../scheduler/scheduler.js';
 import type { ScheduledEvent } from '../scheduler/scheduled_event.js';
 import type { EngineParts } from './parts.js';
+import type { ScheduledEventInfo, ScheduledEvents } from '../scheduled_events.js';
 import { decodeValue } from './payload_encoding.js';
-
-/** A pending delayed event as users see it (`bus.scheduled.list()`). @group Scheduling */
-export interface ScheduledEventInfo {
-  readonly id: string;
-  readonly topic: string;
-  readonly payload: unknown;
-  readonly priority: Priority;
-  readonly sessionId: string | undefined;
-  readonly headers: Readonly<Record<string, string>> | undefined;
-  /** Epoch ms it is due (delivered no earlier). */
-  readonly dueAt: number;
-  /** Epoch ms of the publish call. */
-  readonly publishedAt: number;
-}
-
-/** The delayed events pending in a bus: `bus.scheduled`. @group Scheduling */
-export interface ScheduledEvents {
-  /** Pending ones in due order (`limit` default 1000, at most 10000), optionally of one topic. */
-  list(options?: { topic?: string; limit?: number; offset?: number }): ScheduledEventInfo[];
-  /** How many are pending (of one topic). */
-  count(options?: { topic?: string }): number;
-  /** One pending event, or undefined (unknown, or due and published already). */
-  get(id: string): ScheduledEventInfo | undefined;
-  /** Removes a pending event (with a mark in the schedule file); false if it is not pending. */
-  cancel(id: string): boolean;
-}
 
 /** The due time of a publish's `delayMs` / `at`, or undefined for an immediate publish. */
 export function dueTime(topic: string, options: { delayMs?: unknown; at?: unknown } | undefined): number | undefined {

@@ -34,7 +34,9 @@ import { Router } from '../router.js';
 import type { BusStats, CommandResult, EventHandlerOptions, Handler, PublishAsyncOptions, PublishOptions, StopOptions } from '../types.js';
 import { EngineCounters } from './counters.js';
 import { DeadLettering } from './dead_lettering.js';
-import { Delayed, type ScheduledEvents } from './delayed.js';
+import { Delayed } from './delayed.js';
+import type { ScheduledEvents } from '../scheduled_events.js';
+import { BusTracing } from '../tracing/bus_tracing.js';
 import { FailurePolicy } from './failure_policy.js';
 import { InFlight } from './in_flight.js';
 import { Lanes } from './lanes.js';
@@ -81,6 +83,7 @@ export class Engine {
       listenerCount: (name: string | symbol): number => emitter.listenerCount(name),
     };
     p.codec = new BusCodec(options);
+    p.tracing = BusTracing.create();
     p.middleware = new PublishMiddlewareChain();
     p.workerMiddleware = [];
     // Before the dead-letter queue: with a transport, dead letters go to its stream.
@@ -117,7 +120,7 @@ export class Engine {
     p.deadLetters = new DeadLettering(p);
     p.delayed = new Delayed(p);
     const cb = options.circuitBreaker;
-    p.inline = new InlineRunner(inlineSink(p), options.metrics.timing || (cb !== false && cb.slowCallMs !== undefined));
+    p.inline = new InlineRunner(inlineSink(p), options.metrics.timing || (cb !== false && cb.slowCallMs !== undefined), () => p.tracing);
   }
 
   /** Publish middleware (a function) or worker middleware (before start()); returns a function that removes it. */
@@ -141,15 +144,46 @@ export class Engine {
   }
 
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
-    return this.#p.publisher.publish(topic, payload, options, session);
+    const p = this.#p;
+    const t = p.tracing;
+    if (t === undefined) return p.publisher.publish(topic, payload, options, session);
+    const span = t.start(topic, 'publish');
+    try {
+      const ok = p.publisher.publish(topic, payload, t.inject(span, options), session);
+      t.end(span, ok, ok && options?.delayMs === undefined && options?.at === undefined ? p.publisher.lastEventId : undefined);
+      return ok;
+    } catch (err) {
+      t.end(span, false, undefined, err);
+      throw err;
+    }
   }
 
   publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
-    return this.#p.publisher.publishAsync(topic, payload, options, session);
+    const p = this.#p;
+    const t = p.tracing;
+    if (t === undefined) return p.publisher.publishAsync(topic, payload, options, session);
+    const span = t.start(topic, 'publish');
+    return p.publisher.publishAsync(topic, payload, t.inject(span, options), session).then((ok) => {
+      t.end(span, ok, undefined);
+      return ok;
+    }, (err: unknown) => {
+      t.end(span, false, undefined, err);
+      throw err;
+    });
   }
 
   execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
-    return this.#p.publisher.execute(topic, payload, options, session);
+    const p = this.#p;
+    const t = p.tracing;
+    if (t === undefined) return p.publisher.execute(topic, payload, options, session);
+    const span = t.start(topic, 'execute');
+    return p.publisher.execute(topic, payload, t.inject(span, options), session).then((r) => {
+      t.end(span, r.success, undefined, r.success ? undefined : r.error);
+      return r;
+    }, (err: unknown) => {
+      t.end(span, false, undefined, err);
+      throw err;
+    });
   }
 
   start(): Promise<void> {
@@ -167,6 +201,8 @@ export class Engine {
   async #start(): Promise<void> {
     const p = this.#p;
     p.lifecycle.move('starting');
+    // A tracer provider registered after the bus was made (and before start) is used from now on.
+    p.tracing ??= BusTracing.create();
     const refs = p.registrar.workerRefs();
     try {
       for (const ref of refs) assertModuleExists(ref);

@@ -21,6 +21,7 @@ import type { Transport } from '../transport.js';
 import type { EngineCounters } from './counters.js';
 import type { DeadLettering } from './dead_lettering.js';
 import type { Delayed } from './delayed.js';
+import type { BusTracing } from '../tracing/bus_tracing.js';
 import type { FailurePolicy, HeldDelivery } from './failure_policy.js';
 import type { InFlight } from './in_flight.js';
 import type { Lanes } from './lanes.js';
@@ -65,6 +66,8 @@ export interface EngineParts {
   readonly middleware: PublishMiddlewareChain;
   /** Worker middleware (`bus.use(workerMiddleware(…))`), fixed when the pool starts. */
   readonly workerMiddleware: WorkerMiddlewareRef[];
+  /** Spans and trace context, when @opentelemetry/api is installed and a provider registered (else undefined: no cost). */
+  tracing: BusTracing | undefined;
   /** Delayed events: the scheduler and `bus.scheduled`. */
   readonly delayed: Delayed;
   /** Carries events between processes (undefined: events stay in this process). */

@@ -205,6 +205,11 @@ export class Publisher {
       { attempt: ev.attempt, publishedAt: ev.publishedAt, settled, firstFailedAt: ev.firstFailedAt, event: ev });
   }
 
+  /** The id of the event the last publish accepted (for its span; read right after the publish). */
+  get lastEventId(): string {
+    return this.#p.memory.idPrefix + this.#seq;
+  }
+
   /** The event in the encoder to the transport; false (counted as rejected when `count`) when its window is full or the bus stops. */
   #offer(topic: string, lane: number, count: boolean): boolean {
     const p = this.#p;
