@@ -293,10 +293,10 @@ export class CommandTimeoutError extends RingbusError {
 export class MiddlewareError extends RingbusError {
   /** The topic being published. */
   readonly topic: string;
-  /** The middleware's name (its function name, or its place in the chain). */
+  /** The middleware's name (its function name, or `#n`: its place in the chain). */
   readonly middleware: string;
   constructor(topic: string, middleware: string, cause: unknown) {
-    super('ERR_RINGBUS_MIDDLEWARE', `publish middleware ${middleware} threw on topic '${topic}': ${
+    super('ERR_RINGBUS_MIDDLEWARE', `publish middleware '${middleware}' threw on topic '${topic}': ${
       cause instanceof Error ? cause.message : String(cause)}`, { cause });
     this.topic = topic;
     this.middleware = middleware;
@@ -314,7 +314,7 @@ export class RefusedError extends RingbusError {
   /** The middleware that refused. */
   readonly middleware: string;
   constructor(topic: string, middleware: string) {
-    super('ERR_RINGBUS_REFUSED', `publish middleware ${middleware} refused the command on topic '${topic}'`);
+    super('ERR_RINGBUS_REFUSED', `publish middleware '${middleware}' refused the command on topic '${topic}'`);
     this.topic = topic;
     this.middleware = middleware;
   }

@@ -71,7 +71,7 @@ export class PublishMiddlewareChain {
   use(fn: PublishMiddleware): () => void {
     if (typeof fn !== 'function') throw new TypeError(`bus.use: middleware must be a function or workerMiddleware(module, export), got ${String(fn)}`);
     this.#fns.push(fn);
-    this.#names.push(fn.name !== '' ? `'${fn.name}'` : `#${this.#fns.length}`);
+    this.#names.push(fn.name !== '' ? fn.name : `#${this.#fns.length}`);
     return () => {
       const at = this.#fns.indexOf(fn);
       if (at < 0) return;
@@ -103,6 +103,13 @@ export class PublishMiddlewareChain {
           verdict = fns[i](c);
         } catch (err) {
           throw new MiddlewareError(topic, this.#names[this.#fns.indexOf(fns[i])] ?? `#${i + 1}`, err);
+        }
+        const maybe = verdict as unknown as PromiseLike<unknown> | null | undefined;
+        if (maybe !== null && typeof maybe === 'object' && typeof maybe.then === 'function') {
+          // Its outcome would come after the publish: refused outright, and a rejection of it is not left unhandled.
+          maybe.then(undefined, () => {});
+          throw new MiddlewareError(topic, this.#names[this.#fns.indexOf(fns[i])] ?? `#${i + 1}`,
+            new TypeError('it returned a promise: publish middleware must be synchronous (a publish is)'));
         }
         if (verdict === false) {
           this.refusedBy = this.#names[this.#fns.indexOf(fns[i])] ?? `#${i + 1}`;

@@ -13,7 +13,7 @@ import { DuplicateCommandHandlerError } from './errors.js';
 import type { WorkerHandlerRef } from './handler_ref.js';
 import type { SharedRegistryWriter } from './protocol/registry.js';
 import { MAX_WORKER_HANDLERS_PER_TOPIC } from './protocol/limits.js';
-import { checkConcrete, isWildcard, topicMatcher } from './filters/topic_pattern.js';
+import { isWildcard, topicMatcher } from './filters/topic_pattern.js';
 import { checkCarriedTopic } from './engine/validation.js';
 import type { EventFilter } from './filters.js';
 import type { Handler } from './types.js';
@@ -140,15 +140,10 @@ export class Router {
     else this.#routes.delete(topic);
   }
 
-  /**
-   * The handlers of a concrete topic: its own, and those of every pattern
-   * matching it. Throws a TypeError for a topic with a wildcard token (it
-   * can only be subscribed to), found on the first publish to it.
-   */
+  /** The handlers of a concrete topic (publish refused wildcards): its own, and those of every pattern matching it. */
   eventRoute(topic: string): Route {
     let route = this.#routes.get(topic);
     if (route === undefined) {
-      checkConcrete(topic);
       const own = this.#events.get(topic);
       if (this.#patterns.size === 0) {
         if (own === undefined) return EMPTY;
@@ -172,6 +167,11 @@ export class Router {
       this.#routes.set(topic, route);
     }
     return route;
+  }
+
+  /** Whether `topic` matches the registered pattern `pattern` (false when no handler is registered on it). */
+  patternMatches(pattern: string, topic: string): boolean {
+    return this.#patterns.get(pattern)?.(topic) === true;
   }
 
   /** Whether any event handler is registered on a pattern. */

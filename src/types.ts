@@ -52,7 +52,9 @@ export interface CommandFailed {
    * `ERR_RINGBUS_HANDLER_TIMEOUT`, `ERR_RINGBUS_BACKPRESSURE`,
    * `ERR_RINGBUS_HANDLER_FAILED` (the handler's own message, name and stack),
    * `ERR_RINGBUS_WORKER_CRASHED`, `ERR_RINGBUS_HANDLER_LOAD` (the worker
-   * handler's module did not load) or `ERR_RINGBUS_BUS_STOPPED`. The same object
+   * handler's module did not load), `ERR_RINGBUS_BUS_STOPPED`,
+   * `ERR_RINGBUS_MIDDLEWARE` (a publish middleware threw) or
+   * `ERR_RINGBUS_REFUSED` (a publish middleware returned false). The same object
    * the last 'handler-error' event and the dead letter carry.
    */
   error: RingbusError;
@@ -104,7 +106,8 @@ export interface EventHandlerOptions {
    * Runs on the main thread before each event is handed to this handler
    * (worker handlers included): false and the handler does not get it
    * (counted in `filtered`, neither processed nor failed). Ready-made ones:
-   * `bySession`, `byHeader`, `rateLimit`, composed with `allOf`/`anyOf`.
+   * `bySession`, `byHeader`, `byHeaders`, `byTopic`, `rateLimit`, composed
+   * with `allOf`, `anyOf` and `not`.
    * A filter that throws counts as false and is logged (rate-limited).
    * @default undefined (every event)
    */

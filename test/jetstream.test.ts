@@ -40,6 +40,30 @@ function gate(): { wait: () => Promise<void>; open: () => void } {
 }
 
 describe('JetStream transport', () => {
+  it('carries headers, delivers to wildcard subscriptions with the concrete topic, runs filters where the handler is, and retries through the pattern', async () => {
+    const where = names.next();
+    const consumer = bus({ transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1 }, deadLetter: {} });
+    const got: { topic: string; headers: unknown; attempt: number }[] = [];
+    consumer.registerEventHandler('orders.*', (e) => {
+      got.push({ topic: e.topic, headers: e.headers, attempt: e.attempt });
+      if (e.headers?.fail === 'yes') throw new Error('no');
+    }, { name: 'star', filter: (e) => e.headers?.skip !== 'yes' });
+    await consumer.start();
+    const producer = bus({ transport: jetstream(where) });
+    await producer.start();
+    producer.publish('orders.eu', 1, { headers: { tenant: 'acme' } });
+    producer.publish('orders.us', 2, { headers: { skip: 'yes' } });
+    producer.publish('orders.', 3); // an empty token: no wildcard matches it (NATS would)
+    producer.publish('orders.eu.west', 4); // two tokens after 'orders': not '*'
+    producer.publish('orders.fr', 5, { headers: { fail: 'yes' } });
+    await producer.drain();
+    await until(() => consumer.deadLetters.list().length === 1 && consumer.stats().filtered === 2, 'the failing one dead-lettered, two filtered');
+    expect(got.map((g) => [g.topic, g.attempt])).toEqual([['orders.eu', 0], ['orders.fr', 0], ['orders.fr', 1]]);
+    expect(got[0].headers).toEqual({ tenant: 'acme' });
+    const [dead] = consumer.deadLetters.list();
+    expect(dead).toMatchObject({ handler: 'star', subscription: 'orders.*', attempts: 2, event: { topic: 'orders.fr', headers: { fail: 'yes' } } });
+  });
+
   it('runs each (event, handler) delivery once, only in the processes that registered the handler', async () => {
     const where = names.next();
     const recording = new Recording();

@@ -233,7 +233,7 @@ describe('publish middleware', () => {
     const refused = await b.execute('c', null);
     expect(refused.success).toBe(false);
     expect(refused.error).toBeInstanceOf(RefusedError);
-    expect(refused.error).toMatchObject({ code: 'ERR_RINGBUS_REFUSED', middleware: "'onlyVip'", topic: 'c' });
+    expect(refused.error).toMatchObject({ code: 'ERR_RINGBUS_REFUSED', middleware: 'onlyVip', topic: 'c' });
     await b.drain();
     expect(handled).toBe(1);
     expect(b.stats()).toMatchObject({ published: 1, filtered: 3 });
@@ -251,9 +251,21 @@ describe('publish middleware', () => {
     expect(() => b.publish('m', 1)).toThrow(MiddlewareError);
     await expect(b.publishAsync('m', 1)).rejects.toThrow(/publish middleware 'broken' threw on topic 'm': kaput/);
     const r = await b.execute('c', null);
-    expect(r).toMatchObject({ success: false, attempts: 0, error: { code: 'ERR_RINGBUS_MIDDLEWARE', middleware: "'broken'" } });
+    expect(r).toMatchObject({ success: false, attempts: 0, error: { code: 'ERR_RINGBUS_MIDDLEWARE', middleware: 'broken' } });
     expect((r.error!.cause as Error).message).toBe('kaput');
     expect(b.stats()).toMatchObject({ published: 0, queueSize: 0 });
+  });
+
+  it('must be synchronous: one returning a promise fails the publish, and its rejection is not left unhandled', async () => {
+    const b = bus();
+    b.registerEventHandler('m', () => {});
+    // Not allowed by the types; a JavaScript caller (or a cast) can still do it.
+    b.use((async function lookup() {
+      throw new Error('too late');
+    }) as never);
+    await b.start();
+    expect(() => b.publish('m', 1)).toThrow(/publish middleware 'lookup' threw on topic 'm': it returned a promise: publish middleware must be synchronous/);
+    expect(b.stats().published).toBe(0);
   });
 });
 

@@ -10,7 +10,6 @@
  * (counted then, its `publishedAt` the due time) and handled like any other.
  */
 import { BackpressureError } from '../errors.js';
-import { checkConcrete } from '../filters/topic_pattern.js';
 import { RF_BINARY, RF_ENCODED, RF_UNDEFINED } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import { Scheduler } from '../scheduler/scheduler.js';
@@ -106,7 +105,6 @@ export class Delayed {
   #event(topic: string, lane: number, dueAt: number): ScheduledEvent {
     const p = this.#p;
     const r = p.publisher.encoder;
-    checkConcrete(topic);
     const flags = r.flags & (RF_BINARY | RF_ENCODED | RF_UNDEFINED);
     const payload = r.text !== undefined ? Buffer.from(r.text, 'utf8') : r.binary !== undefined ? r.binary.slice() : new Uint8Array(0);
     const e: ScheduledEvent = {
@@ -121,7 +119,7 @@ export class Delayed {
     const p = this.#p;
     p.publisher.encoder.clear();
     p.counters.rejected++;
-    p.metrics.countersOf(topic).rejected++;
+    p.publisher.countersOf(topic).rejected++;
     return false;
   }
 

@@ -11,6 +11,7 @@ import { errorMessage } from '../protocol/error_text.js';
 import { jsonExact, jsonLoss } from '../protocol/json_check.js';
 import { MAX_HEADERS_BYTES, MAX_SESSION_BYTES } from '../protocol/limits.js';
 import { REFUSED, type PublishMiddlewareChain } from '../middleware.js';
+import { checkConcrete } from '../filters/topic_pattern.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import { RF_BINARY, RF_ENCODED, RF_UNDEFINED, type RecordEncoder } from '../protocol/record.js';
 import type { ResolvedOptions } from '../options.js';
@@ -121,6 +122,7 @@ export function encodePublish(r: RecordEncoder, topic: string, payload: unknown,
   session: string | undefined, codec: BusCodec, allowed: readonly string[] = PUBLISH_OPTIONS,
   middleware?: PublishMiddlewareChain, kind: 'event' | 'command' = 'event'): number {
   checkTopic(topic);
+  checkConcrete(topic); // two scans of a short string, for every publish: a wildcard is refused before anything else
   checkOptionsObject(`publish options for topic '${topic}'`, options, allowed);
   const lane = laneOf(options?.priority);
   const sessionId = options?.sessionId ?? session;

@@ -13,8 +13,8 @@ import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
 import { Router, type Registration, type Route } from '../router.js';
 import { RateLimitedLog } from '../rate_limited_log.js';
 import { errorMessage } from '../protocol/error_text.js';
-import { checkConcrete } from '../filters/topic_pattern.js';
 import type { FilterEvent } from '../filters.js';
+import type { TopicCounters } from '../metrics/series.js';
 import type { RemoteEvent, Transport } from '../transport.js';
 import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
 import type { RemoteDelivery, TrackedEvent } from './in_flight.js';
@@ -123,7 +123,6 @@ export class Publisher {
   async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined,
     localOnly = false): Promise<CommandResult> {
     const p = this.#p;
-    checkConcrete(topic);
     let lane: number;
     try {
       lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, EXECUTE_OPTIONS, localOnly ? undefined : p.middleware, 'command');
@@ -180,8 +179,17 @@ export class Publisher {
    */
   deliver(ev: RemoteEvent, route: Route, settled: () => void): void {
     const p = this.#p;
-    // A pattern consumer takes topics other processes published: bounded before anything is counted (a throw: malformed).
-    if (route.carriesTopic) checkCarriedTopic(ev.topic);
+    if (route.carriesTopic) {
+      // A pattern consumer takes topics other processes published: bounded before anything is counted (a throw: malformed).
+      checkCarriedTopic(ev.topic);
+      // NATS matches an empty token (written '~') where a pattern here matches none: such an event is not this handler's.
+      if (!p.router.patternMatches(route.stages[0].handlers[0].topic, ev.topic)) {
+        p.counters.filtered++;
+        this.#countersOf(ev.topic).filtered++;
+        settled();
+        return;
+      }
+    }
     const r = this.encoder;
     r.clear();
     r.setSession(ev.sessionId);
@@ -214,7 +222,6 @@ export class Publisher {
   #offer(topic: string, lane: number, count: boolean): boolean {
     const p = this.#p;
     const r = this.encoder;
-    checkConcrete(topic); // no route is looked up here, which would find it
     if (!p.lifecycle.accepting) {
       r.clear();
       this.#rejected(topic);
@@ -230,7 +237,7 @@ export class Publisher {
     }
     r.clear();
     p.counters.published++;
-    p.metrics.countersOf(topic).published++;
+    this.#countersOf(topic).published++;
     return true;
   }
 
@@ -361,8 +368,9 @@ export class Publisher {
     }
     const attempt = remote?.attempt ?? 0;
     const r = this.encoder;
-    // A replayed dead letter goes to its handler whatever the handler's filter would say now.
-    if (route?.filtered === true && replay === undefined) {
+    // A replayed dead letter goes to its handler whatever the handler's filter would say now; so does a retry
+    // that came back through a transport (the filter let its first attempt through).
+    if (route?.filtered === true && replay === undefined && (remote === undefined || remote.attempt === 0)) {
       route = this.#filter(route, topic, payload, lane, r.id ?? p.memory.idPrefix + seq);
     }
     if (route === undefined || route.stages.length === 0) {
@@ -431,20 +439,20 @@ export class Publisher {
   /** The event being published is the one dropped: it was accepted and settles at once. */
   #droppedAtPublish(topic: string): void {
     this.#p.counters.published++;
-    this.#p.metrics.countersOf(topic).published++;
+    this.#countersOf(topic).published++;
     this.#dropCounted(topic);
   }
 
   #dropCounted(topic: string): void {
     this.#p.counters.dropped++;
-    this.#p.metrics.countersOf(topic).dropped++;
+    this.#countersOf(topic).dropped++;
   }
 
   /** A middleware refused the publish: not accepted, counted as filtered. */
   #refused(topic: string): false {
     this.encoder.clear();
     this.#p.counters.filtered++;
-    this.#p.metrics.countersOf(topic).filtered++;
+    this.#countersOf(topic).filtered++;
     return false;
   }
 
@@ -479,6 +487,20 @@ export class Publisher {
 
   #rejected(topic: string): void {
     this.#p.counters.rejected++;
-    this.#p.metrics.countersOf(topic).rejected++;
+    this.#countersOf(topic).rejected++;
+  }
+
+  /**
+   * The series a topic is counted in outside its route's commit: its own, or
+   * (a topic only patterns route) its first pattern's, as the route counts it.
+   */
+  countersOf(topic: string): TopicCounters {
+    return this.#countersOf(topic);
+  }
+
+  #countersOf(topic: string): TopicCounters {
+    const p = this.#p;
+    if (!p.router.hasPatterns) return p.metrics.countersOf(topic);
+    return p.router.eventRoute(topic).counters ?? p.metrics.countersOf(topic);
   }
 }

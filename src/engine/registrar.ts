@@ -14,7 +14,7 @@ import type { Registration } from '../router.js';
 import type { EventHandlerOptions, Handler } from '../types.js';
 import type { EngineParts } from './parts.js';
 import { probeHandlers } from './worker_pool.js';
-import { checkOptionsObject, checkTopic, laneOf } from './validation.js';
+import { COMMAND_HANDLER_OPTIONS, EVENT_HANDLER_OPTIONS, checkOptionsObject, checkTopic, laneOf } from './validation.js';
 import { checkPattern, isWildcard } from '../filters/topic_pattern.js';
 
 export class Registrar {
@@ -30,7 +30,7 @@ export class Registrar {
   register(topic: string, handler: Handler | WorkerHandlerRef, options: EventHandlerOptions | undefined, command: boolean): () => void {
     const p = this.#p;
     checkTopic(topic);
-    checkOptionsObject(`handler options for topic '${topic}'`, options);
+    checkOptionsObject(`handler options for topic '${topic}'`, options, command ? COMMAND_HANDLER_OPTIONS : EVENT_HANDLER_OPTIONS);
     if (isWildcard(topic)) {
       if (command) throw new TypeError(`command topic '${topic}' has a wildcard token ('*' or '>'): a command has one handler per concrete topic`);
       checkPattern(topic, `topic pattern '${topic}'`);

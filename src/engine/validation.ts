@@ -47,6 +47,8 @@ export function checkOptionsObject(what: string, options: unknown, allowed?: rea
 export const PUBLISH_OPTIONS: readonly string[] = ['priority', 'sessionId', 'headers', 'delayMs', 'at'];
 export const PUBLISH_ASYNC_OPTIONS: readonly string[] = [...PUBLISH_OPTIONS, 'timeoutMs'];
 export const EXECUTE_OPTIONS: readonly string[] = ['priority', 'sessionId', 'headers', 'timeoutMs'];
+export const EVENT_HANDLER_OPTIONS: readonly string[] = ['name', 'priority', 'filter'];
+export const COMMAND_HANDLER_OPTIONS: readonly string[] = ['name'];
 export const STOP_OPTIONS: readonly string[] = ['drain', 'timeoutMs'];
 
 /** `timeoutMs` of publishAsync/execute: Infinity when absent. */
