@@ -12,6 +12,8 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { ResilientMessageBus, workerHandler, type BusOptions, type MessageBus, type PublishOptions } from '../src/index.js';
 import { payloads } from './shared.js';
+import { trace } from '@opentelemetry/api';
+import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
 
 const HANDLERS = fileURLToPath(new URL('./perf_handlers.mjs', import.meta.url));
 const RAMP_SECONDS = 0.3;
@@ -21,6 +23,9 @@ interface Mode {
   label: string;
   /** Registers the handler (and what the mode adds); returns the topic to publish to. */
   setup: (bus: MessageBus) => string;
+  /** Before the bus is made, and after it stopped (a global tracer provider). */
+  before?: () => void;
+  after?: () => void;
   /** Per-publish options, made per call as a user's code would. */
   options?: () => PublishOptions;
 }
@@ -60,6 +65,14 @@ const MODES: Mode[] = [
     },
   },
   { key: 'headers', label: "one header per event ({ headers: { tenant: 'acme' } })", setup: plain, options: () => ({ headers: { tenant: 'acme' } }) },
+  {
+    key: 'tracing', label: 'OpenTelemetry SDK registered on main (every span sampled, batch processor, no-op exporter)', setup: plain,
+    before: () => {
+      const exporter: SpanExporter = { export: (_spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() };
+      trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] }));
+    },
+    after: () => trace.disable(),
+  },
 ];
 
 function plain(bus: MessageBus): string {
@@ -68,8 +81,17 @@ function plain(bus: MessageBus): string {
 }
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '1' }, json: { type: 'boolean', default: false } },
+  options: {
+    rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '1' }, json: { type: 'boolean', default: false },
+    // For profiling one mode (node --cpu-prof): only it and the plain baseline run.
+    only: { type: 'string' },
+  },
 });
+if (values.only !== undefined) {
+  const keep = MODES.filter((m) => m.key === 'plain' || m.key === values.only);
+  if (keep.length < 2) throw new Error(`--only takes one of ${MODES.map((m) => m.key).join(', ')}, got ${values.only}`);
+  MODES.splice(0, MODES.length, ...keep);
+}
 const rounds = Number(values.rounds);
 const seconds = Number(values.seconds);
 const { payloadOf } = payloads(false, 100);
@@ -77,6 +99,7 @@ const quiet: BusOptions['logger'] = { debug() {}, info() {}, warn() {}, error() 
 
 /** One round: a fresh bus, the natural loop for RAMP + seconds, the delivery rate after the ramp. */
 async function round(mode: Mode): Promise<number> {
+  mode.before?.();
   const bus = new ResilientMessageBus({ logger: quiet });
   const topic = mode.setup(bus);
   await bus.start();
@@ -100,6 +123,7 @@ async function round(mode: Mode): Promise<number> {
   }
   const rate = (bus.stats().processed - p0) / ((performance.now() - at0) / 1000);
   await bus.stop();
+  mode.after?.();
   return rate;
 }
 

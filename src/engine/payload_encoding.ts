@@ -114,6 +114,9 @@ export function decodeValue(flags: number, bytes: Uint8Array, codec: BusCodec): 
   return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'));
 }
 
+/** The last topic found concrete (checkConcrete): most producers publish to one topic again and again. */
+let lastConcrete = '';
+
 /**
  * Fills `r` with the payload, session and headers; returns the event's lane,
  * or -1 when a publish middleware refused it (`middleware.refusedBy` says which).
@@ -122,7 +125,11 @@ export function encodePublish(r: RecordEncoder, topic: string, payload: unknown,
   session: string | undefined, codec: BusCodec, allowed: readonly string[] = PUBLISH_OPTIONS,
   middleware?: PublishMiddlewareChain, kind: 'event' | 'command' = 'event'): number {
   checkTopic(topic);
-  checkConcrete(topic); // two scans of a short string, for every publish: a wildcard is refused before anything else
+  // A wildcard is refused before anything else; the topic a producer repeats is checked once (an identity compare).
+  if (topic !== lastConcrete) {
+    checkConcrete(topic);
+    lastConcrete = topic;
+  }
   checkOptionsObject(`publish options for topic '${topic}'`, options, allowed);
   const lane = laneOf(options?.priority);
   const sessionId = options?.sessionId ?? session;
@@ -166,30 +173,34 @@ export function encodePublish(r: RecordEncoder, topic: string, payload: unknown,
   return lane;
 }
 
-/** Checks the headers (an object of strings, at most MAX_HEADERS_BYTES as JSON) and puts them in `r`, text and frozen copy. */
+/**
+ * Checks the headers (an object of strings, at most MAX_HEADERS_BYTES as
+ * JSON) and puts their JSON text in `r`. A plain object is stringified as it
+ * is (its own enumerable keys, just checked); anything else is copied first.
+ */
 function encodeHeaders(r: RecordEncoder, topic: string, headers: unknown): void {
   if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
     throw new TypeError(`headers for topic '${topic}' must be an object of strings, got ${Array.isArray(headers) ? 'an array' : String(headers)}`);
   }
-  const copy: Record<string, string> = {};
   let n = 0;
-  for (const name of Object.keys(headers)) {
+  for (const name in headers) {
+    if (!Object.hasOwn(headers, name)) continue;
     const value = (headers as Record<string, unknown>)[name];
     if (name.length === 0) throw new TypeError(`headers for topic '${topic}': a header name is empty`);
     if (typeof value !== 'string') {
       throw new TypeError(`headers for topic '${topic}': header '${name}' must be a string, got ${typeof value === 'object' ? String(value) : typeof value}`);
     }
-    copy[name] = value;
     n++;
   }
   if (n === 0) return;
-  const json = JSON.stringify(copy);
+  const proto = Object.getPrototypeOf(headers) as unknown;
+  // Another prototype may hold a toJSON or getters JSON.stringify would follow: only the own strings go.
+  const json = JSON.stringify(proto === Object.prototype || proto === null ? headers : { ...headers });
   const bytes = Buffer.byteLength(json);
   if (bytes > MAX_HEADERS_BYTES) {
     throw new RangeError(`headers for topic '${topic}' are ${bytes} bytes as JSON; the most is ${MAX_HEADERS_BYTES}`);
   }
   r.setHeaders(json, bytes);
-  r.headerValues = Object.freeze(copy);
 }
 
 /**

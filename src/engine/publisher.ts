@@ -193,10 +193,7 @@ export class Publisher {
     const r = this.encoder;
     r.clear();
     r.setSession(ev.sessionId);
-    if (ev.headers !== undefined) {
-      r.setHeaders(ev.headers);
-      r.headerValues = Object.freeze(JSON.parse(ev.headers) as Record<string, string>);
-    }
+    if (ev.headers !== undefined) r.setHeaders(ev.headers);
     r.flags = ev.payloadFlags;
     r.payloadBytes = ev.payload.byteLength;
     let payload: unknown;

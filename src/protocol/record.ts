@@ -128,8 +128,8 @@ export class RecordEncoder {
   /** The event's headers as JSON text (validated and sized by the publisher). */
   headers: string | undefined = undefined;
   headersBytes = 0;
-  /** The same headers as a frozen object, for inline handlers and filters (not written to the record). */
-  headerValues: Readonly<Record<string, string>> | undefined = undefined;
+  /** The headers as a frozen object, made from `headers` when first asked for (inline handlers, filters): a worker-only route never needs it. */
+  #headerValues: Readonly<Record<string, string>> | undefined = undefined;
   text: string | undefined = undefined;
   /** Raw payload bytes: a binary payload, or (for a rewrite) the payload bytes of another record as they are. */
   binary: Uint8Array | undefined = undefined;
@@ -195,7 +195,7 @@ export class RecordEncoder {
     this.topicBytes = 0;
     this.headers = undefined;
     this.headersBytes = 0;
-    this.headerValues = undefined;
+    this.#headerValues = undefined;
     this.text = undefined;
     this.binary = undefined;
   }
@@ -216,10 +216,11 @@ export class RecordEncoder {
     this.topicBytes = topic === undefined ? 0 : Buffer.byteLength(topic);
   }
 
-  /** Headers as JSON text (undefined: none); `headerValues` is set apart by who has the object. */
+  /** Headers as JSON text (undefined: none); `headerValues` is made from it when asked for, unless set. */
   setHeaders(json: string | undefined, bytes = json === undefined ? 0 : Buffer.byteLength(json)): void {
     this.headers = json;
     this.headersBytes = bytes;
+    this.#headerValues = undefined;
   }
 
   /** The encoded payload and session, kept while a producer waits (binary bytes copied: the caller may reuse them). */
@@ -227,7 +228,7 @@ export class RecordEncoder {
     return {
       flags: this.flags, text: this.text, binary: this.binary?.slice(), payloadBytes: this.payloadBytes,
       session: this.session, sessionBytes: this.sessionBytes, headers: this.headers, headersBytes: this.headersBytes,
-      headerValues: this.headerValues,
+      headerValues: this.#headerValues,
     };
   }
 
@@ -240,7 +241,18 @@ export class RecordEncoder {
     this.sessionBytes = s.sessionBytes;
     this.headers = s.headers;
     this.headersBytes = s.headersBytes;
-    this.headerValues = s.headerValues;
+    this.#headerValues = s.headerValues;
+  }
+
+  get headerValues(): Readonly<Record<string, string>> | undefined {
+    if (this.#headerValues === undefined && this.headers !== undefined) {
+      this.#headerValues = Object.freeze(JSON.parse(this.headers) as Record<string, string>);
+    }
+    return this.#headerValues;
+  }
+
+  set headerValues(values: Readonly<Record<string, string>> | undefined) {
+    this.#headerValues = values;
   }
 }
 
