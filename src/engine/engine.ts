@@ -143,47 +143,23 @@ export class Engine {
     return this.#p.registrar.register(topic, handler, options, command);
   }
 
+  // With tracing, each goes through its PRODUCER span (tracing/bus_tracing.ts); without, straight to the publisher.
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
     const p = this.#p;
-    const t = p.tracing;
-    if (t === undefined) return p.publisher.publish(topic, payload, options, session);
-    const span = t.start(topic, 'publish');
-    try {
-      const ok = p.publisher.publish(topic, payload, t.inject(span, options), session);
-      t.end(span, ok, ok && options?.delayMs === undefined && options?.at === undefined ? p.publisher.lastEventId : undefined);
-      return ok;
-    } catch (err) {
-      t.end(span, false, undefined, err);
-      throw err;
-    }
+    if (p.tracing === undefined) return p.publisher.publish(topic, payload, options, session);
+    return p.tracing.publish(topic, options, (o) => p.publisher.publish(topic, payload, o, session), () => p.publisher.lastEventId);
   }
 
   publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
     const p = this.#p;
-    const t = p.tracing;
-    if (t === undefined) return p.publisher.publishAsync(topic, payload, options, session);
-    const span = t.start(topic, 'publish');
-    return p.publisher.publishAsync(topic, payload, t.inject(span, options), session).then((ok) => {
-      t.end(span, ok, undefined);
-      return ok;
-    }, (err: unknown) => {
-      t.end(span, false, undefined, err);
-      throw err;
-    });
+    if (p.tracing === undefined) return p.publisher.publishAsync(topic, payload, options, session);
+    return p.tracing.publishAsync(topic, options, (o) => p.publisher.publishAsync(topic, payload, o, session));
   }
 
   execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<CommandResult> {
     const p = this.#p;
-    const t = p.tracing;
-    if (t === undefined) return p.publisher.execute(topic, payload, options, session);
-    const span = t.start(topic, 'execute');
-    return p.publisher.execute(topic, payload, t.inject(span, options), session).then((r) => {
-      t.end(span, r.success, undefined, r.success ? undefined : r.error);
-      return r;
-    }, (err: unknown) => {
-      t.end(span, false, undefined, err);
-      throw err;
-    });
+    if (p.tracing === undefined) return p.publisher.execute(topic, payload, options, session);
+    return p.tracing.execute(topic, options, (o) => p.publisher.execute(topic, payload, o, session));
   }
 
   start(): Promise<void> {

@@ -1,19 +1,23 @@
 /**
  * Publishing: publish, publishAsync and execute apply the capacity strategy
- * (reject, drop the oldest, wait for room) to an event already validated and
- * encoded, then commit it: counted, given its seq, routed, and started on
- * its first stage (a record in its lane, or an inline job). Owns the
- * reusable record every publish encodes into, and event numbering.
+ * (reject, drop the oldest, wait for room) to an event already validated,
+ * passed through middleware and encoded, then commit it: counted, given its
+ * seq, routed (and filtered: route_filter.ts), and started on its first
+ * stage (a record in its lane, or an inline job). Delayed events go to the
+ * scheduler (delayed.ts) and come back through publishDue(); with a
+ * transport, events go to the stream (transport_publishing.ts) and come back
+ * through deliver(). Owns the reusable record every publish encodes into,
+ * and event numbering.
  */
 import { BackpressureError, BusStoppedError, CircuitOpenError, MiddlewareError, NoHandlerError, RefusedError } from '../errors.js';
 import { LANE_COUNT } from '../protocol/layout.js';
 import { RecordEncoder, RF_BINARY, RF_COMMAND, RF_CONTINUATION, RF_ENCODED, RF_LANE_SHIFT, RF_TRACKED, RF_UNDEFINED } from '../protocol/record.js';
 import { PRIORITY_NAMES } from '../protocol/task.js';
 import type { DeadLetterEntry } from '../dead_letter/dead_letter_entry.js';
-import { Router, type Registration, type Route } from '../router.js';
-import { RateLimitedLog } from '../rate_limited_log.js';
-import { errorMessage } from '../protocol/error_text.js';
-import type { FilterEvent } from '../filters.js';
+import type { Registration, Route } from '../router.js';
+import { PublishTally } from './publish_tally.js';
+import { RouteFilter } from './route_filter.js';
+import { TransportPublishing } from './transport_publishing.js';
 import type { TopicCounters } from '../metrics/series.js';
 import type { RemoteEvent, Transport } from '../transport.js';
 import type { BusEvent, CommandResult, PublishAsyncOptions, PublishOptions } from '../types.js';
@@ -37,12 +41,17 @@ export class Publisher {
   /** The scratch record: one event at a time is encoded here, then written. */
   readonly encoder = new RecordEncoder();
   #seq = 0;
-  /** Filters that threw (each counts as a refusal): one line a second at most. */
-  readonly #filterLog: RateLimitedLog;
+  /** Counting of what is refused, dropped or filtered outside a commit. */
+  readonly #tally: PublishTally;
+  readonly #filter: RouteFilter;
+  /** The publish paths with a transport: events go to the stream, not to a lane. */
+  readonly #toTransport: TransportPublishing;
 
   constructor(p: EngineParts) {
     this.#p = p;
-    this.#filterLog = new RateLimitedLog(p.log, 1000);
+    this.#tally = new PublishTally(p);
+    this.#filter = new RouteFilter(p);
+    this.#toTransport = new TransportPublishing(p, this.encoder, () => ++this.#seq);
   }
 
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
@@ -53,7 +62,7 @@ export class Publisher {
       const dueAt = dueTime(topic, options);
       if (dueAt !== undefined && dueAt > Date.now()) return p.lifecycle.accepting ? p.delayed.schedule(topic, lane, dueAt) : this.#publishEncoded(topic, payload, lane);
     }
-    if (p.transport !== undefined) return this.#offer(topic, lane, true);
+    if (p.transport !== undefined) return this.#toTransport.offer(topic, lane, true);
     return this.#publishEncoded(topic, payload, lane);
   }
 
@@ -78,7 +87,7 @@ export class Publisher {
     r.payloadBytes = e.payload.byteLength;
     r.setId(e.id);
     if (p.transport !== undefined) {
-      if (!this.#offer(e.topic, lane, false)) return false;
+      if (!this.#toTransport.offer(e.topic, lane, false)) return false;
       // Settled for this process once the stream stored it: another process handles it from there.
       if (settled !== undefined) void p.transport.flushed().then(settled, () => {});
       return true;
@@ -98,7 +107,7 @@ export class Publisher {
       if (dueAt !== undefined && dueAt > Date.now() && p.lifecycle.accepting) return p.delayed.scheduleAsync(topic, lane, dueAt, timeoutMs);
     }
     const strategy = p.options.queue.strategy;
-    if (p.transport !== undefined) return this.#offerAsync(p.transport, topic, lane, timeoutMs);
+    if (p.transport !== undefined) return this.#toTransport.offerAsync(p.transport, topic, lane, timeoutMs);
     if (strategy === 'drop-oldest' || !p.lifecycle.accepting) return this.#publishEncoded(topic, payload, lane);
     if (strategy === 'adaptive-rate-limit') {
       const paced = p.queue.pace();
@@ -136,14 +145,14 @@ export class Publisher {
     }
     const timeoutMs = checkTimeout(options?.timeoutMs);
     const route = p.router.commandRoute(topic);
-    if (route === undefined && p.transport !== undefined && !localOnly) return this.#executeRemote(p.transport, topic, lane, timeoutMs);
+    if (route === undefined && p.transport !== undefined && !localOnly) return this.#toTransport.execute(p.transport, topic, lane, timeoutMs);
     if (route === undefined) return { success: false, error: new NoHandlerError(topic), attempts: 0 };
     const handler = route.stages[0].handlers[0];
     if (!p.breakers.allows(handler.breaker)) {
       return { success: false, error: new CircuitOpenError(handler.name, p.breakers.lastFailure(handler.breaker)?.error?.()), attempts: 0 };
     }
     if (p.options.queue.strategy === 'drop-oldest' && p.lifecycle.accepting && !p.queue.hasRoom() && !this.#dropOldest(lane)) {
-      this.#droppedAtPublish(topic);
+      this.#tally.droppedAtPublish(topic);
       const message = `command on topic '${topic}' was dropped: the queue is full of higher-priority events`;
       return { success: false, error: new BackpressureError(topic, 0, 'dropped', message), attempts: 0 };
     }
@@ -184,8 +193,7 @@ export class Publisher {
       checkCarriedTopic(ev.topic);
       // NATS matches an empty token (written '~') where a pattern here matches none: such an event is not this handler's.
       if (!p.router.patternMatches(route.stages[0].handlers[0].topic, ev.topic)) {
-        p.counters.filtered++;
-        this.#countersOf(ev.topic).filtered++;
+        this.#tally.filtered(ev.topic, 1);
         settled();
         return;
       }
@@ -215,68 +223,6 @@ export class Publisher {
     return this.#p.memory.idPrefix + this.#seq;
   }
 
-  /** The event in the encoder to the transport; false (counted as rejected when `count`) when its window is full or the bus stops. */
-  #offer(topic: string, lane: number, count: boolean): boolean {
-    const p = this.#p;
-    const r = this.encoder;
-    if (!p.lifecycle.accepting) {
-      r.clear();
-      this.#rejected(topic);
-      return false;
-    }
-    const seq = ++this.#seq;
-    if (!p.transport!.offer(topic, lane, r, p.memory.idPrefix + seq, performance.timeOrigin + performance.now())) {
-      if (count) {
-        r.clear();
-        this.#rejected(topic);
-      }
-      return false;
-    }
-    r.clear();
-    p.counters.published++;
-    this.#countersOf(topic).published++;
-    return true;
-  }
-
-  /** A command whose handler is not here: sent to a process of the cluster that has it. */
-  #executeRemote(t: Transport, topic: string, lane: number, timeoutMs: number): Promise<CommandResult> {
-    const p = this.#p;
-    const r = this.encoder;
-    if (!p.lifecycle.accepting) {
-      r.clear();
-      this.#rejected(topic);
-      return Promise.resolve({ success: false, error: p.lifecycle.stoppedError(), attempts: 0 });
-    }
-    // The transport copies the encoded command before it returns: the encoder is free again at once.
-    const result = t.request(topic, lane, r, p.memory.idPrefix + ++this.#seq, performance.timeOrigin + performance.now(), timeoutMs);
-    r.clear();
-    return result;
-  }
-
-  /** publishAsync through a transport: waits (up to `timeoutMs`) while its publish window is full, e.g. while the server is unreachable. */
-  async #offerAsync(t: Transport, topic: string, lane: number, timeoutMs: number): Promise<boolean> {
-    const p = this.#p;
-    if (this.#offer(topic, lane, false) || !p.lifecycle.accepting) return p.lifecycle.accepting;
-    const encoded = this.encoder.snapshot();
-    this.encoder.clear();
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const granted = await t.waitForRoom(Math.max(0, deadline - performance.now()));
-      if (!p.lifecycle.accepting) {
-        this.#rejected(topic);
-        return false;
-      }
-      if (!granted) {
-        this.#rejected(topic);
-        throw new BackpressureError(topic, timeoutMs);
-      }
-      this.encoder.restore(encoded);
-      // Another producer may have taken the room first: then wait again.
-      if (this.#offer(topic, lane, false)) return true;
-      this.encoder.clear();
-    }
-  }
-
   backpressureChanged(active: boolean): void {
     const p = this.#p;
     p.log.info({ active, queueSize: p.queue.size, capacity: p.options.queue.capacity }, active ? 'backpressure on' : 'backpressure off');
@@ -289,17 +235,17 @@ export class Publisher {
   #publishEncoded(topic: string, payload: unknown, lane: number): boolean {
     const p = this.#p;
     if (!p.lifecycle.accepting) {
-      this.#rejected(topic);
+      this.#tally.rejected(topic);
       return false;
     }
     if (!p.queue.hasRoom()) {
       if (p.options.queue.strategy !== 'drop-oldest') {
-        this.#rejected(topic);
+        this.#tally.rejected(topic);
         return false;
       }
       if (!this.#dropOldest(lane)) {
         // Everything waiting outranks this event: it is the one dropped.
-        this.#droppedAtPublish(topic);
+        this.#tally.droppedAtPublish(topic);
         return true;
       }
     }
@@ -316,7 +262,7 @@ export class Publisher {
   async #withRoom<T>(topic: string, timeoutMs: number, commit: (reserved: boolean) => T): Promise<T> {
     const p = this.#p;
     if (!p.lifecycle.accepting) {
-      this.#rejected(topic);
+      this.#tally.rejected(topic);
       throw p.lifecycle.stoppedError();
     }
     if (p.queue.waiting === 0 && p.queue.hasRoom()) return commit(false);
@@ -326,13 +272,13 @@ export class Publisher {
     p.slots.wantProgress(); // room appears as batches end: main must hear of each
     const granted = await waiting;
     if (!granted) {
-      this.#rejected(topic);
+      this.#tally.rejected(topic);
       if (!p.lifecycle.accepting) throw p.lifecycle.stoppedError();
       throw new BackpressureError(topic, timeoutMs);
     }
     if (!p.lifecycle.accepting) {
       p.queue.release();
-      this.#rejected(topic);
+      this.#tally.rejected(topic);
       throw p.lifecycle.stoppedError();
     }
     this.encoder.restore(encoded);
@@ -368,7 +314,7 @@ export class Publisher {
     // A replayed dead letter goes to its handler whatever the handler's filter would say now; so does a retry
     // that came back through a transport (the filter let its first attempt through).
     if (route?.filtered === true && replay === undefined && (remote === undefined || remote.attempt === 0)) {
-      route = this.#filter(route, topic, payload, lane, r.id ?? p.memory.idPrefix + seq);
+      route = this.#filter.apply(route, topic, payload, lane, r.id ?? p.memory.idPrefix + seq, r);
     }
     if (route === undefined || route.stages.length === 0) {
       // No handler (or the command handler went away while waiting for room), or every filter said no.
@@ -419,13 +365,13 @@ export class Publisher {
     for (let l = LANE_COUNT - 1; l >= lane; l--) {
       if (p.lanes.takeOldest(l)) {
         const taken = p.lanes.taken;
-        this.#dropCounted(p.registrar.topicName(taken.topicId));
+        this.#tally.dropped(p.registrar.topicName(taken.topicId));
         p.inFlight.dropped(taken.seq, taken.tracked);
         return true;
       }
       const job = p.inline.takeOldest(l);
       if (job) {
-        this.#dropCounted(job.event.topic);
+        this.#tally.dropped(job.event.topic);
         p.inFlight.dropped(job.seq, p.inFlight.get(job.seq) !== undefined);
         return true;
       }
@@ -433,71 +379,15 @@ export class Publisher {
     return false;
   }
 
-  /** The event being published is the one dropped: it was accepted and settles at once. */
-  #droppedAtPublish(topic: string): void {
-    this.#p.counters.published++;
-    this.#countersOf(topic).published++;
-    this.#dropCounted(topic);
-  }
-
-  #dropCounted(topic: string): void {
-    this.#p.counters.dropped++;
-    this.#countersOf(topic).dropped++;
-  }
-
   /** A middleware refused the publish: not accepted, counted as filtered. */
   #refused(topic: string): false {
     this.encoder.clear();
-    this.#p.counters.filtered++;
-    this.#countersOf(topic).filtered++;
+    this.#tally.filtered(topic, 1);
     return false;
   }
 
-  /**
-   * The handlers of a filtered route that take this event: the route
-   * itself when every filter says yes, else a narrowed copy (or one with no
-   * stages). Each refusal is counted; a filter that throws refuses (logged).
-   */
-  #filter(route: Route, topic: string, payload: unknown, lane: number, id: string): Route {
-    const r = this.encoder;
-    let event: FilterEvent | undefined;
-    let refused: Set<Registration> | undefined;
-    for (const s of route.stages) {
-      for (const reg of s.handlers) {
-        if (reg.filter === undefined) continue;
-        event ??= { id, topic, payload, priority: PRIORITY_NAMES[lane], sessionId: r.session, headers: r.headerValues };
-        let yes = false;
-        try {
-          yes = Boolean(reg.filter(event));
-        } catch (err) {
-          this.#filterLog.warn({ topic, handler: reg.name, err: errorMessage(err) }, 'a handler filter threw; the handler does not get the event');
-        }
-        if (!yes) (refused ??= new Set()).add(reg);
-      }
-    }
-    if (refused === undefined) return route;
-    const p = this.#p;
-    p.counters.filtered += refused.size;
-    (route.counters ?? p.metrics.countersOf(topic)).filtered += refused.size;
-    return Router.narrowed(route, (reg) => !refused.has(reg));
-  }
-
-  #rejected(topic: string): void {
-    this.#p.counters.rejected++;
-    this.#countersOf(topic).rejected++;
-  }
-
-  /**
-   * The series a topic is counted in outside its route's commit: its own, or
-   * (a topic only patterns route) its first pattern's, as the route counts it.
-   */
+  /** The series a topic is counted in outside its route's commit (see PublishTally). */
   countersOf(topic: string): TopicCounters {
-    return this.#countersOf(topic);
-  }
-
-  #countersOf(topic: string): TopicCounters {
-    const p = this.#p;
-    if (!p.router.hasPatterns) return p.metrics.countersOf(topic);
-    return p.router.eventRoute(topic).counters ?? p.metrics.countersOf(topic);
+    return this.#tally.countersOf(topic);
   }
 }

@@ -58,6 +58,47 @@ export class BusTracing {
     span.end();
   }
 
+  /** A synchronous publish inside its PRODUCER span; `eventId` names the event it accepted. */
+  publish<O extends { headers?: Readonly<Record<string, string>>; delayMs?: number; at?: Date | number }>(topic: string, options: O | undefined,
+    call: (options: O) => boolean, eventId: () => string): boolean {
+    const span = this.start(topic, 'publish');
+    try {
+      const ok = call(this.inject(span, options));
+      // A delayed event gets its id from the scheduler: not named here.
+      this.end(span, ok, ok && options?.delayMs === undefined && options?.at === undefined ? eventId() : undefined);
+      return ok;
+    } catch (err) {
+      this.end(span, false, undefined, err);
+      throw err;
+    }
+  }
+
+  /** publishAsync inside its PRODUCER span, ended when it settles. */
+  publishAsync<O extends { headers?: Readonly<Record<string, string>> }>(topic: string, options: O | undefined,
+    call: (options: O) => Promise<boolean>): Promise<boolean> {
+    const span = this.start(topic, 'publish');
+    return call(this.inject(span, options)).then((ok) => {
+      this.end(span, ok, undefined);
+      return ok;
+    }, (err: unknown) => {
+      this.end(span, false, undefined, err);
+      throw err;
+    });
+  }
+
+  /** execute inside its PRODUCER span: an error status when the command failed. */
+  execute<O extends { headers?: Readonly<Record<string, string>> }, R extends { success: boolean; error?: unknown }>(topic: string,
+    options: O | undefined, call: (options: O) => Promise<R>): Promise<R> {
+    const span = this.start(topic, 'execute');
+    return call(this.inject(span, options)).then((r) => {
+      this.end(span, r.success, undefined, r.success ? undefined : r.error);
+      return r;
+    }, (err: unknown) => {
+      this.end(span, false, undefined, err);
+      throw err;
+    });
+  }
+
   /** Runs an inline handler attempt inside its CONSUMER span (see consume()). */
   consume<T>(event: ConsumedEvent, handler: string, call: () => T): T {
     return consume(this.#api, this.#tracer, event, handler, call);
