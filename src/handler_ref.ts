@@ -62,6 +62,19 @@ export interface WorkerMiddlewareRef {
   readonly exportName: string;
 }
 
+/** What a worker middleware is told of the handler it wraps. @group Middleware */
+export interface WorkerMiddlewareInfo {
+  /** The handler's name (the event says its topic). */
+  readonly handler: string;
+}
+
+/**
+ * What a worker middleware module exports: call `next()` to run the rest of
+ * the chain and the handler, and return (or await) what it returns.
+ * @group Middleware
+ */
+export type WorkerMiddlewareFn<E = import('./types.js').BusEvent> = (event: E, next: () => unknown, info: WorkerMiddlewareInfo) => unknown;
+
 /** Names a worker middleware: a module (path or file: URL) and its export. @group Middleware */
 export function workerMiddleware(module: string | URL, exportName = 'default'): WorkerMiddlewareRef {
   const ref = workerHandler(module, exportName);

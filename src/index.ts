@@ -5,11 +5,13 @@
 export { MessageBus, type MessageBusEvents } from './message_bus.js';
 export { ResilientMessageBus } from './resilient_message_bus.js';
 export { BusSession } from './session.js';
-export { workerHandler, workerMiddleware, type WorkerHandlerRef, type WorkerMiddlewareRef } from './handler_ref.js';
+export {
+  workerHandler, workerMiddleware, type WorkerHandlerRef, type WorkerMiddlewareFn, type WorkerMiddlewareInfo, type WorkerMiddlewareRef,
+} from './handler_ref.js';
 export type { PublishContext, PublishMiddleware } from './middleware.js';
 export type { ScheduledEventInfo, ScheduledEvents } from './scheduled_events.js';
 export {
-  allOf, anyOf, byHeader, byHeaders, bySession, byTopic, not, rateLimit,
+  allOf, anyOf, byHeader, byHeaders, bySession, byTopic, checkPattern, isWildcard, not, rateLimit, topicMatcher,
   type BySessionOptions, type EventFilter, type FilterEvent, type HeaderMatcher, type RateLimitOptions,
 } from './filters.js';
 export {

@@ -117,7 +117,7 @@ export interface Transport {
    * when the outbound window is full. Works before start(): the events wait
    * for the connection.
    */
-  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number): boolean;
+  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number, onStored?: () => void): boolean;
   /**
    * Runs the command in `r` in a process of the cluster that registered its
    * handler (this one has none), waiting at most `timeoutMs` (Infinity: the

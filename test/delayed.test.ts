@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackpressureError, MessageBus, workerHandler, type BusEvent } from '../src/index.js';
-import { quietLogger, until } from './helpers.js';
+import { memoryLogger, quietLogger, until } from './helpers.js';
+import { Reports } from './fixtures/reports.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
 
@@ -67,6 +68,44 @@ describe('delayed events', () => {
     b.publish('jobs.nightly', null, { delayMs: 30 });
     await until(() => seen.length === 1, 'the delayed event ran');
     expect(seen).toEqual(['jobs.nightly']);
+  });
+
+  it('carry their payload to every stage of a topic with inline and worker handlers', async () => {
+    const b = bus();
+    const inline: unknown[] = [];
+    b.registerEventHandler('mixed', (e) => void inline.push(e.payload), { priority: 'high' });
+    const worker = workerHandler(ROUTING, 'report');
+    const r = new Reports();
+    try {
+      b.registerEventHandler('mixed', worker, { priority: 'low' });
+      await b.start();
+      b.publish('mixed', { channel: r.channel, n: 'delayed' }, { delayMs: 20, headers: { h: 'v' } });
+      await until(() => r.got.length === 1, 'the worker stage ran');
+      expect(inline).toEqual([{ channel: r.channel, n: 'delayed' }]);
+      expect(r.got[0]).toMatchObject({ topic: 'mixed', headers: { h: 'v' } });
+      await b.drain();
+      expect(b.stats()).toMatchObject({ failed: 0, processed: 2 });
+    } finally {
+      r.close();
+    }
+  });
+
+  it('one that cannot be published when due is rejected and logged, and does not hold up the next', async () => {
+    const log = memoryLogger();
+    const b = bus({ logger: log });
+    const seen: string[] = [];
+    b.registerEventHandler('a.>', (e) => void seen.push(e.topic));
+    await b.start();
+    b.publish('a.one', 1, { delayMs: 10 });
+    // What an immediate publish refuses is refused at once.
+    expect(() => b.publish(`a.${'x'.repeat(2000)}`, 1, { delayMs: 10 })).toThrow(/a topic routed by a wildcard pattern may have at most 1024/);
+    b.publish(`b.${'y'.repeat(2000)}`, 2, { delayMs: 15 }); // no pattern routes it when published
+    b.registerEventHandler('b.>', () => {}); // now one does, and the topic is too long to carry
+    b.publish('a.two', 3, { delayMs: 30 });
+    await until(() => seen.length === 2, 'both a.* events ran');
+    expect(seen).toEqual(['a.one', 'a.two']);
+    expect(b.stats()).toMatchObject({ scheduled: 0, rejected: 1 });
+    expect(log.lines.some((l) => l.msg === 'a due delayed event could not be published; rejected')).toBe(true);
   });
 
   it('can be listed and cancelled while pending; bus.scheduled shows the payload as published', async () => {
@@ -129,9 +168,11 @@ describe('durable delayed events (scheduler.path)', () => {
     await first.start();
     const t0 = Date.now();
     expect(await first.publishAsync('t', 'soon', { delayMs: 20 })).toBe(true);
+    // Settled as soon as it is due (no handler): its done mark is written all the same.
+    expect(await first.publishAsync('nobody', 'unheard', { delayMs: 20 })).toBe(true);
     expect(await first.publishAsync('t', 'lateAfterRestart', { at: t0 + 400 })).toBe(true);
     expect(await first.publishAsync('t', 'future', { delayMs: 60_000, headers: { k: 'v' } })).toBe(true);
-    await until(() => a1.got.length === 1, 'the first one ran');
+    await until(() => a1.got.length === 1 && first.stats().published === 2, 'the first two were published');
     await first.stop();
     expect(first.stats()).toMatchObject({ abandoned: 0 });
     // Past the second one's due time before any bus owns the file again.
@@ -142,6 +183,7 @@ describe('durable delayed events (scheduler.path)', () => {
     await second.start();
     await until(() => a2.got.length === 1, 'the overdue one ran');
     expect(a2.got.map((g) => g.payload)).toEqual(['lateAfterRestart']);
+    expect(second.stats().published).toBe(1);
     expect(second.scheduled.list()).toEqual([expect.objectContaining({ payload: 'future', headers: { k: 'v' } })]);
     await second.stop();
     const third = bus({ scheduler: { path } });

@@ -3,6 +3,9 @@
  * runs (127.0.0.1:4222): buses in one process stand for processes of a
  * cluster (each bus has its own connection, consumers and pool).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { jetstream as jetstreamClient } from '@nats-io/jetstream';
 import {
@@ -40,6 +43,32 @@ function gate(): { wait: () => Promise<void>; open: () => void } {
 }
 
 describe('JetStream transport', () => {
+  it('publishes a durable delayed event to the stream when due, under the id bus.scheduled showed, and marks it done once stored', async () => {
+    const where = names.next();
+    const dir = mkdtempSync(join(tmpdir(), 'ringbus-js-delayed-'));
+    try {
+      const consumer = bus({ transport: jetstream(where) });
+      const got: string[] = [];
+      consumer.registerEventHandler('later', (e) => void got.push(e.id));
+      await consumer.start();
+      const path = join(dir, 'scheduled.jsonl');
+      const producer = bus({ transport: jetstream(where), scheduler: { path } });
+      await producer.start();
+      expect(await producer.publishAsync('later', 1, { delayMs: 30 })).toBe(true);
+      const [pending] = producer.scheduled.list();
+      await until(() => got.length === 1, 'the consumer ran it');
+      expect(got).toEqual([pending.id]);
+      await producer.stop();
+      const again = bus({ transport: jetstream(where), scheduler: { path } });
+      await again.start();
+      expect(again.scheduled.count()).toBe(0);
+      await again.drain();
+      expect(again.stats().published).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('carries headers, delivers to wildcard subscriptions with the concrete topic, runs filters where the handler is, and retries through the pattern', async () => {
     const where = names.next();
     const consumer = bus({ transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1 }, deadLetter: {} });

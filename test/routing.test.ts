@@ -2,32 +2,16 @@
  * Wildcard subscriptions, headers, and publish and worker middleware,
  * through the public API (filters: filtering.test.ts).
  */
-import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { BroadcastChannel } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   HandlerLoadError, MessageBus, MiddlewareError, RefusedError, workerHandler, workerMiddleware, type BusEvent, type DeadLetterEntry,
 } from '../src/index.js';
 import { quietLogger, until } from './helpers.js';
+import { Reports } from './fixtures/reports.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
 const worker = (name: string) => workerHandler(ROUTING, name);
-
-interface Report { handler: string; id: string; topic: string; headers: Record<string, string> | null; attempt: number }
-
-/** What the fixture's worker handlers report over a BroadcastChannel. */
-class Reports {
-  readonly channel = `ringbus-routing-${randomUUID()}`;
-  readonly got: Report[] = [];
-  readonly #bc = new BroadcastChannel(this.channel);
-  constructor() {
-    this.#bc.onmessage = (m) => void this.got.push((m as { data: Report }).data);
-  }
-  close(): void {
-    this.#bc.close();
-  }
-}
 
 const buses: MessageBus[] = [];
 const channels: Reports[] = [];

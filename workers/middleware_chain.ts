@@ -7,15 +7,10 @@
  * time (the batch runner awaits each before the next).
  */
 import type { LoadedHandler } from './handler_table.js';
+import type { WorkerMiddlewareFn as PublicWorkerMiddlewareFn, WorkerMiddlewareInfo } from '../src/handler_ref.js';
 
-/** What a worker middleware is told of the handler it wraps. */
-export interface WorkerMiddlewareInfo {
-  /** The handler's name (the event says its topic). */
-  readonly handler: string;
-}
-
-/** A worker middleware's export: call `next()` to run the rest of the chain and the handler, and return (or await) its result. */
-export type WorkerMiddlewareFn = (event: unknown, next: () => unknown, info: WorkerMiddlewareInfo) => unknown;
+/** As the worker runs it: the event is the decoded one, whatever its declared type. */
+export type WorkerMiddlewareFn = PublicWorkerMiddlewareFn<unknown>;
 
 /** `handler` wrapped in `middleware` (outermost first); the handler itself when there is none. */
 export function compose(handler: LoadedHandler, middleware: readonly WorkerMiddlewareFn[], info: WorkerMiddlewareInfo): LoadedHandler {

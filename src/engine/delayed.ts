@@ -17,6 +17,9 @@ import type { ScheduledEvent } from '../scheduler/scheduled_event.js';
 import type { EngineParts } from './parts.js';
 import type { ScheduledEventInfo, ScheduledEvents } from '../scheduled_events.js';
 import { decodeValue } from './payload_encoding.js';
+import { checkCarriedTopic } from './validation.js';
+import { errorMessage } from '../protocol/error_text.js';
+import { RateLimitedLog } from '../rate_limited_log.js';
 
 /** The due time of a publish's `delayMs` / `at`, or undefined for an immediate publish. */
 export function dueTime(topic: string, options: { delayMs?: unknown; at?: unknown } | undefined): number | undefined {
@@ -43,9 +46,12 @@ export class Delayed {
   readonly durable: boolean;
   readonly public: ScheduledEvents;
   #seq = 0;
+  /** Due events that could not be published: one line a second at most. */
+  readonly #log: RateLimitedLog;
 
   constructor(p: EngineParts) {
     this.#p = p;
+    this.#log = new RateLimitedLog(p.log, 1000);
     const o = p.options.scheduler;
     this.durable = o.path !== undefined;
     this.scheduler = new Scheduler({
@@ -105,6 +111,8 @@ export class Delayed {
   #event(topic: string, lane: number, dueAt: number): ScheduledEvent {
     const p = this.#p;
     const r = p.publisher.encoder;
+    // What an immediate publish would refuse now is refused now, not when due (a wildcard-routed topic's length).
+    if (p.router.hasPatterns && p.router.eventRoute(topic).carriesTopic) checkCarriedTopic(topic);
     const flags = r.flags & (RF_BINARY | RF_ENCODED | RF_UNDEFINED);
     const payload = r.text !== undefined ? Buffer.from(r.text, 'utf8') : r.binary !== undefined ? r.binary.slice() : new Uint8Array(0);
     const e: ScheduledEvent = {
@@ -123,12 +131,28 @@ export class Delayed {
     return false;
   }
 
-  /** A due event, published now; false when there is no room (the scheduler waits for `#whenRoom` and tries again). */
+  /**
+   * A due event, published now; false when there is no room (the scheduler
+   * waits for `#whenRoom` and tries again). One that cannot be published at
+   * all (its route or message refuses it: a RangeError, a TypeError) would
+   * hold up every later one: it is counted as rejected, logged, and taken
+   * out (from the file too).
+   */
   #due(e: ScheduledEvent): boolean {
     const p = this.#p;
     if (!p.lifecycle.accepting) return false;
     const settled = this.durable ? (): void => this.scheduler.settled(e.id) : undefined;
-    return p.publisher.publishDue(e, settled);
+    try {
+      return p.publisher.publishDue(e, settled);
+    } catch (err) {
+      p.publisher.encoder.clear();
+      p.counters.rejected++;
+      p.publisher.countersOf(e.topic).rejected++;
+      this.#log.warn({ topic: e.topic.length > 64 ? `${e.topic.slice(0, 64)}…` : e.topic, eventId: e.id, err: errorMessage(err) },
+        'a due delayed event could not be published; rejected');
+      settled?.();
+      return true;
+    }
   }
 
   /** Resolves when a due event may find room: in the queue, or in the transport's publish window. */

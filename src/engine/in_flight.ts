@@ -54,7 +54,7 @@ export interface TrackedEvent extends InFlightBase {
   /** RF_BINARY / RF_UNDEFINED / RF_ENCODED, and the encoded payload to write again for each worker stage. */
   readonly payloadFlags: number;
   readonly text: string | undefined;
-  /** RF_ENCODED: the codec's bytes, kept so a later stage carries the payload as it was at publish. */
+  /** The payload's bytes when they are not `text` (RF_ENCODED: the codec's; a due event's JSON), kept so a later stage carries them as they were. */
   readonly encoded?: Uint8Array | undefined;
   readonly payloadBytes: number;
   readonly sessionId: string | undefined;
@@ -318,7 +318,7 @@ export class InFlight {
       if (e.route.carriesTopic) r.setTopic(e.topic);
       r.text = e.text;
       if (e.payloadFlags & RF_BINARY) r.binary = e.payload as Uint8Array;
-      else if (e.payloadFlags & RF_ENCODED) r.binary = e.encoded;
+      else if (e.encoded !== undefined) r.binary = e.encoded;
       r.payloadBytes = e.payloadBytes;
       this.#p.lanes.write(e.lane, r);
       r.clear();

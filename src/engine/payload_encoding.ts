@@ -203,6 +203,16 @@ function encodeHeaders(r: RecordEncoder, topic: string, headers: unknown): void 
   r.setHeaders(json, bytes);
 }
 
+/** Headers another process sent (JSON text): their frozen object, or a TypeError/RangeError saying what is wrong. */
+export function checkRemoteHeaders(json: string, bytes: number): Readonly<Record<string, string>> {
+  if (bytes > MAX_HEADERS_BYTES) throw new RangeError(`headers are ${bytes} bytes as JSON; the most is ${MAX_HEADERS_BYTES}`);
+  const value = JSON.parse(json) as unknown;
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.values(value).some((v) => typeof v !== 'string')) {
+    throw new TypeError('headers are not an object of strings');
+  }
+  return Object.freeze(value as Record<string, string>);
+}
+
 /**
  * A payload as JSON text. What JSON cannot encode (a cycle, a BigInt, a
  * function alone) is a TypeError naming the path; with `strict`, so is

@@ -19,7 +19,12 @@ export class PublishTally {
   countersOf(topic: string): TopicCounters {
     const p = this.#p;
     if (!p.router.hasPatterns) return p.metrics.countersOf(topic);
-    return p.router.eventRoute(topic).counters ?? p.metrics.countersOf(topic);
+    try {
+      return p.router.eventRoute(topic).counters ?? p.metrics.countersOf(topic);
+    } catch {
+      // No route can be built for it (a topic too long to carry): it is counted without one.
+      return p.metrics.countersOf(topic);
+    }
   }
 
   rejected(topic: string): void {

@@ -25,6 +25,7 @@ import type { RemoteDelivery, TrackedEvent } from './in_flight.js';
 import type { EngineParts } from './parts.js';
 import { decodeValue, encodePublish } from './payload_encoding.js';
 import { dueTime } from './delayed.js';
+import { checkRemoteHeaders } from './payload_encoding.js';
 import type { ScheduledEvent } from '../scheduler/scheduled_event.js';
 import { EXECUTE_OPTIONS, PUBLISH_ASYNC_OPTIONS, PUBLISH_OPTIONS, checkCarriedTopic, checkTimeout } from './validation.js';
 
@@ -41,6 +42,9 @@ export class Publisher {
   /** The scratch record: one event at a time is encoded here, then written. */
   readonly encoder = new RecordEncoder();
   #seq = 0;
+  /** The event the last commit accepted (see lastEventId). */
+  #lastSeq = -1;
+  #lastExplicitId: string | undefined = undefined;
   /** Counting of what is refused, dropped or filtered outside a commit. */
   readonly #tally: PublishTally;
   readonly #filter: RouteFilter;
@@ -56,12 +60,12 @@ export class Publisher {
 
   publish(topic: string, payload: unknown, options: PublishOptions | undefined, session: string | undefined): boolean {
     const p = this.#p;
+    this.#lastSeq = -1; // set again only if this publish commits an event here
+    // Checked before middleware runs: a middleware never sees a call that then throws.
+    const dueAt = options !== undefined && (options.delayMs !== undefined || options.at !== undefined) ? dueTime(topic, options) : undefined;
     const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_OPTIONS, p.middleware);
     if (lane < 0) return this.#refused(topic);
-    if (options !== undefined && (options.delayMs !== undefined || options.at !== undefined)) {
-      const dueAt = dueTime(topic, options);
-      if (dueAt !== undefined && dueAt > Date.now()) return p.lifecycle.accepting ? p.delayed.schedule(topic, lane, dueAt) : this.#publishEncoded(topic, payload, lane);
-    }
+    if (dueAt !== undefined && dueAt > Date.now()) return p.lifecycle.accepting ? p.delayed.schedule(topic, lane, dueAt) : this.#publishEncoded(topic, payload, lane);
     if (p.transport !== undefined) return this.#toTransport.offer(topic, lane, true);
     return this.#publishEncoded(topic, payload, lane);
   }
@@ -86,12 +90,8 @@ export class Publisher {
     r.binary = e.payload;
     r.payloadBytes = e.payload.byteLength;
     r.setId(e.id);
-    if (p.transport !== undefined) {
-      if (!this.#toTransport.offer(e.topic, lane, false)) return false;
-      // Settled for this process once the stream stored it: another process handles it from there.
-      if (settled !== undefined) void p.transport.flushed().then(settled, () => {});
-      return true;
-    }
+    // Settled for this process once the stream stored it (another process handles it from there); never if it closed first.
+    if (p.transport !== undefined) return this.#toTransport.offer(e.topic, lane, false, settled);
     const payload = decodeValue(e.payloadFlags, e.payload, p.codec);
     this.#commit(e.topic, payload, lane, false, undefined, undefined, undefined, undefined, settled);
     return true;
@@ -99,13 +99,11 @@ export class Publisher {
 
   async publishAsync(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined): Promise<boolean> {
     const p = this.#p;
+    const timeoutMs = checkTimeout(options?.timeoutMs);
+    const dueAt = options !== undefined && (options.delayMs !== undefined || options.at !== undefined) ? dueTime(topic, options) : undefined;
     const lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, PUBLISH_ASYNC_OPTIONS, p.middleware);
     if (lane < 0) return this.#refused(topic);
-    const timeoutMs = checkTimeout(options?.timeoutMs);
-    if (options !== undefined && (options.delayMs !== undefined || options.at !== undefined)) {
-      const dueAt = dueTime(topic, options);
-      if (dueAt !== undefined && dueAt > Date.now() && p.lifecycle.accepting) return p.delayed.scheduleAsync(topic, lane, dueAt, timeoutMs);
-    }
+    if (dueAt !== undefined && dueAt > Date.now() && p.lifecycle.accepting) return p.delayed.scheduleAsync(topic, lane, dueAt, timeoutMs);
     const strategy = p.options.queue.strategy;
     if (p.transport !== undefined) return this.#toTransport.offerAsync(p.transport, topic, lane, timeoutMs);
     if (strategy === 'drop-oldest' || !p.lifecycle.accepting) return this.#publishEncoded(topic, payload, lane);
@@ -132,6 +130,7 @@ export class Publisher {
   async execute(topic: string, payload: unknown, options: PublishAsyncOptions | undefined, session: string | undefined,
     localOnly = false): Promise<CommandResult> {
     const p = this.#p;
+    const timeoutMs = checkTimeout(options?.timeoutMs);
     let lane: number;
     try {
       lane = encodePublish(this.encoder, topic, payload, options, session, p.codec, EXECUTE_OPTIONS, localOnly ? undefined : p.middleware, 'command');
@@ -143,7 +142,6 @@ export class Publisher {
       this.#refused(topic);
       return { success: false, error: new RefusedError(topic, p.middleware.refusedBy), attempts: 0 };
     }
-    const timeoutMs = checkTimeout(options?.timeoutMs);
     const route = p.router.commandRoute(topic);
     if (route === undefined && p.transport !== undefined && !localOnly) return this.#toTransport.execute(p.transport, topic, lane, timeoutMs);
     if (route === undefined) return { success: false, error: new NoHandlerError(topic), attempts: 0 };
@@ -201,7 +199,11 @@ export class Publisher {
     const r = this.encoder;
     r.clear();
     r.setSession(ev.sessionId);
-    if (ev.headers !== undefined) r.setHeaders(ev.headers);
+    if (ev.headers !== undefined) {
+      // Another process wrote them: checked here (shape and size) before anything is counted; a throw: malformed.
+      r.setHeaders(ev.headers);
+      r.headerValues = checkRemoteHeaders(ev.headers, r.headersBytes);
+    }
     r.flags = ev.payloadFlags;
     r.payloadBytes = ev.payload.byteLength;
     let payload: unknown;
@@ -219,8 +221,9 @@ export class Publisher {
   }
 
   /** The id of the event the last publish accepted (for its span; read right after the publish). */
-  get lastEventId(): string {
-    return this.#p.memory.idPrefix + this.#seq;
+  get lastEventId(): string | undefined {
+    if (this.#lastSeq < 0) return undefined;
+    return this.#lastExplicitId ?? this.#p.memory.idPrefix + this.#lastSeq;
   }
 
   backpressureChanged(active: boolean): void {
@@ -301,6 +304,9 @@ export class Publisher {
     let route = routeOverride ?? (reply ? p.router.commandRoute(topic) : p.router.eventRoute(topic));
     const backpressureOn = p.queue.accept(reserved);
     const seq = ++this.#seq;
+    // For the publish's span (no string made here: lastEventId makes it when asked).
+    this.#lastSeq = seq;
+    this.#lastExplicitId = replay?.eventId ?? this.encoder.id;
     // Epoch ms with sub-ms precision, comparable across threads (each thread's timeOrigin + now()); a remote
     // event keeps its publisher's, so its end-to-end time spans the cluster.
     const publishedAt = remote?.publishedAt ?? performance.timeOrigin + performance.now();
@@ -330,7 +336,8 @@ export class Publisher {
     if (tracked) {
       p.inFlight.track({
         kind: 'tracked', seq, topic, publishedAt, lane, payload, payloadFlags: r.flags, text: r.text, payloadBytes: r.payloadBytes,
-        encoded: r.flags & RF_ENCODED ? r.binary : undefined,
+        // Bytes to write again for a later worker stage: codec bytes, or JSON bytes that came as bytes (a due event).
+        encoded: r.text === undefined && !(r.flags & RF_BINARY) ? r.binary : undefined,
         sessionId: r.session, headers: r.headers, headerValues: r.headerValues, id: replay?.eventId ?? r.id, route, stage: 0, reply, replied: false, replay,
         remote: remote === undefined ? undefined : { settled: remote.settled, firstFailedAt: remote.firstFailedAt, event: remote.event },
         onSettled, failures: undefined,

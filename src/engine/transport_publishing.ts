@@ -26,7 +26,7 @@ export class TransportPublishing {
   }
 
   /** The event in the encoder to the transport; false (counted as rejected when `count`) when its window is full or the bus stops. */
-  offer(topic: string, lane: number, count: boolean): boolean {
+  offer(topic: string, lane: number, count: boolean, onStored?: () => void): boolean {
     const p = this.#p;
     const r = this.#encoder;
     if (!p.lifecycle.accepting) {
@@ -35,7 +35,8 @@ export class TransportPublishing {
       return false;
     }
     const seq = this.#nextSeq();
-    if (!p.transport!.offer(topic, lane, r, p.memory.idPrefix + seq, performance.timeOrigin + performance.now())) {
+    // A delayed event keeps the id bus.scheduled showed.
+    if (!p.transport!.offer(topic, lane, r, r.id ?? p.memory.idPrefix + seq, performance.timeOrigin + performance.now(), onStored)) {
       if (count) {
         r.clear();
         this.#tally.rejected(topic);

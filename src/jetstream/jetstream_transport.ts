@@ -240,8 +240,8 @@ export class JetStreamTransport implements Transport {
     return this.#commands!.request(topic, envelope, timeoutMs);
   }
 
-  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number): boolean {
-    return this.#outbound!.offer(topic, lane, r, id, publishedAt);
+  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number, onStored?: () => void): boolean {
+    return this.#outbound!.offer(topic, lane, r, id, publishedAt, onStored);
   }
 
   waitForRoom(timeoutMs: number): Promise<boolean> {

@@ -26,6 +26,8 @@ interface Sealed {
   readonly data: Uint8Array;
   readonly msgID: string;
   readonly count: number;
+  /** Told once the server stored it (a delayed event's done mark); never when the transport closes first. */
+  readonly onStored: (() => void)[] | undefined;
   tries: number;
   /** performance.now() when last sent: for the publish-ack time. */
   sentAt: number;
@@ -34,6 +36,7 @@ interface Sealed {
 interface Batch {
   readonly writer: EnvelopeWriter;
   readonly subject: string;
+  onStored: (() => void)[] | undefined;
 }
 
 /** Resends back off from 100 ms to this. */
@@ -124,8 +127,11 @@ export class Outbound {
     for (const resolve of this.#flushWaiters.splice(0)) resolve();
   }
 
-  /** Throws a RangeError naming the topic when one event could never fit in a message. */
-  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number): boolean {
+  /**
+   * Throws a RangeError naming the topic when one event could never fit in a
+   * message. `onStored` (optional) hears when this event's message is stored.
+   */
+  offer(topic: string, lane: number, r: RecordEncoder, id: string, publishedAt: number, onStored?: () => void): boolean {
     if (this.#pending >= this.#o.publishWindow) return false;
     let b = this.#batches.get(topic);
     if (b === undefined) {
@@ -134,13 +140,14 @@ export class Outbound {
         throw new RangeError(`event for topic '${topic}' is about ${single} bytes; a stream message holds at most ${this.#maxBytes} ` +
           '(transport.jetstream.batchBytes, and the server\'s max_payload)');
       }
-      b = { writer: new EnvelopeWriter(this.#codecName, topic), subject: eventSubject(this.#o.subjectPrefix, topic) };
+      b = { writer: new EnvelopeWriter(this.#codecName, topic), subject: eventSubject(this.#o.subjectPrefix, topic), onStored: undefined };
       this.#batches.set(topic, b);
     } else if (b.writer.bytes + 64 + r.payloadBytes + r.sessionBytes + r.headersBytes + id.length * 3 > this.#maxBytes) {
       this.#seal(topic, b);
-      return this.offer(topic, lane, r, id, publishedAt);
+      return this.offer(topic, lane, r, id, publishedAt, onStored);
     }
     b.writer.add(r, lane, 0, id, publishedAt);
+    if (onStored !== undefined) (b.onStored ??= []).push(onStored);
     this.#pending++;
     if (b.writer.count >= this.#o.batchEvents) this.#seal(topic, b);
     else if (!this.#flushScheduled) {
@@ -181,7 +188,8 @@ export class Outbound {
   #seal(topic: string, b: Batch): void {
     this.#batches.delete(topic);
     if (b.writer.count === 0) return;
-    const s: Sealed = { subject: b.subject, data: b.writer.finish(), msgID: `${this.#producerId}.${++this.#envelopeSeq}`, count: b.writer.count, tries: 0, sentAt: 0 };
+    const s: Sealed = { subject: b.subject, data: b.writer.finish(), msgID: `${this.#producerId}.${++this.#envelopeSeq}`, count: b.writer.count,
+      onStored: b.onStored, tries: 0, sentAt: 0 };
     if (this.#sender === undefined) this.#unsent.push(s);
     else this.#send(s);
   }
@@ -201,6 +209,7 @@ export class Outbound {
     this.#ackTimes.recordValue(Math.max(1, Math.round((performance.now() - s.sentAt) * 1000)));
     this.#pending -= s.count;
     this.#stored += s.count;
+    if (s.onStored !== undefined) for (const stored of s.onStored) stored();
     while (this.#roomWaiters.length > 0 && this.#pending < this.#o.publishWindow) {
       const w = this.#roomWaiters.shift()!;
       clearTimeout(w.timer);

@@ -312,18 +312,22 @@ export class Scheduler {
         if (e === undefined || e.dueAt > this.#clock.now()) return;
         let taken = false;
         let threw = false;
+        // Unsettled before the hand-over: the bus may settle it within due() (no handler, every filter said no).
+        const tracked = this.#file !== undefined;
+        if (tracked) this.#unsettled.add(e.id);
         try {
           taken = this.#o.due(e);
         } catch (err) {
           threw = true;
           const delay = Math.min(RETRY_MIN_MS * 2 ** failures++, RETRY_MAX_MS);
-          this.#o.log.error({ id: e.id, topic: e.topic, err: (err as Error)?.message ?? String(err) },
-            `scheduled event ${e.id} (topic '${e.topic}'): handing it to the bus threw (${(err as Error)?.message ?? String(err)}); kept, tried again in ${delay} ms`);
+          const topic = e.topic.length > 64 ? `${e.topic.slice(0, 64)}…` : e.topic;
+          this.#o.log.error({ id: e.id, topic, err: (err as Error)?.message ?? String(err) },
+            `scheduled event ${e.id} (topic '${topic}'): handing it to the bus threw (${(err as Error)?.message ?? String(err)}); kept, tried again in ${delay} ms`);
         }
+        if (taken !== true && tracked) this.#unsettled.delete(e.id);
         if (taken === true) {
           failures = 0;
-          if (this.#heap.remove(e.id) !== undefined && this.#file !== undefined) this.#unsettled.add(e.id);
-          else this.#writes.delete(e.id);
+          if (this.#heap.remove(e.id) === undefined || !tracked) this.#writes.delete(e.id);
           this.#roomFreed();
           if (slicer.due()) await slicer.yield();
           continue;

@@ -60,12 +60,12 @@ export class BusTracing {
 
   /** A synchronous publish inside its PRODUCER span; `eventId` names the event it accepted. */
   publish<O extends { headers?: Readonly<Record<string, string>>; delayMs?: number; at?: Date | number }>(topic: string, options: O | undefined,
-    call: (options: O) => boolean, eventId: () => string): boolean {
+    call: (options: O) => boolean, eventId: () => string | undefined): boolean {
     const span = this.start(topic, 'publish');
     try {
       const ok = call(this.inject(span, options));
-      // A delayed event gets its id from the scheduler: not named here.
-      this.end(span, ok, ok && options?.delayMs === undefined && options?.at === undefined ? eventId() : undefined);
+      // Named when this call committed the event here (not a delayed one, nor one sent to a transport).
+      this.end(span, ok, ok ? eventId() : undefined);
       return ok;
     } catch (err) {
       this.end(span, false, undefined, err);
