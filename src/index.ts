@@ -10,6 +10,8 @@ export {
 } from './handler_ref.js';
 export type { PublishContext, PublishMiddleware } from './middleware.js';
 export type { ScheduledEventInfo, ScheduledEvents } from './scheduled_events.js';
+export { dashboardHandler, type DashboardHandler, type DashboardServer } from './dashboard/dashboard.js';
+export type { DashboardOptions } from './dashboard/options.js';
 export {
   allOf, anyOf, byHeader, byHeaders, bySession, byTopic, checkPattern, isWildcard, not, rateLimit, topicMatcher,
   type BySessionOptions, type EventFilter, type FilterEvent, type HeaderMatcher, type RateLimitOptions,

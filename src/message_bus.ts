@@ -21,6 +21,8 @@ import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 import type { BusMetrics } from './metrics/bus_metrics.js';
 import type { TransportStats } from './transport.js';
 import type { ScheduledEvents } from './scheduled_events.js';
+import { startDashboard, type DashboardServer } from './dashboard/dashboard.js';
+import type { DashboardOptions } from './dashboard/options.js';
 
 /** Events a bus emits; listen with `bus.on(name, listener)` (EventEmitter), typed by this map. @group Bus */
 export interface MessageBusEvents {
@@ -152,6 +154,20 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
    */
   transportStats(): TransportStats | undefined {
     return this.#engine.transportStats();
+  }
+
+  /**
+   * Starts the dashboard on its own HTTP server (127.0.0.1:9465 by default):
+   * the bus's figures live in a browser, its dead letters and circuits. To
+   * mount it on an existing server instead: `dashboardHandler(bus, options)`.
+   */
+  dashboard(options?: DashboardOptions): Promise<DashboardServer> {
+    return startDashboard(this, options);
+  }
+
+  /** @internal What the dashboard shows of the options: the pool's and the queue's bounds. */
+  dashboardFacts(): { maxThreads: number; capacity: number; highWaterMark: number; lowWaterMark: number } {
+    return this.#engine.dashboardFacts();
   }
 
   /** Records waiting in each lane for a worker. */

@@ -61,6 +61,8 @@ export interface DeadLetters {
   replay(id?: string): Promise<number>;
   /** Forgets every entry (marked cleared in the file too). */
   clear(): void;
+  /** Forgets one entry in memory (marked cleared in the file too); false when there is none with that id. */
+  delete(id: string): boolean;
 }
 
 /** What a replay did with the entries it picked. @internal */
@@ -218,6 +220,13 @@ export class DeadLetterQueue implements DeadLetters {
         `could not mark dead letter ${entry.id} as replayed in ${this.#o.sink?.path}; it will be replayed again after a restart`);
     }
     this.#forget(entry.id);
+  }
+
+  delete(id: string): boolean {
+    if (!this.#memory.has(id)) return false;
+    if (this.#state === 'running') this.#o.sink?.mark('cleared', [id]);
+    this.#forget(id);
+    return true;
   }
 
   clear(): void {

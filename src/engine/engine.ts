@@ -353,6 +353,11 @@ export class Engine {
     return this.#p.deadLetters.public;
   }
 
+  dashboardFacts(): { maxThreads: number; capacity: number; highWaterMark: number; lowWaterMark: number } {
+    const { pool, queue } = this.#p.options;
+    return { maxThreads: pool.maxThreads, capacity: queue.capacity, highWaterMark: queue.highWaterMark, lowWaterMark: queue.lowWaterMark };
+  }
+
   get scheduled(): ScheduledEvents {
     return this.#p.delayed.public;
   }

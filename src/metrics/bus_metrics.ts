@@ -235,6 +235,23 @@ export class BusMetrics {
     return h;
   }
 
+  /** @internal Each handler of each topic with a circuit breaker: 0 closed, 1 open, 2 half-open. */
+  circuits(): { topic: string; handler: string; state: number }[] {
+    return this.#source.breakerStates();
+  }
+
+  /**
+   * @internal The cumulative end-to-end and processing distributions as
+   * sparse (bucket, count) pairs: the dashboard diffs two of them for the
+   * percentiles of one interval.
+   */
+  latencySparse(): { endToEnd: number[]; processing: number[]; handlers: Map<string, number[]> } {
+    const view = this.#read();
+    const handlers = new Map<string, number[]>();
+    for (const h of view.handlers()) handlers.set(h.name, h.processing.sparse());
+    return { endToEnd: this.#allEndToEnd.sparse(), processing: this.#allProcessing.sparse(), handlers };
+  }
+
   /**
    * The Prometheus text exposition, computed now, after every running worker
    * has published its latest figures (`snapshot()` may lag them by up to 50 ms).
