@@ -26,6 +26,8 @@ interface Mode {
   /** Before the bus is made, and after it stopped (a global tracer provider). */
   before?: () => void;
   after?: () => void;
+  /** Once the bus started (a dashboard); what it returns runs before the bus stops. */
+  started?: (bus: MessageBus) => Promise<() => Promise<void>>;
   /** Per-publish options, made per call as a user's code would. */
   options?: () => PublishOptions;
 }
@@ -73,6 +75,31 @@ const MODES: Mode[] = [
     },
     after: () => trace.disable(),
   },
+  {
+    key: 'dashboardIdle', label: 'bus.dashboard() started, no page open', setup: plain,
+    started: async (bus) => {
+      const d = await bus.dashboard({ port: 0 });
+      return () => d.close();
+    },
+  },
+  {
+    key: 'dashboardWatched', label: 'bus.dashboard() with one page open (its live feed read, 1 sample/s)', setup: plain,
+    started: async (bus) => {
+      const d = await bus.dashboard({ port: 0 });
+      const feed = await fetch(new URL('events', d.url));
+      const reader = feed.body!.getReader();
+      let reading = true;
+      const drain = (async () => {
+        while (reading) if ((await reader.read()).done) break;
+      })();
+      return async () => {
+        reading = false;
+        await reader.cancel();
+        await drain;
+        await d.close();
+      };
+    },
+  },
 ];
 
 function plain(bus: MessageBus): string {
@@ -83,13 +110,16 @@ function plain(bus: MessageBus): string {
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '1' }, json: { type: 'boolean', default: false },
-    // For profiling one mode (node --cpu-prof): only it and the plain baseline run.
+    // Some modes only (comma-separated), beside the plain baseline: for profiling one (node --cpu-prof), or a shorter run.
     only: { type: 'string' },
   },
 });
 if (values.only !== undefined) {
-  const keep = MODES.filter((m) => m.key === 'plain' || m.key === values.only);
-  if (keep.length < 2) throw new Error(`--only takes one of ${MODES.map((m) => m.key).join(', ')}, got ${values.only}`);
+  const wanted = values.only.split(',');
+  const keep = MODES.filter((m) => m.key === 'plain' || wanted.includes(m.key));
+  if (keep.length !== wanted.filter((k) => k !== 'plain').length + 1) {
+    throw new Error(`--only takes a comma-separated list of ${MODES.map((m) => m.key).join(', ')}, got ${values.only}`);
+  }
   MODES.splice(0, MODES.length, ...keep);
 }
 const rounds = Number(values.rounds);
@@ -103,6 +133,7 @@ async function round(mode: Mode): Promise<number> {
   const bus = new ResilientMessageBus({ logger: quiet });
   const topic = mode.setup(bus);
   await bus.start();
+  const stopExtra = await mode.started?.(bus);
   const opts = mode.options;
   const t0 = performance.now();
   const open = t0 + RAMP_SECONDS * 1000;
@@ -122,6 +153,7 @@ async function round(mode: Mode): Promise<number> {
     }
   }
   const rate = (bus.stats().processed - p0) / ((performance.now() - at0) / 1000);
+  await stopExtra?.();
   await bus.stop();
   mode.after?.();
   return rate;
