@@ -145,3 +145,52 @@ describe('dashboard over HTTP', () => {
     expect((await fetch(`${base}/ops/bus/api/state`)).status).toBe(200);
   });
 });
+
+describe('ringbus dashboard --path (a dead-letter file, no bus)', () => {
+  it('lists and shows the file\'s dead letters, deletes one with the token, refuses a replay, and refuses a delete while a bus owns the file', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { deadLetterFileSource } = await import('../src/dashboard/file_source.js');
+    const { listen, serveDashboard } = await import('../src/dashboard/dashboard.js');
+    const { resolveDashboardOptions } = await import('../src/dashboard/options.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ringbus-dash-file-'));
+    try {
+      const path = join(dir, 'dead.jsonl');
+      const b = new MessageBus({ logger: quietLogger(), pool: { minThreads: 0 }, retry: { maxRetries: 0 }, deadLetter: { path } });
+      b.registerEventHandler('orders', () => {
+        throw new Error('no stock');
+      }, { name: 'book' });
+      await b.start();
+      b.publish('orders', { n: 1 });
+      b.publish('orders', { n: 2 });
+      await b.drain();
+      await b.stop();
+      const o = resolveDashboardOptions({ port: 0, token: TOKEN, actions: true, sampleMs: 100 });
+      const d = await listen(serveDashboard(deadLetterFileSource(path, o, quietLogger()), o), o);
+      servers.push(d);
+      const list = (await (await fetch(new URL('api/dead-letters', d.url))).json()) as { total: number; entries: { id: string }[] };
+      expect(list.total).toBe(2);
+      const id = encodeURIComponent(list.entries[0].id);
+      expect(((await (await fetch(new URL(`api/dead-letters/${id}`, d.url))).json()) as { entry: { handler: string } }).entry.handler).toBe('book');
+      const auth = { authorization: `Bearer ${TOKEN}` };
+      const replay = await fetch(new URL(`api/dead-letters/${id}/replay`, d.url), { method: 'POST', headers: auth });
+      expect(replay.status).toBe(409);
+      expect(((await replay.json()) as { error: string }).error).toMatch(/replay needs the handlers/);
+      expect((await fetch(new URL(`api/dead-letters/${id}`, d.url), { method: 'DELETE' })).status).toBe(401);
+      expect(await (await fetch(new URL(`api/dead-letters/${id}`, d.url), { method: 'DELETE', headers: auth })).json()).toEqual({ deleted: true });
+      expect(((await (await fetch(new URL('api/dead-letters', d.url))).json()) as { total: number }).total).toBe(1);
+      // A bus owns the file again: a delete is refused, naming the owner; listing still works (no lock).
+      const owner = new MessageBus({ logger: quietLogger(), pool: { minThreads: 0 }, deadLetter: { path } });
+      buses.push(owner);
+      await owner.start();
+      const other = list.entries[1].id;
+      const refused = await fetch(new URL(`api/dead-letters/${encodeURIComponent(other)}`, d.url), { method: 'DELETE', headers: auth });
+      expect(refused.status).toBe(409);
+      expect(((await refused.json()) as { error: string }).error).toMatch(/is in use by this process/);
+      expect(((await (await fetch(new URL('api/dead-letters', d.url))).json()) as { total: number }).total).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,5 +1,5 @@
 /**
- * The `ringbus` command: `bench`, `config`, `dlq list|count|replay`.
+ * The `ringbus` command: `bench`, `config`, `dlq list|count|replay`, `dashboard --path`.
  * A user mistake is one line on stderr and a non-zero exit code, never a stack trace.
  */
 import { spawn } from 'node:child_process';
@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load_config.js';
 import { OPTION_TABLE } from '../config/option_table.js';
 import { DLQ_HELP, dlqCommand } from '../dead_letter/dlq_cli.js';
+import { DASHBOARD_HELP, dashboardCommand } from '../dashboard/dashboard_cli.js';
 import { RingbusError } from '../errors.js';
 
 /** A mistake in how the command was called: printed as one line, exit code 2. */
@@ -19,7 +20,7 @@ const HELP = `usage: ringbus <command> [options]
 commands:
   bench [options]                         the benchmark, at default options (ringbus bench --help lists its flags)
   config [--config PATH] [--json]         the effective configuration and where each value came from
-${DLQ_HELP}
+${DLQ_HELP}${DASHBOARD_HELP}
 configuration comes from code > environment (RINGBUS_*) > file (--config, RINGBUS_CONFIG or ./ringbus.config.json) > defaults
 `;
 
@@ -73,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
         return config(args);
       case 'dlq':
         return await dlqCommand(args);
+      case 'dashboard':
+        return await dashboardCommand(args);
       case undefined:
       case 'help':
       case '--help':
@@ -80,7 +83,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(HELP);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${command}' (bench, config, dlq; ringbus --help)`);
+        throw new UsageError(`unknown command '${command}' (bench, config, dlq, dashboard; ringbus --help)`);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof RingbusError || err instanceof TypeError || err instanceof RangeError) {

@@ -16,7 +16,7 @@ import { errorMessage } from '../protocol/error_text.js';
 import { resolveDashboardOptions, type DashboardOptions, type ResolvedDashboardOptions } from './options.js';
 import { dashboardPage } from './page.js';
 import { Sampler } from './sampler.js';
-import type { DeadLetterRow } from './state.js';
+import type { DashboardState, DeadLetterRow, HistoryPoint } from './state.js';
 
 /** A request handler for a Node HTTP server or a framework route; `close()` ends its live feeds. @group Dashboard */
 export type DashboardHandler = ((req: IncomingMessage, res: ServerResponse) => void) & { close(): void };
@@ -39,6 +39,24 @@ const SECURITY_HEADERS: Record<string, string> = {
 const CLIENTS_KEPT = 1024;
 const LIST_MAX = 500;
 
+/**
+ * What the handler serves: a bus's sampled state and dead letters, or (the
+ * `ringbus dashboard --path` command) a dead-letter file's.
+ * @internal
+ */
+export interface DashboardSource {
+  state(): DashboardState;
+  history(): HistoryPoint[];
+  watch(listener: (state: DashboardState, point: HistoryPoint) => void): () => void;
+  close(): void;
+  readonly deadLetters: {
+    list(): DeadLetterEntry[] | Promise<DeadLetterEntry[]>;
+    get(id: string): DeadLetterEntry | undefined | Promise<DeadLetterEntry | undefined>;
+    replay(id?: string): Promise<number>;
+    delete(id: string): boolean | Promise<boolean>;
+  };
+}
+
 /** The dashboard as a request handler; mount it where you like (it answers relative to where it is mounted). */
 export function dashboardHandler(bus: MessageBus, options?: DashboardOptions): DashboardHandler {
   const o = resolveDashboardOptions(options);
@@ -46,14 +64,20 @@ export function dashboardHandler(bus: MessageBus, options?: DashboardOptions): D
     sampleMs: o.sampleMs, historyPoints: Math.ceil((o.historySeconds * 1000) / o.sampleMs), actions: o.actions && o.token !== undefined,
     showPayloads: o.showPayloads, ...bus.dashboardFacts(),
   });
+  return serveDashboard({
+    state: () => sampler.state(), history: () => sampler.history(), watch: (l) => sampler.watch(l), close: () => sampler.close(),
+    deadLetters: bus.deadLetters,
+  }, o);
+}
+
+/** @internal The handler over any source. */
+export function serveDashboard(source: DashboardSource, o: ResolvedDashboardOptions): DashboardHandler {
+  const sampler = source;
+  const dead = source.deadLetters;
   const limiter = new ClientLimiter(o.requestsPerSecond);
   const feeds = new Set<ServerResponse>();
   const handler = ((req: IncomingMessage, res: ServerResponse): void => {
-    try {
-      route(req, res);
-    } catch (err) {
-      json(res, 500, { error: errorMessage(err) });
-    }
+    route(req, res).catch((err: unknown) => json(res, 500, { error: errorMessage(err) }));
   }) as DashboardHandler;
   handler.close = () => {
     for (const res of feeds) res.end();
@@ -61,7 +85,7 @@ export function dashboardHandler(bus: MessageBus, options?: DashboardOptions): D
     sampler.close();
   };
 
-  function route(req: IncomingMessage, res: ServerResponse): void {
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     if (!limiter.allow(req.socket.remoteAddress ?? '')) return json(res, 429, { error: 'too many requests: slow down' });
     // Nothing here reads a body: one that is announced (or sent) is refused, not buffered.
@@ -84,18 +108,18 @@ export function dashboardHandler(bus: MessageBus, options?: DashboardOptions): D
     if (method === 'GET' && path === '/events') return feed(req, res);
     if (method === 'GET' && path === '/api/state') return json(res, 200, sampler.state());
     if (method === 'GET' && path === '/api/history') return json(res, 200, { points: sampler.history() });
-    if (method === 'GET' && path === '/api/dead-letters') return json(res, 200, listDeadLetters(bus, url.searchParams));
+    if (method === 'GET' && path === '/api/dead-letters') return json(res, 200, listDeadLetters(await dead.list(), url.searchParams));
     const m = /^\/api\/dead-letters\/([^/]+)(\/replay)?$/.exec(path);
-    if (m !== null && m[1] === 'replay' && m[2] === undefined && method === 'POST') return act(req, res, () => bus.deadLetters.replay().then((n) => ({ replayed: n })));
+    if (m !== null && m[1] === 'replay' && m[2] === undefined && method === 'POST') return act(req, res, () => dead.replay().then((n) => ({ replayed: n })));
     if (m !== null) {
       const id = decodeURIComponent(m[1]);
       if (method === 'GET' && m[2] === undefined) {
-        const entry = bus.deadLetters.get(id);
-        return entry === undefined ? json(res, 404, { error: `no dead letter ${id} in memory` }) : json(res, 200, { entry: detail(entry, o) });
+        const entry = await dead.get(id);
+        return entry === undefined ? json(res, 404, { error: `no dead letter ${id}` }) : json(res, 200, { entry: detail(entry, o) });
       }
-      if (method === 'POST' && m[2] !== undefined) return act(req, res, () => bus.deadLetters.replay(id).then((n) => ({ replayed: n })));
+      if (method === 'POST' && m[2] !== undefined) return act(req, res, () => dead.replay(id).then((n) => ({ replayed: n })));
       if (method === 'DELETE' && m[2] === undefined) {
-        return act(req, res, () => Promise.resolve(bus.deadLetters.delete(id) ? { deleted: true } : { deleted: false }));
+        return act(req, res, async () => ({ deleted: await dead.delete(id) }));
       }
     }
     json(res, 404, { error: `no ${method} ${path} here` });
@@ -124,9 +148,13 @@ export function dashboardHandler(bus: MessageBus, options?: DashboardOptions): D
 }
 
 /** `bus.dashboard()`: the handler on its own HTTP server. */
-export async function startDashboard(bus: MessageBus, options?: DashboardOptions): Promise<DashboardServer> {
+export function startDashboard(bus: MessageBus, options?: DashboardOptions): Promise<DashboardServer> {
   const o = resolveDashboardOptions(options);
-  const handler = dashboardHandler(bus, o);
+  return listen(dashboardHandler(bus, o), o);
+}
+
+/** @internal A handler on its own HTTP server, at `o.host`:`o.port`. */
+export async function listen(handler: DashboardHandler, o: ResolvedDashboardOptions): Promise<DashboardServer> {
   const server = createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -161,14 +189,13 @@ function authorized(req: IncomingMessage, token: string | undefined): boolean {
   return timingSafeEqual(digest(m[1]), digest(token));
 }
 
-function listDeadLetters(bus: MessageBus, q: URLSearchParams): { total: number; entries: DeadLetterRow[] } {
+function listDeadLetters(all: DeadLetterEntry[], q: URLSearchParams): { total: number; entries: DeadLetterRow[] } {
   const topic = q.get('topic') ?? '';
   const handler = q.get('handler') ?? '';
   const error = q.get('error') ?? '';
   const limit = Math.min(Math.max(1, Number(q.get('limit') ?? 100) || 100), LIST_MAX);
   const rows: DeadLetterRow[] = [];
   let total = 0;
-  const all = bus.deadLetters.list();
   for (let i = all.length - 1; i >= 0; i--) {
     const e = all[i];
     if (!e.event.topic.includes(topic) || !e.handler.includes(handler) || !e.error.includes(error)) continue;
