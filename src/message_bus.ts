@@ -142,6 +142,15 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
     return this.#engine.scheduled;
   }
 
+  /**
+   * Closes a handler's circuit on `topic` now, as an operator does once the
+   * dependency is back: what it held runs, its failure window starts empty.
+   * False when the handler has no breaker there or it is closed already.
+   */
+  resetCircuit(handler: string, topic: string): boolean {
+    return this.#engine.resetCircuit(handler, topic);
+  }
+
   /** Deliveries that exhausted their retries (empty when the dead-letter queue is off). */
   get deadLetters(): DeadLetters {
     return this.#engine.deadLetters;

@@ -113,6 +113,31 @@ describe('dashboard over HTTP', () => {
     expect(one.entry.event.payload).toEqual({ fail: true, note: '<script>x</script>' });
   });
 
+  it('resets an open circuit with the token (an operator closes it), and bus.resetCircuit says whether it did', async () => {
+    const b = new MessageBus({
+      logger: quietLogger(), pool: { minThreads: 0 }, retry: { maxRetries: 0 },
+      circuitBreaker: { minimumCalls: 5, failureRateThreshold: 0.5, recoveryTimeoutMs: 60_000, hold: false },
+    });
+    buses.push(b);
+    b.registerEventHandler('payments', () => {
+      throw new Error('gateway down');
+    }, { name: 'charge' });
+    await b.start();
+    for (let i = 0; i < 10; i++) b.publish('payments', i);
+    await b.drain();
+    expect(b.circuitState('charge', 'payments')).toBe('open');
+    const d = await open(b, { token: TOKEN, actions: true });
+    const state = (await (await fetch(new URL('api/state', d.url))).json()) as { circuits: { handler: string; circuit: string }[] };
+    expect(state.circuits).toEqual([expect.objectContaining({ topic: 'payments', handler: 'charge', circuit: 'open' })]);
+    const reset = (auth?: string): Promise<Response> =>
+      fetch(new URL('api/circuits/reset?handler=charge&topic=payments', d.url), { method: 'POST', headers: auth ? { authorization: auth } : {} });
+    expect((await reset()).status).toBe(401);
+    expect(await (await reset(`Bearer ${TOKEN}`)).json()).toEqual({ reset: true });
+    expect(b.circuitState('charge', 'payments')).toBe('closed');
+    expect(b.resetCircuit('charge', 'payments')).toBe(false);
+    expect(b.resetCircuit('nobody', 'payments')).toBe(false);
+  });
+
   it('rate-limits each client and refuses request bodies', async () => {
     const b = await failingBus();
     const d = await open(b, { requestsPerSecond: 5 });

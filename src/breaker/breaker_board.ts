@@ -179,6 +179,14 @@ export class BreakerBoard<H = unknown> {
     entry.breaker.recordFailure(failure);
   }
 
+  /** Closes the circuit of `name` on `topic` now (what it held runs); false when it has none or it is closed. */
+  reset(topic: string, name: string): boolean {
+    const entry = this.#byKey.get(`${topic}\u0000${name}`);
+    if (entry === undefined) return false;
+    this.#fold(entry);
+    return entry.breaker.reset();
+  }
+
   /** Keeps a delivery until its circuit lets it run; releases it at once if it already does. */
   hold(index: number, item: H): void {
     const entry = this.#byIndex[index];

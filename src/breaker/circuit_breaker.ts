@@ -112,6 +112,13 @@ export class CircuitBreaker {
     return true;
   }
 
+  /** An operator closes it now (the dependency is back): its window starts empty. False when it was closed already. */
+  reset(): boolean {
+    if (this.state === 'closed') return false;
+    this.#move('closed');
+    return true;
+  }
+
   /** Time passed: outcomes older than the window no longer count. */
   expire(): void {
     this.#window.expire(this.#clock.now());

@@ -49,6 +49,8 @@ export interface DashboardSource {
   history(): HistoryPoint[];
   watch(listener: (state: DashboardState, point: HistoryPoint) => void): () => void;
   close(): void;
+  /** Closes a circuit (undefined: this source has no bus). */
+  resetCircuit?(handler: string, topic: string): boolean;
   readonly deadLetters: {
     list(): DeadLetterEntry[] | Promise<DeadLetterEntry[]>;
     get(id: string): DeadLetterEntry | undefined | Promise<DeadLetterEntry | undefined>;
@@ -66,7 +68,7 @@ export function dashboardHandler(bus: MessageBus, options?: DashboardOptions): D
   });
   return serveDashboard({
     state: () => sampler.state(), history: () => sampler.history(), watch: (l) => sampler.watch(l), close: () => sampler.close(),
-    deadLetters: bus.deadLetters,
+    resetCircuit: (handler, topic) => bus.resetCircuit(handler, topic), deadLetters: bus.deadLetters,
   }, o);
 }
 
@@ -109,6 +111,12 @@ export function serveDashboard(source: DashboardSource, o: ResolvedDashboardOpti
     if (method === 'GET' && path === '/api/state') return json(res, 200, sampler.state());
     if (method === 'GET' && path === '/api/history') return json(res, 200, { points: sampler.history() });
     if (method === 'GET' && path === '/api/dead-letters') return json(res, 200, listDeadLetters(await dead.list(), url.searchParams));
+    if (method === 'POST' && path === '/api/circuits/reset') {
+      const handler = url.searchParams.get('handler') ?? '';
+      const topic = url.searchParams.get('topic') ?? '';
+      if (source.resetCircuit === undefined) return json(res, 409, { error: 'no bus here: circuits belong to a running bus' });
+      return act(req, res, () => Promise.resolve({ reset: source.resetCircuit!(handler, topic) }));
+    }
     const m = /^\/api\/dead-letters\/([^/]+)(\/replay)?$/.exec(path);
     if (m !== null && m[1] === 'replay' && m[2] === undefined && method === 'POST') return act(req, res, () => dead.replay().then((n) => ({ replayed: n })));
     if (m !== null) {

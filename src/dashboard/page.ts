@@ -154,7 +154,7 @@ const BODY = `
     <h2>Circuits</h2>
     <div class="scroll"><table class="fixed">
       <colgroup><col style="width:27%"><col style="width:25%"><col style="width:13%"><col style="width:35%"></colgroup>
-      <thead><tr><th>Topic</th><th>Handler</th><th>State</th><th>Last transitions (newest first)</th></tr></thead>
+      <thead><tr><th>Topic</th><th>Handler</th><th>State</th><th>Last transitions (newest first)</th><th></th></tr></thead>
       <tbody></tbody>
     </table></div>
   </section>

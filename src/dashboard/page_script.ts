@@ -240,7 +240,7 @@ export const PAGE_SCRIPT = String.raw`
   function renderCircuits(list) {
     var tbody = $('circuits').querySelector('tbody');
     clear(tbody);
-    if (!list.length) return emptyRow(tbody, 4, 'no circuit breakers');
+    if (!list.length) return emptyRow(tbody, 5, 'no circuit breakers');
     list.forEach(function (c) {
       var tr = el('tr'), st = str(c.circuit);
       tr.setAttribute('data-topic', str(c.topic));
@@ -257,6 +257,19 @@ export const PAGE_SCRIPT = String.raw`
       });
       if (!trans.length) td.textContent = '–';
       tr.appendChild(td);
+      var cell = el('td', null, 'reset');
+      if (st !== 'closed') {
+        var b = el('button', 'Reset');
+        b.className = 'reset-circuit';
+        b.title = 'close this circuit now (needs the token)';
+        b.disabled = !actionsAllowed();
+        b.addEventListener('click', function () {
+          act('POST', 'api/circuits/reset?handler=' + encodeURIComponent(str(c.handler)) + '&topic=' + encodeURIComponent(str(c.topic)),
+            function (r) { return r.reset ? 'circuit reset' : 'circuit was not open'; });
+        });
+        cell.appendChild(b);
+      }
+      tr.appendChild(cell);
       tbody.appendChild(tr);
     });
   }
@@ -266,6 +279,7 @@ export const PAGE_SCRIPT = String.raw`
     section.hidden = false;
     kv($('transport-list'), Object.keys(t).sort().map(function (k) { return [k, fmt(t[k])]; }));
   }
+  function actionsAllowed() { return !!(state && state.actions) && !busy; }
   function renderActions() {
     var on = !!(state && state.actions);
     $('actions-note').hidden = on;

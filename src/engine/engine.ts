@@ -353,6 +353,12 @@ export class Engine {
     return this.#p.deadLetters.public;
   }
 
+  resetCircuit(handler: string, topic: string): boolean {
+    const reset = this.#p.breakers.reset(topic, handler);
+    if (reset) this.#p.log.warn({ topic, handler }, 'circuit reset by an operator');
+    return reset;
+  }
+
   dashboardFacts(): { maxThreads: number; capacity: number; highWaterMark: number; lowWaterMark: number } {
     const { pool, queue } = this.#p.options;
     return { maxThreads: pool.maxThreads, capacity: queue.capacity, highWaterMark: queue.highWaterMark, lowWaterMark: queue.lowWaterMark };
