@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { BackpressureError, type BusOptions } from '../src/index.js';
-import { busFixture, failedWith, recorder, until, type BusUnderTest } from './helpers.js';
+import { INLINE_ONLY_POOL, busFixture, failedWith, recorder, until, type BusUnderTest } from './helpers.js';
 
 const setup = busFixture();
+/** For buses whose handlers all run inline: no worker thread to start. */
+const inline = busFixture({ pool: INLINE_ONLY_POOL });
 /** One worker, held busy by a first event that spins `blockMs`, so the test controls what is queued. */
 async function blockedBus(queue: BusOptions['queue'], blockMs = 400): Promise<BusUnderTest> {
   const made = setup({ queue });
@@ -116,7 +118,7 @@ describe('capacity', () => {
  * released: room is controlled by the test, with no worker and no timing.
  */
 async function heldBus(capacity: number): Promise<{ bus: BusUnderTest['bus']; release: () => void; ran: string[] }> {
-  const { bus } = setup({ queue: { capacity } });
+  const { bus } = inline({ queue: { capacity } });
   const ran: string[] = [];
   let release: (() => void) | undefined;
   const held = new Promise<void>((resolve) => (release = resolve));

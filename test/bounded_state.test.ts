@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ResilientMessageBus } from '../src/index.js';
-import { busFixture, handler } from './helpers.js';
+import { INLINE_ONLY_POOL, busFixture, handler } from './helpers.js';
 
 const setup = busFixture();
+/** For buses whose handlers all run inline: no worker thread to start. */
+const inline = busFixture({ pool: INLINE_ONLY_POOL });
 
 describe('bounded state', () => {
   it('registers 40k topics with worker handlers and delivers to every one; drain() and stop() resolve', async () => {
@@ -54,7 +56,7 @@ describe('bounded state', () => {
   });
 
   it('keeps no per-topic metrics for topics without handlers, and frees a topic\'s series when its last handler goes', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     const off = bus.registerEventHandler('known', () => {});
     await bus.start();
     for (let i = 0; i < 1000; i++) bus.publish(`nobody.listens.${i}`, i);
@@ -68,7 +70,7 @@ describe('bounded state', () => {
   });
 
   it('frees the circuit breaker of an unregistered handler', async () => {
-    const { bus } = setup({ circuitBreaker: { minimumCalls: 1, recoveryTimeoutMs: 60_000 }, retry: false });
+    const { bus } = inline({ circuitBreaker: { minimumCalls: 1, recoveryTimeoutMs: 60_000 }, retry: false });
     const off = bus.registerEventHandler('t', () => {
       throw new Error('down');
     }, { name: 'h' });

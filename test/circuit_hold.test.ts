@@ -6,13 +6,15 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { workerHandler, type DeadLetterEntry } from '../src/index.js';
-import { busFixture, nextEvent, until } from './helpers.js';
+import { INLINE_ONLY_POOL, busFixture, nextEvent, until } from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/breaker_handlers.mjs', import.meta.url));
 const dependent = workerHandler(FIXTURE, 'dependent');
 const onePercent = workerHandler(FIXTURE, 'onePercent');
 
 const setup = busFixture();
+/** For buses whose handlers all run inline: no worker thread to start. */
+const inline = busFixture({ pool: INLINE_ONLY_POOL });
 const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -124,7 +126,7 @@ describe('circuit breaker v2: failure rate, hold, half-open permits', () => {
   });
 
   it('keeps a breaker per handler of each topic: an unnamed failing handler does not open another topic\'s', async () => {
-    const { bus } = setup({ retry: false, deadLetter: {}, circuitBreaker: { minimumCalls: 3, recoveryTimeoutMs: 60_000 } });
+    const { bus } = inline({ retry: false, deadLetter: {}, circuitBreaker: { minimumCalls: 3, recoveryTimeoutMs: 60_000 } });
     let audited = 0;
     bus.registerEventHandler('payments.charge', () => {
       throw new Error('card declined');

@@ -6,18 +6,20 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MessageBus } from '../src/index.js';
+import { ensureBuilt, RINGBUS_BIN } from './fixtures/built.js';
 import { quietLogger } from './helpers.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
-const bin = join(root, 'src/cli/bin.ts');
-const tsx = join(root, 'node_modules/tsx/dist/cli.mjs');
+/** The command as installed (dist/, built from the current source), and from the source under tsx. */
+const BUILT = [RINGBUS_BIN];
+const SOURCE = [join(root, 'node_modules/tsx/dist/cli.mjs'), join(root, 'src/cli/bin.ts')];
 let dir: string;
 
-/** Runs `ringbus ...args`; never rejects: resolves the exit code and both streams. */
-async function ringbus(args: string[], env: Record<string, string> = {}, cwd = root): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs `ringbus ...args` (built, unless `command` says otherwise); never rejects: resolves the exit code and both streams. */
+async function ringbus(args: string[], env: Record<string, string> = {}, cwd = root, command = BUILT): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [tsx, bin, ...args], { cwd, env: { ...process.env, ...env }, timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, [...command, ...args], { cwd, env: { ...process.env, ...env }, timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -27,7 +29,8 @@ async function ringbus(args: string[], env: Record<string, string> = {}, cwd = r
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'ringbus-cli-'));
-});
+  await ensureBuilt();
+}, 120_000);
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
@@ -40,17 +43,18 @@ describe('ringbus CLI', () => {
     expect(help.stdout).toMatch(/dlq replay --path FILE --handlers MODULE/);
     const bad = await ringbus(['frobnicate']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe("ringbus: unknown command 'frobnicate' (bench, config, dlq; ringbus --help)\n");
+    expect(bad.stderr).toBe("ringbus: unknown command 'frobnicate' (bench, config, dlq, dashboard; ringbus --help)\n");
   });
 
   it('bench --help and bad bench flags name the command as `npx ringbus bench`, never tsx', async () => {
-    const help = await ringbus(['bench', '--help']);
+    // From the source, under tsx: the case where tsx could show through.
+    const help = await ringbus(['bench', '--help'], {}, root, SOURCE);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^usage: npx ringbus bench \[flags\]\n/);
     expect(help.stdout).toMatch(/--phases VALUE +which phases to run .*sustained,max,cpu,idle,baselines/);
     expect(help.stdout).not.toMatch(/tsx/);
     for (const line of help.stdout.split('\n')) expect([...line].length, line).toBeLessThanOrEqual(120);
-    const bad = await ringbus(['bench', '--phases', 'warp']);
+    const bad = await ringbus(['bench', '--phases', 'warp'], {}, root, SOURCE);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/^--phases takes a subset of sustained,max,cpu,idle,baselines, got 'warp'\n\nusage: npx ringbus bench/);
   });
@@ -82,7 +86,8 @@ describe('ringbus CLI', () => {
 
   it('lists, counts and replays a dead-letter file', async () => {
     const path = join(dir, 'dead.jsonl');
-    const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, deadLetter: { path } });
+    // Inline handlers only: no worker thread to start.
+    const bus = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1, minThreads: 0 }, deadLetter: { path } });
     bus.registerEventHandler('payments', () => {
       throw new Error('gateway down');
     }, { name: 'charge card' });

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MessageBus, workerHandler, type BusOptions, type CommandResult } from '../src/index.js';
 import { jsonExact, jsonLoss } from '../src/protocol/json_check.js';
 import { kinds, Posts } from './fixtures/codec_kit.js';
-import { busFixture, quietLogger } from './helpers.js';
+import { INLINE_ONLY_POOL, busFixture, quietLogger } from './helpers.js';
 
 const CODEC_HANDLERS = fileURLToPath(new URL('./fixtures/codec_handlers.mjs', import.meta.url));
 const CODEC_MODULE = fileURLToPath(new URL('./fixtures/codec_module.mjs', import.meta.url));
@@ -29,6 +29,8 @@ afterAll(async () => {
 });
 
 const setup = busFixture();
+/** For buses whose handlers all run inline: no worker thread to start. */
+const inline = busFixture({ pool: INLINE_ONLY_POOL });
 
 const message = (r: CommandResult): string => String((r.error as Error | undefined)?.message ?? r.error);
 
@@ -72,7 +74,7 @@ describe("codec 'structured'", () => {
   });
 
   it('hands inline handlers the published object itself, and returns inline results as they are', async () => {
-    const { bus } = setup({ codec: 'structured' });
+    const { bus } = inline({ codec: 'structured' });
     const seen: unknown[] = [];
     const result = new Map([['r', 1]]);
     bus.registerEventHandler('inline', (e) => void seen.push(e.payload));
@@ -152,14 +154,14 @@ describe("codec 'structured'", () => {
     expect(line.entry.payload).toEqual({ encoded: expect.any(String), codec: 'structured' });
 
     // A JSON bus cannot decode it: listed as the stored bytes, never replayed (it stays in the file).
-    const json = setup({ deadLetter: { path } }).bus;
+    const json = inline({ deadLetter: { path } }).bus;
     json.registerEventHandler('orders', () => {}, { name: 'orderHandler' });
     await json.start();
     expect(JSON.parse(JSON.stringify(json.deadLetters.list()[0].event.payload))).toEqual(line.entry.payload);
     expect(await json.deadLetters.replay()).toBe(0);
     await json.stop();
 
-    const second = setup({ codec: 'structured', deadLetter: { path } }).bus;
+    const second = inline({ codec: 'structured', deadLetter: { path } }).bus;
     const seen: unknown[] = [];
     second.registerEventHandler('orders', (e) => void seen.push(e.payload), { name: 'orderHandler' });
     await second.start();

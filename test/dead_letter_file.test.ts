@@ -15,13 +15,15 @@ import { describe, expect, it } from 'vitest';
 import type { DeadLetterEntry } from '../src/index.js';
 import {
   addRecord, escape, expectNoStall, failing, HANDLERS, loopWatch, modeOf, poll, publishEach, ringbus, root, run, segments,
-  tempFiles,
+  tempFiles, usesBuiltCli,
 } from './fixtures/dlq_test_kit.js';
-import { busFixture, memoryLogger } from './helpers.js';
+import { busFixture, INLINE_ONLY_POOL, memoryLogger } from './helpers.js';
 
 const { fresh, dir } = tempFiles();
 
-const setup = busFixture();
+// Every handler here runs inline: no worker thread to start.
+const setup = busFixture({ pool: INLINE_ONLY_POOL });
+usesBuiltCli();
 
 describe('dead-letter file: ownership and durability', () => {
   it('never loses an acknowledged entry while other processes read it, and while it rotates, deletes dead segments and replays', async () => {

@@ -8,12 +8,14 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DeadLetterEntry } from '../src/index.js';
-import { escape, expectNoStall, failing, HANDLERS, loopWatch, poll, publishEach, ringbus, tempFiles } from './fixtures/dlq_test_kit.js';
-import { busFixture, memoryLogger } from './helpers.js';
+import { escape, expectNoStall, failing, HANDLERS, loopWatch, poll, publishEach, ringbus, tempFiles, usesBuiltCli } from './fixtures/dlq_test_kit.js';
+import { busFixture, INLINE_ONLY_POOL, memoryLogger } from './helpers.js';
 
 const { fresh, dir } = tempFiles();
 
-const setup = busFixture();
+// Every handler here runs inline: no worker thread to start.
+const setup = busFixture({ pool: INLINE_ONLY_POOL });
+usesBuiltCli();
 
 describe('dead-letter queue: memory and replay', () => {
   it('replays what is only in the file too, waiting for room, marks each success at once and keeps a failure with its new attempts', async () => {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackpressureError, MessageBus, workerHandler, type BusEvent } from '../src/index.js';
-import { memoryLogger, quietLogger, until } from './helpers.js';
+import { INLINE_ONLY_POOL, memoryLogger, quietLogger, until } from './helpers.js';
 import { Reports } from './fixtures/reports.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
@@ -21,6 +21,8 @@ function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): Message
   buses.push(b);
   return b;
 }
+/** A bus whose handlers all run inline: no worker thread to start. */
+const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
 function scheduleFile(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ringbus-delayed-'));
   dirs.push(dir);
@@ -39,7 +41,7 @@ function arrivals(): { got: { payload: unknown; at: number; event: BusEvent }[];
 
 describe('delayed events', () => {
   it('are delivered no earlier than due, counted as scheduled until then and as published after', async () => {
-    const b = bus();
+    const b = inlineBus();
     const a = arrivals();
     b.registerEventHandler('later', a.handler);
     await b.start();
@@ -92,7 +94,7 @@ describe('delayed events', () => {
 
   it('one that cannot be published when due is rejected and logged, and does not hold up the next', async () => {
     const log = memoryLogger();
-    const b = bus({ logger: log });
+    const b = inlineBus({ logger: log });
     const seen: string[] = [];
     b.registerEventHandler('a.>', (e) => void seen.push(e.topic));
     await b.start();
@@ -109,7 +111,7 @@ describe('delayed events', () => {
   });
 
   it('can be listed and cancelled while pending; bus.scheduled shows the payload as published', async () => {
-    const b = bus();
+    const b = inlineBus();
     const a = arrivals();
     b.registerEventHandler('t', a.handler);
     await b.start();
@@ -128,7 +130,7 @@ describe('delayed events', () => {
   });
 
   it('are bounded by scheduler.capacity with the usual backpressure answer', async () => {
-    const b = bus({ scheduler: { capacity: 2 } });
+    const b = inlineBus({ scheduler: { capacity: 2 } });
     b.registerEventHandler('t', () => {});
     await b.start();
     expect(b.publish('t', 1, { delayMs: 60_000 })).toBe(true);
@@ -151,7 +153,7 @@ describe('delayed events', () => {
   });
 
   it('without a file, are dropped at stop and counted as abandoned', async () => {
-    const b = bus();
+    const b = inlineBus();
     await b.start();
     b.publish('t', 1, { delayMs: 60_000 });
     await b.stop();
@@ -162,7 +164,7 @@ describe('delayed events', () => {
 describe('durable delayed events (scheduler.path)', () => {
   it('survive a stop: a new bus on the same file delivers them, late ones at once, and what was delivered is not delivered again', async () => {
     const path = scheduleFile();
-    const first = bus({ scheduler: { path } });
+    const first = inlineBus({ scheduler: { path } });
     const a1 = arrivals();
     first.registerEventHandler('t', a1.handler);
     await first.start();
@@ -177,7 +179,7 @@ describe('durable delayed events (scheduler.path)', () => {
     expect(first.stats()).toMatchObject({ abandoned: 0 });
     // Past the second one's due time before any bus owns the file again.
     await until(() => Date.now() > t0 + 450, 'the second event is overdue');
-    const second = bus({ scheduler: { path } });
+    const second = inlineBus({ scheduler: { path } });
     const a2 = arrivals();
     second.registerEventHandler('t', a2.handler);
     await second.start();
@@ -186,23 +188,23 @@ describe('durable delayed events (scheduler.path)', () => {
     expect(second.stats().published).toBe(1);
     expect(second.scheduled.list()).toEqual([expect.objectContaining({ payload: 'future', headers: { k: 'v' } })]);
     await second.stop();
-    const third = bus({ scheduler: { path } });
+    const third = inlineBus({ scheduler: { path } });
     await third.start();
     expect(third.scheduled.list().map((e) => e.payload)).toEqual(['future']);
   });
 
   it('a cancel is durable, and one owner per file', async () => {
     const path = scheduleFile();
-    const first = bus({ scheduler: { path } });
+    const first = inlineBus({ scheduler: { path } });
     await first.start();
     await first.publishAsync('t', 'keep', { delayMs: 60_000 });
     await first.publishAsync('t', 'drop', { delayMs: 60_000 });
     const drop = first.scheduled.list().find((e) => e.payload === 'drop')!;
     expect(first.scheduled.cancel(drop.id)).toBe(true);
-    const rival = bus({ scheduler: { path } });
+    const rival = inlineBus({ scheduler: { path } });
     await expect(rival.start()).rejects.toThrow(/schedule file .* is in use by this process/);
     await first.stop();
-    const second = bus({ scheduler: { path } });
+    const second = inlineBus({ scheduler: { path } });
     await second.start();
     expect(second.scheduled.list().map((e) => e.payload)).toEqual(['keep']);
   });

@@ -4,9 +4,11 @@ import {
   HandlerLoadError, HandlerTimeoutError, NoHandlerError, NotStartedError, RingbusError, SessionClosedError, WorkerCrashedError, loadConfig,
   workerHandler, type BusEvent,
 } from '../src/index.js';
-import { HANDLERS, busFixture, failedWith, handler, memoryLogger, nextEvent } from './helpers.js';
+import { HANDLERS, INLINE_ONLY_POOL, busFixture, failedWith, handler, memoryLogger, nextEvent } from './helpers.js';
 
 const setup = busFixture();
+/** For buses whose handlers all run inline: no worker thread to start. */
+const inline = busFixture({ pool: INLINE_ONLY_POOL });
 
 /** What every ringbus error has: its class as name, a stable code, and RingbusError/Error as ancestors. */
 function expectRingbusError(err: unknown, type: new (...args: never[]) => RingbusError, code: string): void {
@@ -19,7 +21,7 @@ function expectRingbusError(err: unknown, type: new (...args: never[]) => Ringbu
 
 describe('error codes, as the library raises them', () => {
   it('ERR_RINGBUS_BACKPRESSURE: publishAsync finds no room within timeoutMs', async () => {
-    const { bus } = setup({ queue: { capacity: 1 } });
+    const { bus } = inline({ queue: { capacity: 1 } });
     let release: (() => void) | undefined;
     bus.registerEventHandler('hold', () => new Promise<void>((resolve) => (release = resolve))); // holds the only room
     await bus.start();
@@ -86,7 +88,7 @@ describe('error codes, as the library raises them', () => {
  */
 describe('coded errors reach callers as Error objects', () => {
   it('ERR_RINGBUS_NO_HANDLER: execute() on a topic without a command handler', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     await bus.start();
     const r = await bus.execute('nobody.home', 1);
     expectRingbusError(r.error, NoHandlerError, 'ERR_RINGBUS_NO_HANDLER');
@@ -109,7 +111,7 @@ describe('coded errors reach callers as Error objects', () => {
   });
 
   it('ERR_RINGBUS_HANDLER_FAILED from an inline handler: cause is what it threw; the dead letter carries the same object', async () => {
-    const { bus } = setup({ retry: { maxRetries: 0 }, deadLetter: {} });
+    const { bus } = inline({ retry: { maxRetries: 0 }, deadLetter: {} });
     const thrown = new SyntaxError('bad input');
     bus.registerCommandHandler('parse', () => {
       throw thrown;
@@ -143,7 +145,7 @@ describe('coded errors reach callers as Error objects', () => {
   });
 
   it('ERR_RINGBUS_HANDLER_TIMEOUT: an inline handler running past handlerTimeoutMs', async () => {
-    const { bus } = setup({ handlerTimeoutMs: 50 });
+    const { bus } = inline({ handlerTimeoutMs: 50 });
     bus.registerCommandHandler('stuck', () => new Promise(() => {}), { name: 'stuck' }); // never settles
     const failed = nextEvent(bus, 'handler-error');
     await bus.start();
@@ -168,7 +170,7 @@ describe('coded errors reach callers as Error objects', () => {
   });
 
   it('ERR_RINGBUS_BACKPRESSURE: execute() finds no room within timeoutMs, or drop-oldest drops the command', async () => {
-    const { bus } = setup({ queue: { capacity: 1 } });
+    const { bus } = inline({ queue: { capacity: 1 } });
     let release: (() => void) | undefined;
     bus.registerEventHandler('hold', () => new Promise<void>((resolve) => (release = resolve))); // holds the only room
     bus.registerCommandHandler('cmd', () => 'ran');
@@ -179,7 +181,7 @@ describe('coded errors reach callers as Error objects', () => {
     expect(r).toMatchObject({ attempts: 0, error: { topic: 'cmd', timeoutMs: 20, reason: 'timeout' } });
     release?.();
 
-    const dropping = setup({ queue: { capacity: 1, strategy: 'drop-oldest' } }).bus;
+    const dropping = inline({ queue: { capacity: 1, strategy: 'drop-oldest' } }).bus;
     dropping.registerCommandHandler('cmd', () => 'ran');
     const pending = dropping.execute('cmd', 'oldest'); // buffered before start: dropped by the next one
     dropping.publish('other', 1);
@@ -189,7 +191,7 @@ describe('coded errors reach callers as Error objects', () => {
   });
 
   it('ERR_RINGBUS_BUS_STOPPED: execute() on a stopped bus; publishAsync() resolves false', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     bus.registerCommandHandler('cmd', () => 'ran');
     await bus.start();
     await bus.stop();
@@ -202,7 +204,7 @@ describe('coded errors reach callers as Error objects', () => {
 
 describe('what a handler throws stays its own', () => {
   it('ERR_RINGBUS_CIRCUIT_OPEN for an inline handler: execute() while its circuit is open', async () => {
-    const { bus } = setup({ circuitBreaker: { failureThreshold: 1, recoveryTimeoutMs: 60_000 } });
+    const { bus } = inline({ circuitBreaker: { failureThreshold: 1, recoveryTimeoutMs: 60_000 } });
     bus.registerCommandHandler('cmd', () => {
       throw new RangeError('down');
     }, { name: 'glue' });
@@ -216,7 +218,7 @@ describe('what a handler throws stays its own', () => {
   });
 
   it("an inline handler rethrowing another bus's error, or throwing a revoked Proxy, fails as HANDLER_FAILED; the bus goes on", async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     const foreign = new CircuitOpenError('elsewhere');
     const { proxy, revoke } = Proxy.revocable({}, {});
     revoke();
@@ -255,7 +257,7 @@ describe('what a handler throws stays its own', () => {
 
   it("a 'handler-error' listener that throws is logged; the command still resolves and drain() ends", async () => {
     const log = memoryLogger();
-    const { bus } = setup({ logger: log });
+    const { bus } = inline({ logger: log });
     bus.on('handler-error', () => {
       throw new Error('listener bug');
     });
@@ -271,7 +273,7 @@ describe('what a handler throws stays its own', () => {
 
 describe('misuse is loud', () => {
   it('ERR_RINGBUS_NOT_STARTED: drain() on a bus never started rejects; events buffered before start() still run', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     const seen: number[] = [];
     bus.registerEventHandler('t', (e: BusEvent<number>) => void seen.push(e.payload));
     expect(bus.publish('t', 1)).toBe(true);
@@ -285,7 +287,7 @@ describe('misuse is loud', () => {
   });
 
   it('ERR_RINGBUS_ALREADY_STOPPED: start() after stop(); a second start() while starting waits for the first', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     const a = bus.start();
     const b = bus.start();
     await Promise.all([a, b]);
@@ -296,7 +298,7 @@ describe('misuse is loud', () => {
   });
 
   it('deadLetters.replay() before start() and after stop() rejects with a code', async () => {
-    const { bus } = setup({ deadLetter: {} });
+    const { bus } = inline({ deadLetter: {} });
     await expect(bus.deadLetters.replay()).rejects.toMatchObject({ code: 'ERR_RINGBUS_NOT_STARTED' });
     await bus.start();
     await bus.stop();
@@ -304,7 +306,7 @@ describe('misuse is loud', () => {
   });
 
   it('ERR_RINGBUS_SESSION_CLOSED: a closed session publishes and registers nothing', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     await bus.start();
     const session = bus.session('s-1');
     session.close();

@@ -1,14 +1,15 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from './fixtures/built.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const children: ChildProcess[] = [];
 
-// The example imports the built package (as an app would): build it from the current source first.
+// The example imports the built package (as an app would): build it from the current source first (unless dist/ is
+// already newer than every source file, as right after `npm ci`).
 beforeAll(async () => {
-  await promisify(execFile)(process.execPath, [`${root}/node_modules/typescript/bin/tsc`, '-p', `${root}/tsconfig.build.json`]);
+  await ensureBuilt();
 }, 120_000);
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGTERM');

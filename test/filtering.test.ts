@@ -6,7 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allOf, anyOf, byHeader, bySession, MessageBus, not, rateLimit, workerHandler, type BusEvent } from '../src/index.js';
-import { memoryLogger, quietLogger } from './helpers.js';
+import { INLINE_ONLY_POOL, memoryLogger, quietLogger } from './helpers.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
 
@@ -16,13 +16,15 @@ function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): Message
   buses.push(b);
   return b;
 }
+/** A bus whose handlers all run inline: no worker thread to start. */
+const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
 afterEach(async () => {
   await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
 });
 
 describe('handler filters', () => {
   it('by session and by header decide per handler; a filtered delivery is neither processed nor failed', async () => {
-    const b = bus();
+    const b = inlineBus();
     const got: string[] = [];
     const note = (name: string) => (e: BusEvent<number>) => void got.push(`${name}:${e.payload}`);
     b.registerEventHandler('t', note('all'));
@@ -44,7 +46,7 @@ describe('handler filters', () => {
   });
 
   it('compose with allOf, anyOf and not; a rate limit placed last spends tokens only on what passed before it', async () => {
-    const b = bus();
+    const b = inlineBus();
     let now = 0;
     const limit = rateLimit({ perSecond: 1, burst: 2, by: 'session', clock: () => now });
     const got: number[] = [];
@@ -82,7 +84,7 @@ describe('handler filters', () => {
 
   it('that throws refuses the delivery, is logged (rate-limited) and the bus goes on', async () => {
     const log = memoryLogger();
-    const b = bus({ logger: log });
+    const b = inlineBus({ logger: log });
     let ran = 0;
     b.registerEventHandler('t', () => void ran++, {
       name: 'picky',

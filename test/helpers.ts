@@ -125,11 +125,17 @@ export interface BusUnderTest {
 }
 
 /**
+ * The pool of a bus whose handlers all run inline (on the main thread): no
+ * worker is started for it (a worker's start under tsx costs ~0.5 s of CPU).
+ */
+export const INLINE_ONLY_POOL = { maxThreads: 1, minThreads: 0 } as const;
+
+/**
  * Buses (and recordings) a test file creates, stopped and closed after each
  * test. `setup(options)` makes one with a quiet logger and one worker unless
- * the options say otherwise.
+ * the options (or the file's `defaults`) say otherwise.
  */
-export function busFixture(): (options?: BusOptions, Bus?: typeof MessageBus) => BusUnderTest {
+export function busFixture(defaults: BusOptions = {}): (options?: BusOptions, Bus?: typeof MessageBus) => BusUnderTest {
   const made: BusUnderTest[] = [];
   afterEach(async () => {
     const done = made.splice(0);
@@ -137,7 +143,7 @@ export function busFixture(): (options?: BusOptions, Bus?: typeof MessageBus) =>
     for (const { rec } of done) rec.close();
   });
   return (options = {}, Bus = MessageBus) => {
-    const bus = new Bus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
+    const bus = new Bus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...defaults, ...options });
     const made1 = { bus, rec: new Recording() };
     made.push(made1);
     return made1;

@@ -18,9 +18,10 @@ import { RecordEncoder } from '../src/protocol/record.js';
 import { SILENT_LOGGER } from '../src/logger.js';
 import { memoryLogger, recorder, Recording } from './helpers.js';
 import { natsConnection, StreamNames, until } from './fixtures/jetstream_kit.js';
-import { ringbus } from './fixtures/dlq_test_kit.js';
+import { ringbus, usesBuiltCli } from './fixtures/dlq_test_kit.js';
 
 const names = new StreamNames();
+usesBuiltCli();
 const buses: MessageBus[] = [];
 // No warm worker thread: most buses here run inline handlers only, and a worker's start (under tsx) costs ~1.5 s.
 const LEAN = { minThreads: 0 } as const;

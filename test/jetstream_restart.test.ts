@@ -24,8 +24,9 @@ afterEach(async () => {
   server = undefined;
 });
 
+// Inline handlers only: no worker thread to start (minThreads: 0).
 const make = (options: Parameters<typeof jetstream>[0], capacity = 65_536): MessageBus => {
-  const b = new MessageBus({ logger: false, transport: jetstream(options), queue: { capacity } });
+  const b = new MessageBus({ logger: false, transport: jetstream(options), queue: { capacity }, pool: { minThreads: 0 } });
   buses.push(b);
   return b;
 };

@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DuplicateCommandHandlerError, HandlerLoadError, MessageBus, ResilientMessageBus, workerHandler, type BusEvent } from '../src/index.js';
 import { checksum } from './fixtures/recorder.js';
-import { HANDLERS, Recording, failedWith, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
+import { HANDLERS, INLINE_ONLY_POOL, Recording, failedWith, handler, memoryLogger, quietLogger, recorder } from './helpers.js';
 
 const buses: MessageBus[] = [];
 function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus {
@@ -12,6 +12,8 @@ function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): Message
   buses.push(b);
   return b;
 }
+/** A bus whose handlers all run inline: no worker thread to start. */
+const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
 afterEach(async () => {
   await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
 });
@@ -32,7 +34,7 @@ describe('commands', () => {
   });
 
   it('runs an inline command handler on the main thread, async or not', async () => {
-    const b = bus();
+    const b = inlineBus();
     b.registerCommandHandler('add', (e: BusEvent<[number, number]>) => e.payload[0] + e.payload[1]);
     b.registerCommandHandler('later', async (e: BusEvent<string>) => `later:${e.payload}`);
     await b.start();
@@ -53,7 +55,7 @@ describe('commands', () => {
   });
 
   it('names the topic when there is no command handler', async () => {
-    const b = bus();
+    const b = inlineBus();
     await b.start();
     expect(await b.execute('nobody.home', 1)).toEqual(failedWith('ERR_RINGBUS_NO_HANDLER', "no command handler registered for topic 'nobody.home'", 0));
   });
@@ -92,7 +94,7 @@ describe('events', () => {
   });
 
   it('accepts events with no handler and settles them at once', async () => {
-    const b = bus();
+    const b = inlineBus();
     await b.start();
     expect(b.publish('nobody', { a: 1 })).toBe(true);
     await b.drain();
@@ -123,7 +125,7 @@ describe('events', () => {
   });
 
   it('unsubscribes', async () => {
-    const b = bus();
+    const b = inlineBus();
     const seen: number[] = [];
     const off = b.registerEventHandler('t', (e: BusEvent<number>) => void seen.push(e.payload));
     await b.start();
@@ -302,7 +304,7 @@ describe('sessions', () => {
   });
 
   it('closes with await using (Symbol.asyncDispose)', async () => {
-    const b = bus();
+    const b = inlineBus();
     await b.start();
     {
       await using s = b.session();
@@ -383,8 +385,8 @@ describe('lifecycle', () => {
   });
 
   it('keeps buses independent', async () => {
-    const a = bus();
-    const b = bus();
+    const a = inlineBus();
+    const b = inlineBus();
     a.registerCommandHandler('who', () => 'a');
     b.registerCommandHandler('who', () => 'b');
     await Promise.all([a.start(), b.start()]);

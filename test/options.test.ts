@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MessageBus, DEFAULT_OPTIONS, type BusOptions } from '../src/index.js';
-import { busFixture, quietLogger } from './helpers.js';
+import { INLINE_ONLY_POOL, busFixture, quietLogger } from './helpers.js';
 
 const make = (options: unknown): MessageBus => new MessageBus(options as BusOptions);
 
@@ -80,7 +80,8 @@ describe('option validation', () => {
     expect(() => make(options)).toThrow(message);
   });
 
-  const setup = busFixture();
+  // Its buses run inline handlers only: no worker thread to start.
+  const setup = busFixture({ pool: INLINE_ONLY_POOL });
 
   it('takes true for a feature with its defaults, and false to turn it off', async () => {
     // `true` is what RINGBUS_RETRY=true etc. give; the type only admits false or an object, hence the cast.

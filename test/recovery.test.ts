@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import type { HandlerErrorEvent } from '../src/index.js';
-import { busFixture, failedWith, handler, memoryLogger, recorder } from './helpers.js';
+import { INLINE_ONLY_POOL, busFixture, failedWith, handler, memoryLogger, recorder } from './helpers.js';
 
 const setup = busFixture();
+/** For buses whose handlers all run inline: no worker thread to start. */
+const inline = busFixture({ pool: INLINE_ONLY_POOL });
 
 describe('a worker that dies', () => {
   it('mid-batch: the running delivery fails, the rest of its batch runs again once, and the pool recovers', async () => {
@@ -86,7 +88,7 @@ describe('re-entrancy and odd inputs', () => {
   });
 
   it('survives an inline handler that throws a value String() cannot convert', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     bus.registerEventHandler('odd', () => {
       throw Object.create(null);
     });
@@ -118,7 +120,7 @@ describe('re-entrancy and odd inputs', () => {
   });
 
   it('runs async inline handlers of different events concurrently, each event in order', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     let concurrent = 0;
     let peak = 0;
     let started = 0;
@@ -147,7 +149,7 @@ describe('re-entrancy and odd inputs', () => {
   });
 
   it('rejects session ids over 1 KiB and refuses registration through a closed session', async () => {
-    const { bus } = setup();
+    const { bus } = inline();
     expect(() => bus.publish('t', 1, { sessionId: 'x'.repeat(2000) })).toThrow(/sessionId for topic 't' is 2000 bytes; the most is 1024/);
     const s = bus.session('s1');
     s.close();

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResilientMessageBus, workerHandler, type CircuitState, type DeadLetterEntry, type HandlerErrorEvent } from '../src/index.js';
 import { permanentFails, transientFails, volatileExits, volatileHangs } from './fixtures/chaos_handlers.mjs';
 import { chaosCrashes, chaosFails } from './fixtures/recorder.js';
-import { busFixture, failedWith, handler, memoryLogger, nextEvent, recorder, until } from './helpers.js';
+import { INLINE_ONLY_POOL, busFixture, failedWith, handler, memoryLogger, nextEvent, recorder, until } from './helpers.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -17,6 +17,8 @@ afterAll(async () => {
 });
 
 const setup = busFixture();
+/** For buses whose handlers all run inline: no worker thread to start. */
+const inline = busFixture({ pool: INLINE_ONLY_POOL });
 
 const noJitter = { initialDelayMs: 100, multiplier: 2, maxDelayMs: 10_000, jitter: false };
 
@@ -114,7 +116,7 @@ describe('dead-letter queue', () => {
   });
 
   it('dead-letters inline deliveries too, keeping the payload as published', async () => {
-    const { bus } = setup({ retry: { ...noJitter, maxRetries: 0 }, deadLetter: {} });
+    const { bus } = inline({ retry: { ...noJitter, maxRetries: 0 }, deadLetter: {} });
     bus.registerEventHandler('glue', () => {
       throw new Error('inline broke');
     }, { name: 'glue-handler' });
@@ -170,7 +172,7 @@ describe('dead-letter queue', () => {
     await first.stop();
     expect((await readFile(path, 'utf8')).split('\n').filter(Boolean)).toHaveLength(3);
 
-    const second = setup({ retry: false, deadLetter: { capacity: 10, path } }).bus;
+    const second = inline({ retry: false, deadLetter: { capacity: 10, path } }).bus;
     second.registerEventHandler('t', (e) => e.payload, { name: 'f' }); // healthy now
     expect(second.deadLetters.size).toBe(0);
     await second.start();
@@ -181,13 +183,13 @@ describe('dead-letter queue', () => {
     await second.drain();
     await second.stop();
 
-    const third = setup({ retry: false, deadLetter: { path } }).bus;
+    const third = inline({ retry: false, deadLetter: { path } }).bus;
     await third.start();
     expect(third.deadLetters.list().map((e) => e.id)).toEqual([loaded[1].id, loaded[2].id]);
     third.deadLetters.clear();
     await third.stop();
 
-    const fourth = setup({ retry: false, deadLetter: { path } }).bus;
+    const fourth = inline({ retry: false, deadLetter: { path } }).bus;
     await fourth.start();
     expect(fourth.deadLetters.size).toBe(0);
   });
@@ -195,14 +197,14 @@ describe('dead-letter queue', () => {
   it('fails start() naming the file when it is not JSON Lines', async () => {
     const path = join(dir, `bad-${Date.now()}.jsonl`);
     await writeFile(path, 'not json\n{"op":"add","entry":{"id":"x"}}\n');
-    const { bus } = setup({ deadLetter: { path } });
+    const { bus } = inline({ deadLetter: { path } });
     await expect(bus.start()).rejects.toThrow(new RegExp(`deadLetter\\.path ${path}.*line 1 is not JSON`));
   });
 
   it('keeps a dead letter in memory and logs the error when its file cannot be written', async () => {
     const path = join(dir, `unwritable-${Date.now()}.jsonl`);
     const log = memoryLogger();
-    const { bus } = setup({ logger: log, deadLetter: { path } });
+    const { bus } = inline({ logger: log, deadLetter: { path } });
     bus.registerEventHandler('t', () => {
       throw new Error('nope');
     }, { name: 'h' });
@@ -254,7 +256,7 @@ describe('dead-letter queue', () => {
       line({ op: 'cleared', ids: ['d', 'unknown'] }),
       '',
     ].join('\n'));
-    const { bus } = setup({ deadLetter: { path } });
+    const { bus } = inline({ deadLetter: { path } });
     await bus.start();
     expect(bus.deadLetters.list().map((e) => e.id)).toEqual(['a', 'c']);
     expect(bus.deadLetters.get('a')).toEqual({
@@ -272,7 +274,7 @@ describe('circuit breaker', () => {
   const breaker = { failureThreshold: 2, windowMs: 60_000, recoveryTimeoutMs: 300, successThreshold: 1 };
 
   it('goes closed → open → half-open → closed, and an open circuit does not invoke the handler', async () => {
-    const { bus } = setup({ circuitBreaker: breaker });
+    const { bus } = inline({ circuitBreaker: breaker });
     let broken = true;
     let calls = 0;
     bus.registerEventHandler('t', () => {
@@ -327,7 +329,7 @@ describe('circuit breaker', () => {
   });
 
   it('keeps a breaker per handler', async () => {
-    const { bus } = setup({ circuitBreaker: breaker });
+    const { bus } = inline({ circuitBreaker: breaker });
     let good = 0;
     bus.registerEventHandler('t', () => {
       throw new Error('bad');
@@ -663,7 +665,7 @@ describe('edge cases found in review', () => {
 
   it('keeps Buffer payloads as bytes in the file and survives a torn line', async () => {
     const path = join(dir, `torn-${Date.now()}.jsonl`);
-    const first = setup({ deadLetter: { path } }).bus;
+    const first = inline({ deadLetter: { path } }).bus;
     first.registerEventHandler('t', () => {
       throw new Error('x');
     }, { name: 'h' });
@@ -675,7 +677,7 @@ describe('edge cases found in review', () => {
     first.publish('t', 'after the tear');
     await first.drain();
     await first.stop();
-    const second = setup({ deadLetter: { path } }).bus;
+    const second = inline({ deadLetter: { path } }).bus;
     await second.start();
     expect(second.deadLetters.list().map((e) => e.event.payload)).toEqual([new Uint8Array([1, 2, 3]), { $binary: 'AQID' }, 'after the tear']);
   });
@@ -683,7 +685,7 @@ describe('edge cases found in review', () => {
 
 describe('inline handler timeout', () => {
   it('fails an async inline handler that never settles, and retries it', async () => {
-    const { bus } = setup({ handlerTimeoutMs: 150, retry: { maxRetries: 1, initialDelayMs: 1, jitter: false } });
+    const { bus } = inline({ handlerTimeoutMs: 150, retry: { maxRetries: 1, initialDelayMs: 1, jitter: false } });
     let calls = 0;
     bus.registerEventHandler('t', (e) => {
       calls++;

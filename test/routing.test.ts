@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   HandlerLoadError, MessageBus, MiddlewareError, RefusedError, workerHandler, workerMiddleware, type BusEvent, type DeadLetterEntry,
 } from '../src/index.js';
-import { quietLogger, until } from './helpers.js';
+import { INLINE_ONLY_POOL, quietLogger, until } from './helpers.js';
 import { Reports } from './fixtures/reports.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
@@ -20,6 +20,8 @@ function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): Message
   buses.push(b);
   return b;
 }
+/** A bus whose handlers all run inline: no worker thread to start. */
+const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
 function reports(): Reports {
   const r = new Reports();
   channels.push(r);
@@ -38,7 +40,7 @@ function seen(): { log: string[]; on: (name: string) => (e: BusEvent) => void } 
 
 describe('wildcard subscriptions', () => {
   it('match with NATS token semantics, each handler seeing the concrete topic', async () => {
-    const b = bus();
+    const b = inlineBus();
     const s = seen();
     b.registerEventHandler('orders.*', s.on('star'));
     b.registerEventHandler('orders.>', s.on('tail'));
@@ -57,7 +59,7 @@ describe('wildcard subscriptions', () => {
   });
 
   it('run a topic\'s own handlers and its patterns\' in priority, then registration, order; unregistering takes a pattern out', async () => {
-    const b = bus();
+    const b = inlineBus();
     const s = seen();
     const offLow = b.registerEventHandler('a.*', s.on('patternLow'), { priority: 'low' });
     b.registerEventHandler('a.b', s.on('exact'));
@@ -76,7 +78,7 @@ describe('wildcard subscriptions', () => {
   });
 
   it('count an event no pattern matches as having no handler, and a late pattern registration applies to topics already published', async () => {
-    const b = bus();
+    const b = inlineBus();
     const s = seen();
     b.registerEventHandler('x.*', s.on('x'));
     await b.start();
@@ -162,7 +164,7 @@ describe('headers', () => {
   });
 
   it('are checked: strings only, bounded, and the bus stays up', async () => {
-    const b = bus();
+    const b = inlineBus();
     b.registerEventHandler('t', () => {});
     await b.start();
     expect(() => b.publish('t', 1, { headers: { n: 5 as unknown as string } })).toThrow(/headers for topic 't': header 'n' must be a string, got number/);
@@ -175,7 +177,7 @@ describe('headers', () => {
 
 describe('publish middleware', () => {
   it('runs in order for every publish and execute, may add headers, and may be removed', async () => {
-    const b = bus();
+    const b = inlineBus();
     const order: string[] = [];
     let got: BusEvent | undefined;
     b.registerEventHandler('m', (e) => {
@@ -203,7 +205,7 @@ describe('publish middleware', () => {
   });
 
   it('refuses with false: publish returns false, execute fails with RefusedError, and both count as filtered', async () => {
-    const b = bus();
+    const b = inlineBus();
     let handled = 0;
     b.registerEventHandler('m', () => void handled++);
     b.registerCommandHandler('c', () => 1);
@@ -225,7 +227,7 @@ describe('publish middleware', () => {
   });
 
   it('that throws fails the publish with a MiddlewareError (execute resolves with it); nothing is accepted', async () => {
-    const b = bus();
+    const b = inlineBus();
     b.registerEventHandler('m', () => {});
     b.registerCommandHandler('c', () => 1);
     b.use(function broken() {
@@ -241,7 +243,7 @@ describe('publish middleware', () => {
   });
 
   it('must be synchronous: one returning a promise fails the publish, and its rejection is not left unhandled', async () => {
-    const b = bus();
+    const b = inlineBus();
     b.registerEventHandler('m', () => {});
     // Not allowed by the types; a JavaScript caller (or a cast) can still do it.
     b.use((async function lookup() {
@@ -280,7 +282,7 @@ describe('worker middleware', () => {
     b.use(workerMiddleware(ROUTING, 'notAFunction'));
     b.registerEventHandler('t', worker('report'));
     await expect(b.start()).rejects.toThrow(/worker middleware module .*routing_handlers\.mjs has no function export 'notAFunction'/);
-    const ok = bus();
+    const ok = inlineBus();
     await ok.start();
     expect(() => ok.use(workerMiddleware(ROUTING, 'outer'))).toThrow(/must be added before start\(\)/);
   });

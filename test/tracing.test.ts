@@ -12,7 +12,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MessageBus, workerHandler, type BusEvent } from '../src/index.js';
-import { quietLogger, until } from './helpers.js';
+import { INLINE_ONLY_POOL, quietLogger, until } from './helpers.js';
 
 const TRACING = fileURLToPath(new URL('./fixtures/tracing_handlers.mjs', import.meta.url));
 
@@ -40,6 +40,8 @@ function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): Message
   buses.push(b);
   return b;
 }
+/** A bus whose handlers all run inline: no worker thread to start. */
+const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
 afterEach(async () => {
   await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
   exporter.reset();
@@ -109,7 +111,7 @@ describe('trace context', () => {
   it('without a registered tracer provider, events carry no trace headers', async () => {
     trace.disable();
     try {
-      const b = bus();
+      const b = inlineBus();
       let got: BusEvent | undefined;
       b.registerEventHandler('t', (e) => {
         got = e;
