@@ -17,6 +17,7 @@
  * #dlq-refresh.
  */
 import { PAGE_SCRIPT } from './page_script.js';
+import { PAGE_SCRIPT_DEAD_LETTERS } from './page_script_dead_letters.js';
 
 const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:";
 
@@ -214,7 +215,7 @@ export function dashboardPage(): string {
 </head>
 <body>${BODY}
 <script>
-${PAGE_SCRIPT}
+${PAGE_SCRIPT}${PAGE_SCRIPT_DEAD_LETTERS}
 </script>
 </body>
 </html>
