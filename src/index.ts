@@ -30,6 +30,7 @@ export {
 } from './options.js';
 export type { PayloadCodec } from './protocol/codec.js';
 export type { TransportOption, TransportStats } from './transport.js';
+export type { ClusterStatus, ProcessStatus } from './jetstream/cluster_status.js';
 export type { Logger } from './logger.js';
 export type {
   BusEvent, BusStats, CommandFailed, CommandHandlerOptions, CommandResult, CommandSucceeded, EventHandlerOptions, ExecuteOptions, Handler,

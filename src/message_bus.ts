@@ -20,6 +20,7 @@ import type { DeadLetterEntry } from './dead_letter/dead_letter_entry.js';
 import type { DeadLetters } from './dead_letter/dead_letter_queue.js';
 import type { BusMetrics } from './metrics/bus_metrics.js';
 import type { TransportStats } from './transport.js';
+import type { ClusterStatus } from './jetstream/cluster_status.js';
 import type { ScheduledEvents } from './scheduled_events.js';
 import { startDashboard, type DashboardServer } from './dashboard/dashboard.js';
 import type { DashboardOptions } from './dashboard/options.js';
@@ -177,6 +178,15 @@ export class MessageBus extends EventEmitter<MessageBusEvents> {
   /** @internal What the dashboard shows of the options: the pool's and the queue's bounds. */
   dashboardFacts(): { maxThreads: number; capacity: number; highWaterMark: number; lowWaterMark: number } {
     return this.#engine.dashboardFacts();
+  }
+
+  /**
+   * With a transport: the cluster as this process sees it, every process
+   * (heard from in the last few seconds) with its figures, the event stream
+   * and its consumers' backlog. Undefined without one.
+   */
+  clusterStatus(): Promise<ClusterStatus | undefined> {
+    return this.#engine.clusterStatus();
   }
 
   /** Records waiting in each lane for a worker. */

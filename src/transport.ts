@@ -11,7 +11,8 @@ import type { Logger } from './logger.js';
 import type { JetStreamOptions } from './jetstream/options.js';
 import type { RecordEncoder } from './protocol/record.js';
 import type { Registration, Route } from './router.js';
-import type { CommandResult, PublishOptions } from './types.js';
+import type { BusStats, CommandResult, PublishOptions } from './types.js';
+import type { ClusterStatus } from './jetstream/cluster_status.js';
 
 /** One event as a transport brings it in: its payload still as the bus's codec wrote it. @internal */
 export interface RemoteEvent {
@@ -49,6 +50,10 @@ export interface TransportHost {
   readonly codecName: string;
   /** `queue.capacity`: the most deliveries this process holds unsettled. */
   readonly capacity: number;
+  /** Unique per bus (its event-id prefix): names this process to the others. */
+  readonly processId: string;
+  /** The bus's counters now (a process's heartbeat carries them). */
+  stats(): BusStats;
   /** Event handler registrations now. */
   eventRegistrations(): Registration[];
   /** Topics with a command handler here: this process answers them for the cluster. */
@@ -148,6 +153,8 @@ export interface Transport {
    */
   close(): Promise<number>;
   stats(): TransportStats;
+  /** The cluster as this process sees it (the dashboard); undefined for a transport that cannot tell. */
+  clusterStatus?(): Promise<ClusterStatus>;
 }
 
 /** The `transport` option: a transport object (`jetstream({...})` from 'ringbus/jetstream'), or its config-file form. @group Options */

@@ -70,6 +70,40 @@ describe('JetStream transport', () => {
     }
   });
 
+  it('tells each process of the cluster, the stream and its consumers (clusterStatus, and the dashboard\'s state)', async () => {
+    const where = names.next();
+    const worker = bus({ transport: jetstream({ ...where, name: 'worker-proc' }) });
+    worker.registerEventHandler('jobs', () => {}, { name: 'run' });
+    await worker.start();
+    const producer = bus({ transport: jetstream({ ...where, name: 'producer-proc' }) });
+    await producer.start();
+    for (let i = 0; i < 10; i++) producer.publish('jobs', i);
+    await producer.drain();
+    const deadline = Date.now() + 10_000;
+    let status = await worker.clusterStatus();
+    // Heartbeats come every 2 s: the producer's next one reaches the worker, which listens from its first read.
+    while (status!.processes.length < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      status = await worker.clusterStatus();
+    }
+    expect(status!.processes.map((p) => p.name).sort()).toEqual(['producer-proc', 'worker-proc']);
+    expect(status!.processes.find((p) => p.name === 'producer-proc')).toMatchObject({ published: 10, pid: process.pid, handlers: 0 });
+    expect(status!.stream).toMatchObject({ name: where.stream });
+    expect(status!.consumers.some((c) => c.description.includes("handler 'run' on topic 'jobs'"))).toBe(true);
+    const d = await worker.dashboard({ port: 0, sampleMs: 100 });
+    try {
+      let state = (await (await fetch(new URL('api/state', d.url))).json()) as { cluster?: { processes: unknown[] } };
+      for (let i = 0; i < 50 && state.cluster === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        state = (await (await fetch(new URL('api/state', d.url))).json()) as typeof state;
+      }
+      expect(state.cluster!.processes.length).toBe(2);
+    } finally {
+      await d.close();
+    }
+    expect(await bus({}).clusterStatus()).toBeUndefined();
+  });
+
   it('carries headers, delivers to wildcard subscriptions with the concrete topic, runs filters where the handler is, and retries through the pattern', async () => {
     const where = names.next();
     const consumer = bus({ transport: jetstream(where), retry: { maxRetries: 1, initialDelayMs: 1 }, deadLetter: {} });

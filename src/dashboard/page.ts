@@ -164,6 +164,12 @@ const BODY = `
     <h2>Transport</h2>
     <dl class="kv" id="transport-list"></dl>
   </section>
+  <section class="card w12" id="cluster" hidden>
+    <h2>Cluster <span class="sub" id="cluster-stream"></span></h2>
+    <table id="cluster-processes"><thead><tr><th>Process</th><th>Host</th><th>pid</th><th class="num">published</th><th class="num">processed</th><th class="num">failed</th><th class="num">queue</th><th class="num">workers</th><th class="num">handlers</th><th>last heard</th></tr></thead><tbody></tbody></table>
+    <table id="cluster-consumers"><thead><tr><th>Consumer</th><th>For</th><th class="num">pending</th><th class="num">ack pending</th><th class="num">redelivered</th></tr></thead><tbody></tbody></table>
+    <p class="note" id="cluster-error" hidden></p>
+  </section>
 
   <section class="card w12" id="dlq">
     <h2>Dead letters <span class="count muted" id="dlq-count"></span></h2>

@@ -179,6 +179,7 @@ export const PAGE_SCRIPT = String.raw`
     renderHandlers(Array.isArray(s.handlers) ? s.handlers : []);
     renderCircuits(Array.isArray(s.circuits) ? s.circuits : []);
     renderTransport(s.transport);
+    renderCluster(s.cluster);
     renderActions();
     var size = num(s.deadLetters && s.deadLetters.size);
     if (lastDlqSize !== -1 && size !== lastDlqSize) scheduleDlqRefresh();
@@ -275,6 +276,40 @@ export const PAGE_SCRIPT = String.raw`
       tr.appendChild(cell);
       tbody.appendChild(tr);
     });
+  }
+  function renderCluster(c) {
+    var section = $('cluster');
+    if (!c || typeof c !== 'object') { section.hidden = true; return; }
+    section.hidden = false;
+    $('cluster-stream').textContent = c.stream ? 'stream ' + str(c.stream.name) + ': ' + fmt(c.stream.messages) + ' messages, ' +
+      fmt(c.stream.consumers) + ' consumers' : '';
+    var procs = $('cluster-processes').querySelector('tbody');
+    clear(procs);
+    (Array.isArray(c.processes) ? c.processes : []).forEach(function (p) {
+      var tr = el('tr');
+      tr.setAttribute('data-process-id', str(p.id));
+      tr.appendChild(cut(str(p.name) + ' ' + str(p.id)));
+      tr.appendChild(cut(str(p.host)));
+      tr.appendChild(el('td', str(p.pid)));
+      ['published', 'processed', 'failed', 'queueSize', 'activeWorkers', 'handlers'].forEach(function (k) { tr.appendChild(el('td', fmt(p[k]), 'num')); });
+      tr.appendChild(el('td', clock(p.t)));
+      procs.appendChild(tr);
+    });
+    var cons = $('cluster-consumers').querySelector('tbody');
+    clear(cons);
+    (Array.isArray(c.consumers) ? c.consumers : []).forEach(function (x) {
+      var tr = el('tr');
+      tr.setAttribute('data-consumer', str(x.name));
+      tr.appendChild(cut(str(x.name)));
+      tr.appendChild(cut(str(x.description)));
+      tr.appendChild(el('td', fmt(x.pending), 'num'));
+      tr.appendChild(el('td', fmt(x.ackPending), 'num'));
+      tr.appendChild(el('td', fmt(x.redelivered), 'num'));
+      cons.appendChild(tr);
+    });
+    var e = $('cluster-error');
+    e.hidden = !c.error;
+    e.textContent = c.error ? 'server: ' + str(c.error) : '';
   }
   function renderTransport(t) {
     var section = $('transport');

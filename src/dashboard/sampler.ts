@@ -10,6 +10,7 @@ import type { MessageBus } from '../message_bus.js';
 import { LatencyAccumulator } from '../metrics/latency_accumulator.js';
 import { summarize } from '../metrics/latency_summary.js';
 import type { DashboardState, HandlerRates, HistoryPoint, Percentiles, Rates } from './state.js';
+import type { ClusterStatus } from '../jetstream/cluster_status.js';
 
 type Totals = DashboardState['totals'];
 const ZERO: Percentiles = Object.freeze({ p50: 0, p95: 0, p99: 0 });
@@ -43,6 +44,9 @@ export class Sampler {
   #lastRead = 0;
   #prev: { t: number; totals: Totals; byHandler: Map<string, { processed: number; failed: number }> } | undefined;
   #prevSparse: ReturnType<MessageBus['metrics']['latencySparse']> | undefined;
+  /** With a transport: the last cluster status read, and whether a read is under way (one at a time). */
+  #cluster: ClusterStatus | undefined;
+  #clusterReading = false;
   readonly #onCircuit = (e: { topic: string; handler: string; from: string; to: string }): void => {
     const key = `${e.topic}\u0000${e.handler}`;
     let list = this.#transitions.get(key);
@@ -156,7 +160,17 @@ export class Sampler {
       pool: { activeWorkers: s.activeWorkers, maxThreads: this.#o.maxThreads, workerCrashes: s.workerCrashes, handlerTimeouts: s.handlerTimeouts },
       circuits, handlers, deadLetters: { size: bus.deadLetters.size },
       transport: bus.transportStats() as Record<string, number> | undefined, actions: this.#o.actions, showPayloads: this.#o.showPayloads,
+      cluster: this.#cluster,
     };
+    if (this.#state.transport !== undefined && !this.#clusterReading) {
+      // The server's answer comes later: the next sample carries it.
+      this.#clusterReading = true;
+      bus.clusterStatus().then((c) => {
+        this.#cluster = c;
+      }, () => {}).finally(() => {
+        this.#clusterReading = false;
+      });
+    }
     this.#prev = { t, totals, byHandler };
     this.#prevSparse = sparse;
     if (prev !== undefined) {

@@ -4,6 +4,8 @@
  * `GET /events` (server-sent events). The page (page.ts) reads nothing else.
  */
 
+import type { ClusterStatus } from '../jetstream/cluster_status.js';
+
 /** Per second over the last sample interval. */
 export interface Rates {
   published: number;
@@ -74,6 +76,8 @@ export interface DashboardState {
   deadLetters: { size: number };
   /** With a transport: its figures (TransportStats), else undefined. */
   transport: Record<string, number> | undefined;
+  /** With a transport: the cluster's processes, stream and consumers (refreshed once per sample; undefined until first read). */
+  cluster?: ClusterStatus | undefined;
   /** What the page may offer: actions need the token (and the server's `actions: true`). */
   actions: boolean;
   showPayloads: boolean;

@@ -52,6 +52,7 @@ import { STOP_OPTIONS, checkOptionsObject } from './validation.js';
 import { Watchdog } from './watchdog.js';
 import { JetStreamTransport } from '../jetstream/jetstream_transport.js';
 import { isTransport, type TransportHost, type TransportStats } from '../transport.js';
+import type { ClusterStatus } from '../jetstream/cluster_status.js';
 import { createWorkerPool, probeHandlers, warmThreads, workersReady } from './worker_pool.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -315,6 +316,8 @@ export class Engine {
       log: p.log,
       codecName: p.codec.name,
       capacity: p.options.queue.capacity,
+      processId: p.memory.idPrefix,
+      stats: () => this.stats(),
       eventRegistrations: () => p.router.eventRegistrations(),
       commandTopics: () => p.router.commandTopics(),
       executeLocal: (topic, payload, options) => p.publisher.execute(topic, payload, options, undefined, true),
@@ -388,6 +391,10 @@ export class Engine {
       activeWorkers: slots.activeWorkers,
       backpressureActive: queue.backpressureActive,
     };
+  }
+
+  clusterStatus(): Promise<ClusterStatus | undefined> {
+    return this.#p.transport?.clusterStatus?.() ?? Promise.resolve(undefined);
   }
 
   transportStats(): TransportStats | undefined {

@@ -24,6 +24,7 @@ import type { CommandResult } from '../types.js';
 import type { ResolvedJetStreamOptions } from './options.js';
 import { Outbound } from './outbound.js';
 import { consumerName, retryConsumerName, retrySubject, subscriptionSubject } from './subjects.js';
+import { ClusterStatusBoard, processStatus, type ClusterStatus } from './cluster_status.js';
 import { ensureEventStream, ensureHandlerConsumer } from './provisioning.js';
 import { EnvelopeWriter } from './envelope.js';
 import { FIRST_FAILURE_HEADER, NOT_BEFORE_HEADER, RUN_HEADER } from './inbound.js';
@@ -60,6 +61,7 @@ export class JetStreamTransport implements Transport {
   readonly #retryTimers = new Set<NodeJS.Timeout>();
   #syncing: Promise<void> = Promise.resolve();
   #closed = false;
+  #cluster: ClusterStatusBoard | undefined;
 
   constructor(options: ResolvedJetStreamOptions) {
     this.options = options;
@@ -107,6 +109,10 @@ export class JetStreamTransport implements Transport {
       throw err;
     }
     this.#headers = headers;
+    const startedAt = Date.now();
+    this.#cluster = new ClusterStatusBoard(nc, this.#jsm, o,
+      () => processStatus(host.processId, o.name, startedAt, host.stats(), host.eventRegistrations().length));
+    this.#cluster.start();
     this.deadLetterSink.attach({ nc, js: this.#js, jsm: this.#jsm, headers });
     // A dead-lettered delivery is acknowledged only once its dead letter is in the dead-letter stream.
     this.#inbound = new Inbound(o, host, host.log, () => this.deadLetterSink.stored(),
@@ -271,6 +277,7 @@ export class JetStreamTransport implements Transport {
     this.#closed = true;
     this.#readyReject(new Error('the bus stopped before its transport connected'));
     this.#commands?.close();
+    this.#cluster?.close();
     for (const t of this.#retryTimers) clearTimeout(t);
     this.#retryTimers.clear();
     await this.#inbound?.handBack(() => this.#nc?.flush() ?? Promise.resolve());
@@ -288,6 +295,12 @@ export class JetStreamTransport implements Transport {
       await nc.close().catch(() => undefined);
     }
     return unstored;
+  }
+
+  /** The cluster as this process sees it: processes heard from, the event stream and its consumers. */
+  clusterStatus(): Promise<ClusterStatus> {
+    if (this.#cluster === undefined) return Promise.resolve({ processes: [], stream: undefined, consumers: [], error: 'the transport has not started' });
+    return this.#cluster.status();
   }
 
   stats(): TransportStats {
