@@ -8,6 +8,9 @@ import type { Logger, LogLevel } from './logger.js';
 import type { CodecSpec } from './protocol/codec.js';
 import type { Transport, TransportOption } from './transport.js';
 import type { ResolvedJetStreamOptions } from './jetstream/options.js';
+import type { SchedulerOptions } from './scheduler/scheduler_options.js';
+
+export type { SchedulerOptions } from './scheduler/scheduler_options.js';
 
 /** What happens to a publish when `queue.capacity` events are unsettled. @group Options */
 export type BackpressureStrategy = 'reject-new' | 'drop-oldest' | 'adaptive-rate-limit';
@@ -48,25 +51,6 @@ export interface PoolOptions {
    * @default undefined (Node's defaults)
    */
   resourceLimits?: { maxOldGenerationSizeMb?: number; maxYoungGenerationSizeMb?: number; codeRangeSizeMb?: number; stackSizeMb?: number };
-}
-
-/** `scheduler`: delayed events (`publish(…, { delayMs })` or `{ at }`) until they are due. @group Options */
-export interface SchedulerOptions {
-  /**
-   * Delayed events pending at most (not yet due). A delayed publish beyond
-   * it gets the usual backpressure answer: `publish` returns false,
-   * `publishAsync` waits for room (up to its `timeoutMs`).
-   * @default 100000
-   */
-  capacity?: number;
-  /**
-   * A file that keeps pending delayed events across restarts (JSON Lines,
-   * written and fsynced before `publishAsync` resolves; `publish` returns
-   * before the write). A bus started later with the same path delivers them,
-   * late ones at once; one bus owns a path at a time (`path.lock`).
-   * @default undefined (memory only: pending events are dropped, counted as abandoned, at stop)
-   */
-  path?: string;
 }
 
 /** `queue`: the priority lanes events wait in. @group Options */
