@@ -57,26 +57,23 @@ class Context implements PublishContext {
 export const REFUSED = Symbol('refused');
 
 export class PublishMiddlewareChain {
-  readonly #fns: PublishMiddleware[] = [];
-  readonly #names: string[] = [];
+  /** Replaced, never changed in place: a publish runs the chain as it was when it began (copy on write, no copy per publish). */
+  #chain: readonly { readonly fn: PublishMiddleware; readonly name: string }[] = [];
   readonly #context = new Context();
   /** After `run` returned REFUSED: the middleware that refused. */
   refusedBy = '';
 
   get active(): boolean {
-    return this.#fns.length > 0;
+    return this.#chain.length > 0;
   }
 
   /** Adds one; returns a function that removes it. */
   use(fn: PublishMiddleware): () => void {
     if (typeof fn !== 'function') throw new TypeError(`bus.use: middleware must be a function or workerMiddleware(module, export), got ${String(fn)}`);
-    this.#fns.push(fn);
-    this.#names.push(fn.name !== '' ? fn.name : `#${this.#fns.length}`);
+    const link = { fn, name: fn.name !== '' ? fn.name : `#${this.#chain.length + 1}` };
+    this.#chain = [...this.#chain, link];
     return () => {
-      const at = this.#fns.indexOf(fn);
-      if (at < 0) return;
-      this.#fns.splice(at, 1);
-      this.#names.splice(at, 1);
+      this.#chain = this.#chain.filter((l) => l !== link);
     };
   }
 
@@ -95,24 +92,24 @@ export class PublishMiddlewareChain {
     c.headers = headers;
     c.owned = false;
     try {
-      // A copy of the list: a middleware that removes itself (or adds one) does not skip its neighbour.
-      const fns = this.#fns.length === 1 ? this.#fns : this.#fns.slice();
-      for (let i = 0; i < fns.length; i++) {
+      // A middleware that removes itself (or adds one) changes the next publish's chain, not this one's.
+      const chain = this.#chain;
+      for (let i = 0; i < chain.length; i++) {
         let verdict: boolean | void;
         try {
-          verdict = fns[i](c);
+          verdict = chain[i].fn(c);
         } catch (err) {
-          throw new MiddlewareError(topic, this.#names[this.#fns.indexOf(fns[i])] ?? `#${i + 1}`, err);
+          throw new MiddlewareError(topic, chain[i].name, err);
         }
         const maybe = verdict as unknown as PromiseLike<unknown> | null | undefined;
         if (maybe !== null && typeof maybe === 'object' && typeof maybe.then === 'function') {
           // Its outcome would come after the publish: refused outright, and a rejection of it is not left unhandled.
           maybe.then(undefined, () => {});
-          throw new MiddlewareError(topic, this.#names[this.#fns.indexOf(fns[i])] ?? `#${i + 1}`,
+          throw new MiddlewareError(topic, chain[i].name,
             new TypeError('it returned a promise: publish middleware must be synchronous (a publish is)'));
         }
         if (verdict === false) {
-          this.refusedBy = this.#names[this.#fns.indexOf(fns[i])] ?? `#${i + 1}`;
+          this.refusedBy = chain[i].name;
           return REFUSED;
         }
       }

@@ -9,27 +9,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BackpressureError, MessageBus, workerHandler, type BusEvent } from '../src/index.js';
-import { INLINE_ONLY_POOL, memoryLogger, quietLogger, until } from './helpers.js';
+import { memoryLogger, testBuses, until } from './helpers.js';
 import { Reports } from './fixtures/reports.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
 
-const buses: MessageBus[] = [];
 const dirs: string[] = [];
-function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus {
-  const b = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
-  buses.push(b);
-  return b;
-}
-/** A bus whose handlers all run inline: no worker thread to start. */
-const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
+const { bus, inlineBus, stopAll } = testBuses();
 function scheduleFile(): string {
   const dir = mkdtempSync(join(tmpdir(), 'ringbus-delayed-'));
   dirs.push(dir);
   return join(dir, 'scheduled.jsonl');
 }
 afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
+  await stopAll();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 

@@ -6,20 +6,13 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { allOf, anyOf, byHeader, bySession, MessageBus, not, rateLimit, workerHandler, type BusEvent } from '../src/index.js';
-import { INLINE_ONLY_POOL, memoryLogger, quietLogger } from './helpers.js';
+import { memoryLogger, testBuses } from './helpers.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
 
-const buses: MessageBus[] = [];
-function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus {
-  const b = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
-  buses.push(b);
-  return b;
-}
-/** A bus whose handlers all run inline: no worker thread to start. */
-const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
+const { bus, inlineBus, stopAll } = testBuses();
 afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
+  await stopAll();
 });
 
 describe('handler filters', () => {

@@ -131,6 +131,27 @@ export interface BusUnderTest {
 export const INLINE_ONLY_POOL = { maxThreads: 1, minThreads: 0 } as const;
 
 /**
+ * Buses a test file makes: `bus()` with a quiet logger and one worker unless
+ * the options say otherwise, `inlineBus()` with no worker thread (handlers all
+ * inline); the file's afterEach calls `stopAll()` where its order needs it.
+ */
+export function testBuses(): { bus(options?: BusOptions): MessageBus; inlineBus(options?: BusOptions): MessageBus; stopAll(): Promise<void> } {
+  const made: MessageBus[] = [];
+  const bus = (options: BusOptions = {}): MessageBus => {
+    const b = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
+    made.push(b);
+    return b;
+  };
+  return {
+    bus,
+    inlineBus: (options: BusOptions = {}) => bus({ pool: INLINE_ONLY_POOL, ...options }),
+    stopAll: async () => {
+      await Promise.all(made.splice(0).map((b) => b.stop({ drain: false })));
+    },
+  };
+}
+
+/**
  * Buses (and recordings) a test file creates, stopped and closed after each
  * test. `setup(options)` makes one with a quiet logger and one worker unless
  * the options (or the file's `defaults`) say otherwise.

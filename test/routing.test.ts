@@ -7,28 +7,21 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   HandlerLoadError, MessageBus, MiddlewareError, RefusedError, workerHandler, workerMiddleware, type BusEvent, type DeadLetterEntry,
 } from '../src/index.js';
-import { INLINE_ONLY_POOL, quietLogger, until } from './helpers.js';
+import { testBuses, until } from './helpers.js';
 import { Reports } from './fixtures/reports.js';
 
 const ROUTING = fileURLToPath(new URL('./fixtures/routing_handlers.mjs', import.meta.url));
 const worker = (name: string) => workerHandler(ROUTING, name);
 
-const buses: MessageBus[] = [];
 const channels: Reports[] = [];
-function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus {
-  const b = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
-  buses.push(b);
-  return b;
-}
-/** A bus whose handlers all run inline: no worker thread to start. */
-const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
+const { bus, inlineBus, stopAll } = testBuses();
 function reports(): Reports {
   const r = new Reports();
   channels.push(r);
   return r;
 }
 afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
+  await stopAll();
   for (const c of channels.splice(0)) c.close();
 });
 

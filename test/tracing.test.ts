@@ -12,7 +12,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { MessageBus, workerHandler, type BusEvent } from '../src/index.js';
-import { INLINE_ONLY_POOL, quietLogger, until } from './helpers.js';
+import { testBuses, until } from './helpers.js';
 
 const TRACING = fileURLToPath(new URL('./fixtures/tracing_handlers.mjs', import.meta.url));
 
@@ -34,16 +34,9 @@ afterAll(() => {
   context.disable();
 });
 
-const buses: MessageBus[] = [];
-function bus(options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus {
-  const b = new MessageBus({ logger: quietLogger(), pool: { maxThreads: 1 }, ...options });
-  buses.push(b);
-  return b;
-}
-/** A bus whose handlers all run inline: no worker thread to start. */
-const inlineBus = (options: ConstructorParameters<typeof MessageBus>[0] = {}): MessageBus => bus({ pool: INLINE_ONLY_POOL, ...options });
+const { bus, inlineBus, stopAll } = testBuses();
 afterEach(async () => {
-  await Promise.all(buses.splice(0).map((b) => b.stop({ drain: false })));
+  await stopAll();
   exporter.reset();
   workerSpans.length = 0;
 });

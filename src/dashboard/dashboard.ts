@@ -74,7 +74,6 @@ export function dashboardHandler(bus: MessageBus, options?: DashboardOptions): D
 
 /** @internal The handler over any source. */
 export function serveDashboard(source: DashboardSource, o: ResolvedDashboardOptions): DashboardHandler {
-  const sampler = source;
   const dead = source.deadLetters;
   const limiter = new ClientLimiter(o.requestsPerSecond);
   const feeds = new Set<ServerResponse>();
@@ -84,7 +83,7 @@ export function serveDashboard(source: DashboardSource, o: ResolvedDashboardOpti
   handler.close = () => {
     for (const res of feeds) res.end();
     feeds.clear();
-    sampler.close();
+    source.close();
   };
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -108,8 +107,8 @@ export function serveDashboard(source: DashboardSource, o: ResolvedDashboardOpti
       return;
     }
     if (method === 'GET' && path === '/events') return feed(req, res);
-    if (method === 'GET' && path === '/api/state') return json(res, 200, sampler.state());
-    if (method === 'GET' && path === '/api/history') return json(res, 200, { points: sampler.history() });
+    if (method === 'GET' && path === '/api/state') return json(res, 200, source.state());
+    if (method === 'GET' && path === '/api/history') return json(res, 200, { points: source.history() });
     if (method === 'GET' && path === '/api/dead-letters') return json(res, 200, listDeadLetters(await dead.list(), url.searchParams));
     if (method === 'POST' && path === '/api/circuits/reset') {
       const handler = url.searchParams.get('handler') ?? '';
@@ -143,7 +142,7 @@ export function serveDashboard(source: DashboardSource, o: ResolvedDashboardOpti
     res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', Connection: 'keep-alive' });
     res.write(': ringbus dashboard\n\n');
     feeds.add(res);
-    const stop = sampler.watch((state, point) => {
+    const stop = source.watch((state, point) => {
       res.write(`event: state\ndata: ${JSON.stringify({ state, point })}\n\n`);
     });
     req.on('close', () => {
